@@ -1,7 +1,8 @@
-"""A PaymentIntent request refused by the intent's state is answered for good under its
-idempotency key, as Stripe stores any answer once the endpoint's work has begun: a retry with
-the key replays the refusal instead of doing the work in a world changed since. Validation
-failures are not stored: the client may fix the request and send it again."""
+"""A PaymentIntent request refused by the intent's state, or a refund refused by its
+charge's, is answered for good under its idempotency key, as Stripe stores any answer once the
+endpoint's work has begun: a retry with the key replays the refusal instead of doing the work
+in a world changed since. Validation failures are not stored: the client may fix the request
+and send it again."""
 
 import pytest
 import stripe
@@ -100,3 +101,62 @@ def test_a_capture_of_too_much_is_validation_and_leaves_the_key_free(
             )
         assert refused.value.code == "amount_too_large"
         assert not _replayed(refused.value)
+
+
+def test_a_refund_refused_before_the_capture_is_replayed_after_it(
+    client: stripe.StripeClient,
+) -> None:
+    """The charge's state refused the refund: its retry after the capture replays the same
+    400, rather than refunding the payment the first request was told could not be."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"refund-{intent.id}"}
+    with pytest.raises(stripe.InvalidRequestError) as first:
+        client.v1.refunds.create(params={"payment_intent": intent.id}, options=key)
+    assert (first.value.http_status, first.value.code) == (400, "charge_not_refundable")
+    assert first.value.error is not None
+    assert (first.value.error.type, first.value.error.param) == (
+        "invalid_request_error",
+        "payment_intent",
+    )
+    assert not _replayed(first.value)
+
+    assert client.v1.payment_intents.capture(intent.id).status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError) as retried:
+        client.v1.refunds.create(params={"payment_intent": intent.id}, options=key)
+
+    assert _replayed(retried.value)
+    assert retried.value.http_status == 400
+    assert retried.value.json_body == first.value.json_body
+    assert client.v1.refunds.list(params={"payment_intent": intent.id}).data == []
+
+
+def test_a_refund_of_a_charge_refunded_already_names_the_payment_intent_it_was_asked_by(
+    client: stripe.StripeClient,
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+        }
+    )
+    client.v1.refunds.create(params={"payment_intent": intent.id})
+    key: RequestOptions = {"idempotency_key": f"again-{intent.id}"}
+    for attempt in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.refunds.create(params={"payment_intent": intent.id}, options=key)
+        assert (refused.value.code, refused.value.http_status) == ("charge_already_refunded", 400)
+        assert refused.value.error is not None
+        assert refused.value.error.param == "payment_intent"
+        assert _replayed(refused.value) is (attempt == 1)

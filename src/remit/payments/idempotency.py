@@ -516,6 +516,24 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
+async def forget_refusal(db: AsyncConnection, record: KeyRecord) -> None:
+    """Drop a key finished with a refusal that made nothing (no refund, charge or intent
+    recorded under it), for a caller whose next try must be a request of its own rather than
+    a replay: a review's close, whose refund runs under the review's key
+    (`remit.radar.reviewing`). A key holding anything else is left alone."""
+    await db.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+            idempotency_keys.c.recovery_point == RecoveryPoint.FINISHED.value,
+            idempotency_keys.c.response_code != 0,
+            idempotency_keys.c.refund_id.is_(None),
+            idempotency_keys.c.charge_id.is_(None),
+            idempotency_keys.c.payment_intent_id.is_(None),
+        )
+    )
+
+
 def abandoned_keys(*, now: datetime, limit: int) -> Select[Any]:
     """The completer's pick: unfinished keys nobody has worked on for a lease and whose backoff
     has run out, oldest try first (served by the partial index of unfinished keys, so finished

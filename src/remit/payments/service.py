@@ -2431,36 +2431,37 @@ class PaymentsService:
                 if intent is None:
                     raise not_found("payment_intent", payment_intent_id, param="payment_intent")
                 if intent.latest_charge_id is None or intent.amount_received_minor == 0:
-                    raise RemitError(
-                        message=f"This PaymentIntent ({intent.id}) does not have a successful "
+                    raise _not_refundable(
+                        f"This PaymentIntent ({intent.id}) does not have a successful "
                         "charge to refund.",
                         code="charge_not_refundable",
                         param="payment_intent",
                     )
                 charge_id = intent.latest_charge_id
+            # The refusals below name the parameter the request gave the charge by.
+            named = "charge" if payment_intent_id is None else "payment_intent"
             charges = ChargeRepository(db)
             charge = await charges.get(record.account_id, charge_id, for_update=True)
             if charge is None:
                 raise not_found("charge", charge_id, param="charge")
             if not charge.captured or charge.status is not ChargeStatus.SUCCEEDED:
-                raise RemitError(
-                    message=f"Charge {charge.id} has not been captured and cannot be refunded.",
+                raise _not_refundable(
+                    f"Charge {charge.id} has not been captured and cannot be refunded.",
                     code="charge_not_refundable",
-                    param="charge",
+                    param=named,
                 )
             if charge.refundable_minor <= 0:
-                raise RemitError(
-                    message=f"Charge {charge.id} has already been refunded.",
+                raise _not_refundable(
+                    f"Charge {charge.id} has already been refunded.",
                     code="charge_already_refunded",
-                    param="charge",
+                    param=named,
                 )
             amount = charge.refundable_minor if amount_minor is None else amount_minor
             if amount > charge.refundable_minor:
-                raise RemitError(
-                    message=(
-                        f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                        f"({charge.refundable_minor})"
-                    ),
+                # Whatever the charge's other refunds reserve now: one of them may fail later.
+                raise _not_refundable(
+                    f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                    f"({charge.refundable_minor})",
                     code="amount_too_large",
                     param="amount",
                 )
@@ -2765,6 +2766,15 @@ class PaymentsService:
             )
 
 
+def _not_refundable(message: str, *, code: str, param: str) -> RemitError:
+    """A refund the charge's state refuses (not captured, or what is left of it to refund):
+    FAILED_PRECONDITION, so it is the answer stored under the request's key
+    (`_guard_validation`). The state may change (a pending refund that reserved the charge may
+    fail, the charge may be captured), and a retry with the key must not then make the refund
+    the first request was refused. On the REST API it stays a 400 invalid_request_error."""
+    return RemitError(message=message, kind=ErrorKind.FAILED_PRECONDITION, code=code, param=param)
+
+
 def _money_back_id(refund: Refund) -> str | None:
     """The txn_ id of the refund_failure balance transaction that gives back what `refund`
     took from the balance, now that it failed or was canceled; None for a refund that took
@@ -2777,8 +2787,9 @@ def _warn_if_refunded_after_cancel(refund: Refund, operation: OperationOutcome |
     """The acquirer refunded a refund canceled while it was being sent. The refund stays
     canceled (its hold is released, the charge no longer counts it), so the money left at the
     acquirer with nothing in the ledger: reconciliation will show it, and an operator should
-    look."""
-    if operation is not None and operation.approved:
+    look. A refund another request settled meanwhile (succeeded or failed) is no such case:
+    its outcome is recorded already."""
+    if refund.status is RefundStatus.CANCELED and operation is not None and operation.approved:
         log.error(
             "refund %s of charge %s was canceled while the acquirer refunded it (operation %s)",
             refund.id,

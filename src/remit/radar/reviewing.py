@@ -280,7 +280,13 @@ class ReviewsService:
         """A close's refund or cancel failed: take back its `closing_reason` if the refusal
         certainly moved nothing (its key was never kept, or holds a refusal). One that may be
         under way at the acquirer (its outcome unknown, its key kept unfinished) keeps it, so
-        that no approval can win before its retry or the completer closes the review."""
+        that no approval can win before its retry or the completer closes the review.
+
+        A refund refused for the charge's state (`charge_already_refunded` while other refunds
+        still pending reserve all of it) is stored under the review's key as under any key; it
+        is dropped here, with the mark, as no refund was made: the state may change (a pending
+        refund may fail), and the next close must try the refund again rather than replay a
+        refusal of the charge as it was then."""
         async with self._engine.begin() as db:
             reviews = ReviewRepository(db)
             current = await reviews.get(account_id, review_id, for_update=True)
@@ -288,10 +294,13 @@ class ReviewsService:
                 return
             call = await _refusal_call_in_use(db, account_id, review_id, reason)
             stored = await idempotency.find(db, account_id, call.key)
-            if stored is not None and not (stored.finished and stored.response_code != 0):
+            refused = stored is not None and stored.finished and stored.response_code != 0
+            if stored is not None and not refused:
                 refund = await _refund_of(db, stored)
                 if not (stored.finished and refund is not None and _failed(refund)):
                     return
+            if stored is not None and refused and reason is not ClosedReason.CANCELED:
+                await idempotency.forget_refusal(db, stored)
             await reviews.save(replace(current, closing_reason=None))
 
     async def resume_refusal(self, record: KeyRecord) -> bool:

@@ -9,6 +9,7 @@ answer makes them `succeeded` or `failed`. The tests put a pending refund in `re
 themselves, as a flow waiting on the customer would leave it: created, held, not yet sent.
 """
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -311,7 +312,7 @@ class CanceledWhileInFlight(FakeNetwork):
 
 
 async def test_an_answer_arriving_after_the_cancel_does_not_make_the_refund_succeed(
-    core_engine: AsyncEngine, account_id: str
+    core_engine: AsyncEngine, account_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     network = CanceledWhileInFlight()
     payments = PaymentsService(
@@ -325,10 +326,13 @@ async def test_an_answer_arriving_after_the_cancel_does_not_make_the_refund_succ
     network.cancel_first = (payments, core_engine, account_id)
     intent_id = await _paid_and_available(payments, core_engine, account_id)
 
-    done = await refund_intent(payments, account_id, "raced", intent_id, REFUND)
+    with caplog.at_level(logging.ERROR, logger="remit.payments.service"):
+        done = await refund_intent(payments, account_id, "raced", intent_id, REFUND)
 
     assert isinstance(done, Done)
     assert done.value.status is RefundStatus.CANCELED
+    # The money left at the acquirer with nothing in the ledger: an operator is told.
+    assert [r for r in caplog.records if "was canceled while the acquirer" in r.getMessage()]
     assert [type(result) for result in network.meanwhile] == [Done]
     refund = await payments.get_refund(account_id, done.value.id)
     assert refund.status is RefundStatus.CANCELED

@@ -330,3 +330,41 @@ async def test_the_review_closes_when_the_last_pending_refund_succeeds(
     review = await reviews.get(account_id, review_id)
     assert (review.open, review.closed_reason) == (False, ClosedReason.REFUNDED)
     assert await _review_events(core_engine, account_id, review_id) == OPENED_AND_CLOSED
+
+
+async def test_a_close_refused_while_pending_refunds_reserve_the_charge_refunds_once_they_fail(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """The close's refund is refused for the charge's state (its refunds reserve all of it,
+    one still pending): the refusal is stored under the review's key as under any, but the
+    close drops it with its mark, so that once the pending refund failed the next close
+    refunds the rest rather than replay the refusal of the charge as it was."""
+    intent = await _in_review(parts, account_id, "pay")
+    review_id, charge_id = intent.review_id or "", intent.latest_charge_id or ""
+    waiting = await _refund_left_pending(parts, account_id, "r1", charge_id, 10000)
+    await _refund(parts, account_id, "r2", charge_id, amount=20000)
+
+    with pytest.raises(RemitError) as refused:
+        await reviews.close(account_id, review_id, ClosedReason.REFUNDED_AS_FRAUD)
+    assert (refused.value.code, refused.value.kind) == (
+        "charge_already_refunded",
+        ErrorKind.FAILED_PRECONDITION,
+    )
+    review = await reviews.get(account_id, review_id)
+    assert (review.open, review.closing_reason) == (True, None)
+
+    parts.network.refuse(waiting.id, "expired_or_canceled_card", "The card was canceled.")
+    failed = await _refund(parts, account_id, "r1", charge_id, amount=10000)
+    assert failed.status is RefundStatus.FAILED
+
+    closed = await reviews.close(account_id, review_id, ClosedReason.REFUNDED_AS_FRAUD)
+
+    assert closed.closed_reason is ClosedReason.REFUNDED_AS_FRAUD
+    refunds, _ = await parts.payments.list_refunds(account_id, limit=10, charge_id=charge_id)
+    made = [r for r in refunds if r.id != waiting.id and r.amount_minor == 10000]
+    assert [(r.status, r.reason) for r in made] == [
+        (RefundStatus.SUCCEEDED, RefundReason.FRAUDULENT)
+    ]
+    charge, _ = await parts.payments.get_charge(account_id, charge_id)
+    assert (charge.amount_refunded_minor, charge.refunded) == (AMOUNT, True)
+    assert await _review_events(core_engine, account_id, review_id) == OPENED_AND_CLOSED
