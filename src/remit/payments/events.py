@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.jsonview import JsonObject, to_json
-from remit.payments.charges import Charge, ChargeStatus, Refund
+from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import CancellationReason, PaymentIntent, Status
 from remit.payments.grpc import charge_message, payment_intent_message, refund_message
 from remit.payments.never_authenticated import stopped_at_authentication
@@ -193,3 +193,7 @@ class PaymentEvents:
         if previous:
             for event in _REFUND_UPDATED_EVENTS:
                 await self._emit(db, after.account_id, event, after_json, previous)
+        if after.status is RefundStatus.FAILED and before.status is not RefundStatus.FAILED:
+            # Stripe's own event for a refund that failed, after the updates that show it
+            # failing; like refund.created, it carries the refund alone.
+            await self._emit(db, after.account_id, "refund.failed", after_json)

@@ -31,6 +31,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "charge.refund.updated",
         "refund.created",
         "refund.updated",
+        "refund.failed",
         "payment_method.attached",
         "payment_method.detached",
         "payment_method.updated",

@@ -301,7 +301,8 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 # Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
 # Not here: payouts and balance.available, which happen on the simulated bank's and the
 # availability schedule rather than at once, charge.expired, which takes an authorization left
-# uncaptured for 7 days, and reviews, which need a Review rule first.
+# uncaptured for 7 days, reviews, which need a Review rule first, and refund.failed, which
+# takes a refund the acquirer refuses (no test card makes it).
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,

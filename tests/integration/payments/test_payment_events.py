@@ -114,9 +114,13 @@ async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_re
         "refund.created",
         "refund.updated",
         "charge.refund.updated",
+        "refund.failed",
     ]
     assert made[2][1]["object"]["status"] == "failed"  # type: ignore[index]
     assert made[3][1] == made[2][1]
+    # Stripe's refund.failed carries the failed refund, without previous attributes.
+    assert made[4][1] == {"object": made[2][1]["object"], "previous": None}
+    assert made[4][1]["object"]["failure_reason"] == "expired_or_canceled_card"  # type: ignore[index]
     charge, _ = await payments.get_charge(account_id, intent.latest_charge_id or "")
     assert charge.amount_refunded_minor == 0
 

@@ -17,6 +17,8 @@ NOT_CAUSABLE_YET = {
     "balance.available",
     # An authorization expires 7 days after it was left uncaptured.
     "charge.expired",
+    # A refund fails when the acquirer refuses it, which no test card makes it do.
+    "refund.failed",
 }
 
 
