@@ -14,6 +14,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: str = "ok"
+    # Sent as it is instead of `body` when set: bytes no text holds (a gzip stream, a NUL).
+    raw_body: bytes | None = None
     delay_s: float = 0.0
     # Set to hold the request open until the test releases it (or the connection dies).
     hold: asyncio.Event | None = None
@@ -56,6 +58,8 @@ class Receiver:
                 await asyncio.sleep(reply.delay_s)
         finally:
             self.in_flight -= 1
+        if reply.raw_body is not None:
+            return web.Response(status=reply.status, body=reply.raw_body, headers=reply.headers)
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
 
     async def start(self) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from remit.core.clock import Clock, unix_seconds
 from remit.core.ids import new_id
 from remit.core.logging import mask_sensitive
+from remit.core.stored_text import storable_text
 from remit.storage import fastsql
 from remit.webhooks.domain import (
     GIVE_UP_TRIES,
@@ -128,11 +129,14 @@ def outcome_of(result: HttpResult, now: datetime) -> AttemptOutcome:
     # server: either can hold a card number or a secret, which the attempt's row (and every
     # dump of it) must not. The sender masks the snippet before cutting it (`masked_snippet`),
     # so that a number straddling the cut is seen whole; masking again here costs little.
+    # Either is stored as text, which cannot hold a NUL: one in either would fail the record
+    # after the POST was made, and the job's retries would POST the attempt again and again
+    # (`storable_text`; the sender's own already has none).
     return AttemptOutcome(
         http_status=result.http_status,
         latency_ms=result.latency_ms,
-        response_snippet=mask_sensitive(result.response_snippet),
-        error=None if result.error is None else mask_sensitive(result.error),
+        response_snippet=storable_text(mask_sensitive(result.response_snippet)),
+        error=None if result.error is None else storable_text(mask_sensitive(result.error)),
         retry_after=parse_retry_after(result.retry_after, now)
         if result.http_status == 429
         else None,

@@ -8,6 +8,8 @@ attempt; of the body only the first bytes are read, in one read waited on briefl
 it. Every connection is checked against the `UrlPolicy`: the resolver drops refused addresses
 of a name, and the connector refuses any address it is about to connect to, literal ones
 included (aiohttp connects to an IP address in the URL without asking the resolver).
+
+The client asks for bodies uncompressed, since only a snippet of each is kept, as text.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from remit.core.logging import mask_sensitive
+from remit.core.stored_text import storable_text
 from remit.webhooks.domain import DELIVERY_TIMEOUT_S
 from remit.webhooks.urls import BlockedAddressError, UrlPolicy, check_literal_host, literal_address
 
@@ -131,7 +134,9 @@ class WebhookSender:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
-                headers={"User-Agent": USER_AGENT},
+                # Only a snippet of a body is kept, as text: a compressed one would be bytes
+                # no one can read.
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                 # Bodies from endpoints are echoed only as a snippet, never parsed.
                 auto_decompress=False,
             )
@@ -202,8 +207,9 @@ def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
     number or secret straddling the cut is recognised whole. `more` says the body may go on past
     `raw` (one read may end within the first `limit` bytes). Where the text was cut, or may have
     been (masking can also shorten it below `limit`, bringing the end of `raw` into it), a run of
-    7 or more digits left at its end is masked too."""
-    text = mask_sensitive(raw.decode("utf-8", errors="replace"))
+    7 or more digits left at its end is masked too. A NUL byte (every gzip stream has some),
+    which no stored text may hold, reads as U+FFFD, as bytes that are no UTF-8 do."""
+    text = mask_sensitive(storable_text(raw.decode("utf-8", errors="replace")))
     encoded = text.encode("utf-8")
     if len(encoded) > limit:
         text = encoded[:limit].decode("utf-8", errors="ignore")
@@ -213,7 +219,7 @@ def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
 
 
 def _failure(latency_ms: int, error: str) -> HttpResult:
-    return HttpResult(None, latency_ms, "", error[:500], None)
+    return HttpResult(None, latency_ms, "", storable_text(error[:500]), None)
 
 
 def _reason(error: Any) -> str:

@@ -64,3 +64,17 @@ def test_a_read_that_ended_before_the_body_did_has_its_trailing_digits_masked() 
     """One read hands back what has come so far, maybe less than the limit."""
     snippet = masked_snippet(b"x" * 100 + b"41111111", SNIPPET_BYTES, more=True)
     assert snippet == "x" * 100 + "[cut ****]"
+
+
+def test_a_nul_in_the_body_reads_as_the_replacement_character() -> None:
+    """No stored text may hold a NUL, and every gzip stream has some."""
+    assert masked_snippet(b"ok\x00done", SNIPPET_BYTES, more=False) == "ok\ufffddone"
+
+
+def test_a_nul_is_replaced_before_the_snippet_is_cut() -> None:
+    """Each NUL's replacement takes three bytes: the snippet still ends within the limit."""
+    raw, more = read("\x00" * (SNIPPET_BYTES + 50))
+    snippet = masked_snippet(raw, SNIPPET_BYTES, more=more)
+    assert "\x00" not in snippet
+    assert len(snippet.encode("utf-8")) <= SNIPPET_BYTES
+    assert set(snippet) == {"\ufffd"}
