@@ -9,7 +9,9 @@ it. Every connection is checked against the `UrlPolicy`: the resolver drops refu
 of a name, and the connector refuses any address it is about to connect to, literal ones
 included (aiohttp connects to an IP address in the URL without asking the resolver).
 
-The client asks for bodies uncompressed, since only a snippet of each is kept, as text.
+The client is shared by every delivery of every account: it keeps no cookies (one merchant's
+receiver setting one would have it sent to another's on the same host), and asks for bodies
+uncompressed, since only a snippet of each is kept, as text.
 """
 
 import asyncio
@@ -139,6 +141,9 @@ class WebhookSender:
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                 # Bodies from endpoints are echoed only as a snippet, never parsed.
                 auto_decompress=False,
+                # Every account's deliveries share the session: a cookie one receiver sets
+                # must not be sent to another's on the same host, nor fill a jar for good.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
