@@ -42,6 +42,9 @@ SNIPPET_LOOKAHEAD_BYTES: Final = 64
 # How long the snippet's read waits for a body's first bytes once the status line is in.
 SNIPPET_WAIT_S: Final = 1.0
 USER_AGENT: Final = "remit-webhooks/1.0"
+# POSTs in flight at once, for a sender whose caller does not bound them itself (the core's
+# resends, the listening tool).
+DEFAULT_MAX_CONNECTIONS: Final = 256
 
 
 @dataclass(frozen=True)
@@ -102,20 +105,28 @@ class PolicyConnector(aiohttp.TCPConnector):
 
 
 class WebhookSender:
-    """One connection pool per process; call `close` at shutdown."""
+    """One connection pool per process; call `close` at shutdown.
+
+    `max_connections` bounds the POSTs in flight at once; None: no bound of its own, for a
+    caller that bounds them itself (the worker's delivery slots do). A POST past the bound
+    waits for its turn before its attempt starts: its timeout and its latency count from
+    then. Counted from the call, as aiohttp's own connection limit counts its wait, a POST
+    that waited its turn would be recorded as the endpoint's timeout (retried, and counted
+    towards disabling the endpoint) though it was often made, and the event delivered twice."""
 
     def __init__(
         self,
         policy: UrlPolicy,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_connections: int = 256,
+        max_connections: int | None = DEFAULT_MAX_CONNECTIONS,
         snippet_bytes: int = SNIPPET_BYTES,
         snippet_wait_s: float = SNIPPET_WAIT_S,
     ) -> None:
         self._policy = policy
         self._timeout_s = timeout_s
         self._max_connections = max_connections
+        self._turns = None if max_connections is None else asyncio.Semaphore(max_connections)
         self._snippet_bytes = snippet_bytes
         self._snippet_wait_s = snippet_wait_s
         self._session: aiohttp.ClientSession | None = None
@@ -125,11 +136,18 @@ class WebhookSender:
         """The longest one attempt's POST may take, its response's snippet read."""
         return self._timeout_s
 
+    @property
+    def max_connections(self) -> int | None:
+        """How many POSTs may be in flight at once (None: as many as are made)."""
+        return self._max_connections
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = PolicyConnector(
                 self._policy,
-                limit=self._max_connections,
+                # No limit of the pool's own: its wait would count in the attempt's timeout
+                # (`post` waits for a turn before the attempt instead).
+                limit=0,
                 limit_per_host=0,
                 ttl_dns_cache=60,
             )
@@ -148,6 +166,12 @@ class WebhookSender:
         return self._session
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResult:
+        if self._turns is None:
+            return await self._attempt(url, body, headers)
+        async with self._turns:
+            return await self._attempt(url, body, headers)
+
+    async def _attempt(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResult:
         started = time.monotonic()
 
         def elapsed_ms() -> int:

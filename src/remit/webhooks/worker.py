@@ -42,6 +42,14 @@ class WebhookWorkerParts:
     preparers: dict[str, JobPreparer] = field(default_factory=dict)
 
 
+def delivery_sender(policy: UrlPolicy) -> WebhookSender:
+    """The worker's HTTP client, with no bound of its own on the POSTs in flight: the
+    worker's delivery slots bound them (`remit.config.worker_delivery_slots`, up to 1024),
+    and each endpoint's slots too. A lower bound would keep a delivery waiting for a
+    connection, its job's run outlasting what its lease allows for one POST."""
+    return WebhookSender(policy, max_connections=None)
+
+
 def webhook_worker_parts(
     engine: AsyncEngine,
     policy: UrlPolicy,
@@ -52,7 +60,7 @@ def webhook_worker_parts(
     sender: WebhookSender | None = None,
 ) -> WebhookWorkerParts:
     time = clock or SystemClock()
-    outbound = sender or WebhookSender(policy)
+    outbound = sender or delivery_sender(policy)
     deliverer = WebhookDeliverer(engine, outbound, time, renderer=renderer, settings=settings)
 
     async def purge_old_events() -> None:
