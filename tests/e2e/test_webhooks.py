@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.storage.engine import dispose, make_engine
+from remit.webhooks.domain import MAX_ENDPOINTS_PER_ACCOUNT
 from remit.webhooks.outbox import record_event
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
@@ -175,6 +176,18 @@ def test_bad_endpoints_are_refused_with_the_parameter_named(client: stripe.Strip
         with pytest.raises(stripe.InvalidRequestError) as refused:
             client.v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
         assert refused.value.param == param
+
+
+def test_an_account_past_its_endpoints_cap_is_refused_on_url(
+    client: stripe.StripeClient,
+) -> None:
+    params: dict[str, Any] = {"url": "https://example.com/hooks", "enabled_events": ["*"]}
+    for _ in range(MAX_ENDPOINTS_PER_ACCOUNT):
+        client.v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
+    assert (refused.value.http_status, refused.value.param) == (400, "url")
+    assert f"{MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints" in str(refused.value.user_message)
 
 
 async def test_the_worker_delivers_and_the_events_api_lists_the_event(

@@ -85,6 +85,10 @@ OLD_SECRET_DEFAULT_LIFETIME: Final = timedelta(hours=24)
 # the current secret at once adds none), so the header stays far below the 8 KB many servers
 # allow for one.
 MAX_SIGNING_ROLLED_SECRETS: Final = 5
+# Endpoints an account may have (deleted ones aside), as at Stripe: every event adds a delivery
+# and a job per endpoint subscribed to it, in the transaction that records it (a payment's
+# own), and each is a POST to someone's server.
+MAX_ENDPOINTS_PER_ACCOUNT: Final = 16
 EVENT_RETENTION: Final = timedelta(days=30)
 
 

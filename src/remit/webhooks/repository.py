@@ -217,6 +217,26 @@ class EndpointRepository:
             )
         )
 
+    async def count_locked(self, account_id: str) -> int:
+        """How many endpoints the account has (deleted ones aside), counted under the lock
+        on the account's row that every creation of an endpoint takes first and holds to its
+        commit: two creations at once count one after the other, each seeing the other's
+        endpoint, so neither passes a cap the other filled. FOR NO KEY UPDATE, as a change of
+        the account's settings locks it: the key-share locks that inserts referencing the
+        account take (its payments', its events') do not wait for it. The count is a
+        statement of its own, after the lock's: its snapshot is taken once the lock is
+        granted, and sees what the creation waited for."""
+        await self._db.execute(
+            select(accounts.c.id).where(accounts.c.id == account_id).with_for_update(key_share=True)
+        )
+        c = webhook_endpoints.c
+        counted = await self._db.execute(
+            select(func.count())
+            .select_from(webhook_endpoints)
+            .where(c.account_id == account_id, c.deleted_at.is_(None))
+        )
+        return int(counted.scalar_one())
+
     async def get(
         self, account_id: str, endpoint_id: str, *, for_update: bool = False
     ) -> WebhookEndpoint | None:

@@ -23,6 +23,7 @@ from remit.webhooks.delivery import (
 )
 from remit.webhooks.domain import (
     EVENT_RETENTION,
+    MAX_ENDPOINTS_PER_ACCOUNT,
     MAX_SIGNING_ROLLED_SECRETS,
     OLD_SECRET_DEFAULT_LIFETIME,
     DeliveryAttempt,
@@ -131,6 +132,19 @@ def _check_version(version: str) -> str:
     return version
 
 
+def _too_many_endpoints() -> WebhooksError:
+    """A creation past MAX_ENDPOINTS_PER_ACCOUNT. Stripe's 400 invalid_request_error, on
+    `url` as Stripe names it; FAILED_PRECONDITION: the same request succeeds once an endpoint
+    is deleted."""
+    return WebhooksError(
+        message=f"This account already has {MAX_ENDPOINTS_PER_ACCOUNT} webhook endpoints, the "
+        "most an account may have. Delete one it no longer needs before creating another, "
+        "or subscribe an existing endpoint to more events.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        param="url",
+    )
+
+
 def _too_many_rolled_secrets(
     endpoint: WebhookEndpoint, signing: Sequence[RolledSecret]
 ) -> WebhooksError:
@@ -224,7 +238,10 @@ class WebhooksService:
         )
 
         async def insert(db: AsyncConnection) -> WebhookEndpoint:
-            await EndpointRepository(db).insert(endpoint)
+            endpoints = EndpointRepository(db)
+            if await endpoints.count_locked(account_id) >= MAX_ENDPOINTS_PER_ACCOUNT:
+                raise _too_many_endpoints()
+            await endpoints.insert(endpoint)
             return endpoint
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
