@@ -1,8 +1,9 @@
 """Process-wide logging with a filter that masks card numbers and secrets.
 
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
-record's final message, its traceback and its stack, masking each 13-19 digit run (spaces or
-dashes allowed between digits) that passes the Luhn check, keeping only the last four digits.
+record's final message, its traceback and its stack, masking each run of digits (any spaces or
+dashes between them, as the vault accepts a number typed) that holds a card number, keeping
+only that number's last four digits (`mask_card_numbers`).
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
 (`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
 secrets (`pi_..._secret_...`, whose intent id stays readable) and the user and password of a
@@ -11,14 +12,32 @@ Publishable keys are public and stay as they are.
 """
 
 import contextlib
+import itertools
 import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
-_CANDIDATE: Final = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_CARD_LENGTHS: Final = range(13, 20)
+# Digits with any spaces or dashes between them, as `vault.cards.normalize_number` accepts a
+# number typed; ASCII digits only, as the vault takes no others. The lookahead passes over the
+# runs too short to hold a card (most numbers in a log line) without a call for each. Digits
+# and separators never overlap, so matching takes time linear in the run, however long.
+_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-9]+)*")
+# The lengths a card number has, by its first digit (`vault.cards.BRAND_RULES`, coarsened): 2
+# and 5 Mastercard, 3 Amex, Diners and JCB, 4 Visa, 6 Discover and UnionPay, 8 UnionPay.
+_LENGTHS_BY_FIRST_DIGIT: Final = {
+    "2": frozenset({16}),
+    "3": frozenset(range(14, 20)),
+    "4": frozenset({13, 16, 19}),
+    "5": frozenset({16}),
+    "6": frozenset(range(16, 20)),
+    "8": frozenset(range(16, 20)),
+}
+_NO_LENGTHS: Final[frozenset[int]] = frozenset()
+_LUHN_DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -34,13 +53,69 @@ def luhn_valid(digits: str) -> bool:
 
 
 def mask_card_numbers(text: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return f"[card ****{digits[-4:]}]"
-        return match.group(0)
+    """`text` with each run of digits that holds a card number (see `_card_number_in`)
+    replaced, whole, by `[card ****4242]`: what else the run holds (a CVC, an expiry typed
+    after the number) goes with it."""
 
-    return _CANDIDATE.sub(replace, text)
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) < _CARD_LENGTHS.start:
+            return run
+        number = _card_number_in(run)
+        return run if number is None else f"[card ****{number[-4:]}]"
+
+    return _DIGIT_RUN.sub(replace, text)
+
+
+def _card_number_in(run: str) -> str | None:
+    """A card number within `run` (digits, spaces and dashes), or None: 13-19 digits that pass
+    the Luhn check and are either whole groups of the run (`4242 4242 4242 4242 123`, a number
+    and its CVC) or start a group and go on into one, at a length a card starting so has
+    (`42424242424242421234`, the CVC typed on). Not every stretch of digits is tried: the
+    more are, the more long numbers (ids, timestamps) would pass by chance, one in ten each."""
+    groups = run.replace("-", " ").split()
+    digits = "".join(groups)
+    if len(digits) < _CARD_LENGTHS.start:
+        return None
+    starts = list(itertools.accumulate((len(group) for group in groups[:-1]), initial=0))
+    ends = set(itertools.accumulate(len(group) for group in groups))
+    # No stretch tried goes further than 19 digits past a group's start.
+    passes_luhn = _luhn_check_of_stretches(digits[: starts[-1] + _CARD_LENGTHS.stop - 1])
+    # Whole groups first, so that the number shown is the one typed, not a stretch of it
+    # that passes by chance.
+    for start in starts:
+        for end in range(start + _CARD_LENGTHS.start, start + _CARD_LENGTHS.stop):
+            if end in ends and passes_luhn(start, end):
+                return digits[start:end]
+    for start in starts:
+        for length in _LENGTHS_BY_FIRST_DIGIT.get(digits[start], _NO_LENGTHS):
+            end = start + length
+            if end <= len(digits) and end not in ends and passes_luhn(start, end):
+                return digits[start:end]
+    return None
+
+
+def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:
+    """Whether the stretch `digits[start:end]` passes the Luhn check, in constant time, from
+    prefix sums: which digits a stretch doubles (every other one, leftwards from its
+    next-to-last) depends only on the parity of where it ends, so one sum for each parity
+    serves every stretch."""
+    values = [ord(char) - 48 for char in digits]
+    doubled = [_LUHN_DOUBLED[value] for value in values]
+    # A stretch ending before an even index (its last digit at an odd one) doubles the digits
+    # at even indexes, and one ending before an odd index those at odd indexes.
+    doubling_even = [values[i] if i % 2 else doubled[i] for i in range(len(values))]
+    doubling_odd = [doubled[i] if i % 2 else values[i] for i in range(len(values))]
+    by_parity = (
+        [0, *itertools.accumulate(doubling_even)],
+        [0, *itertools.accumulate(doubling_odd)],
+    )
+
+    def passes(start: int, end: int) -> bool:
+        sums = by_parity[end % 2]
+        return (sums[end] - sums[start]) % 10 == 0
+
+    return passes
 
 
 _MASK: Final = "********"

@@ -54,6 +54,60 @@ def test_digit_runs_that_fail_luhn_or_length_are_left_alone() -> None:
     assert mask_card_numbers("ts 1700000000") == "ts 1700000000"
 
 
+@pytest.mark.parametrize(
+    ("typed", "last4"),
+    [
+        # A number with what was typed after it, separated: its CVC, part of an expiry.
+        ("4242424242424242 123", "4242"),
+        ("5555555555554444-12", "4444"),
+        ("378282246310005 1234", "0005"),
+        ("4242 4242 4242 4242 123", "4242"),
+        # ... or before it.
+        ("12 4242424242424242", "4242"),
+        # Any number of spaces and dashes between groups, as the vault accepts them.
+        ("4242  4242  4242  4242", "4242"),
+        ("4242 - 4242 - 4242 - 4242", "4242"),
+        ("4242--4242 -4242- 4242", "4242"),
+        # The CVC typed on with no space: the number is where a card of its brand ends.
+        ("42424242424242421234", "4242"),
+        ("4242424242424242123", "4242"),
+        ("55555555555544441234", "4444"),
+        ("3782822463100051234", "0005"),
+        ("4242 4242 4242 42421234", "4242"),
+    ],
+)
+def test_a_card_number_in_a_longer_run_of_digits_is_masked_with_the_whole_run(
+    typed: str, last4: str
+) -> None:
+    """The whole run goes, so that the CVC or expiry typed with the number goes with it."""
+    assert mask_card_numbers(f"Invalid integer: {typed}.") == (
+        f"Invalid integer: [card ****{last4}]."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "amount 1000 at 2026 12 07",
+        "pi_123 1234567890",
+        "2026-12-07 16:02:41,123 core INFO charged 1000 usd (attempt 2 of 5)",
+        "created 2026-12-07T16:02:41.123456Z by 10.0.0.12:5432",
+        "took 1765123456782 ms",  # a 13-digit millisecond timestamp that fails the Luhn check
+        "at 1765123456789012345 ns",  # a 19-digit one: none of its stretches is a card's
+        "id 12345678901234567890",  # longer than any card, and starts as none does
+        "amounts 100 200 300 400 500",
+    ],
+)
+def test_ids_timestamps_and_amounts_are_left_alone(text: str) -> None:
+    assert mask_card_numbers(text) == text
+
+
+def test_a_long_run_of_digits_and_separators_is_masked_whole_when_it_holds_a_card() -> None:
+    filler = "1 " * 50_000
+    assert mask_card_numbers(filler) == filler  # no stretch of ones passes the Luhn check
+    assert mask_card_numbers(f"{filler}4242424242424242 {filler}x") == "[card ****4242] x"
+
+
 def test_luhn() -> None:
     assert luhn_valid(PAN)
     assert not luhn_valid("4242424242424241")
@@ -71,6 +125,23 @@ def test_the_log_filter_masks_messages_arguments_and_tracebacks() -> None:
     assert PAN not in record.getMessage()
     assert record.exc_text is not None
     assert PAN not in record.exc_text
+
+
+def test_the_log_filter_masks_a_card_number_typed_with_its_cvc() -> None:
+    record = logging.LogRecord(
+        "t", logging.ERROR, __file__, 1, "refused %r", ("4242 4242 4242 4242 123",), None
+    )
+    try:
+        raise ValueError("Invalid integer: 4242424242424242 123")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    assert SensitiveDataMaskingFilter().filter(record)
+    assert record.getMessage() == "refused '[card ****4242]'"
+    assert record.exc_text is not None
+    assert "ValueError: Invalid integer: [card ****4242]" in record.exc_text
+    assert "123" not in record.exc_text.splitlines()[-1]
 
 
 def test_api_keys_are_masked_like_stripe_masks_them() -> None:

@@ -73,3 +73,38 @@ def test_card_metadata_in_a_json_body_is_unknown_too(client: TestClient) -> None
         auth=(PUBLISHABLE_KEY, ""),
     )
     _assert_unknown(response, "card[metadata]")
+
+
+@pytest.mark.parametrize(
+    ("typed", "last4"),
+    [
+        ("4242424242424242 123", "4242"),
+        ("4242 - 4242 - 4242 - 4242", "4242"),
+        ("5555555555554444-12", "4444"),
+        ("42424242424242421234", "4242"),
+    ],
+)
+def test_a_card_number_in_the_wrong_field_is_never_echoed_however_typed(
+    client: TestClient, typed: str, last4: str
+) -> None:
+    """The refusal quotes the value, and the facade masks what it quotes: with the CVC or
+    whatever else was typed in the same run of digits."""
+    response = client.post(
+        "/v1/tokens", data={**CARD, "card[exp_month]": typed}, auth=(PUBLISHABLE_KEY, "")
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["message"]) == (
+        "card[exp_month]",
+        f"Invalid integer: [card ****{last4}]",
+    )
+
+
+def test_a_card_number_as_a_parameter_name_is_never_echoed_however_typed(
+    client: TestClient,
+) -> None:
+    response = client.post(
+        "/v1/tokens", data={**CARD, "card[4242424242424242 123]": "x"}, auth=(SECRET_KEY, "")
+    )
+    _assert_unknown(response, "card[[card ****4242]]")
+    assert "123]" not in response.text
