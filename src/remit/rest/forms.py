@@ -37,6 +37,11 @@ _KEY = re.compile(r"(?P<name>[^\[\]]+)(?P<segments>(?:\[[^\[\]]*\])*)")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _PREVIEW_LENGTH: Final = 100
+# Half of a UTF-16 surrogate pair, alone: what a JSON `\ud800` escape without its other half
+# decodes to. Such a string is no text (UTF-8 cannot encode it, so nothing downstream can
+# carry it: the protobuf request to the core fails to build), and the form path never yields
+# one, refusing the bytes that would encode it as invalid UTF-8.
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 class FormDecodeError(ValueError):
@@ -332,6 +337,8 @@ def _refuse_json_constant(name: str) -> NoReturn:
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     result: dict[str, object] = {}
     for key, value in pairs:
+        # Before a refusal could quote the name.
+        _refuse_lone_surrogates(key, param=None)
         if key in result:
             raise FormDecodeError(
                 f"Received the JSON key {_preview(key)} more than once.", _preview(key)
@@ -383,7 +390,7 @@ def _check_depth(param: str, depth: int) -> None:
 
 def _json_scalar(value: object, param: str) -> str:
     if isinstance(value, str):
-        return refuse_nul(value, param)
+        return refuse_nul(_refuse_lone_surrogates(value, param), param)
     if value is None:
         return ""
     if value is True:
@@ -392,3 +399,13 @@ def _json_scalar(value: object, param: str) -> str:
         return "false"
     # parse_int/parse_float keep numbers as their literal text, so everything else is a str.
     return str(value)
+
+
+def _refuse_lone_surrogates(text: str, param: str | None) -> str:
+    """`text`, unless it holds a lone surrogate: refused as the form path refuses bytes that
+    are not UTF-8, naming the parameter whose value holds it (never quoting the value, which
+    may be a card number)."""
+    if _LONE_SURROGATE.search(text):
+        where = f" in the value of {_preview(param)}" if param is not None else " in a name"
+        raise FormDecodeError(f"Invalid UTF-8{where}.", _preview_or_none(param))
+    return text

@@ -474,3 +474,48 @@ def test_nul_is_refused_in_names_and_values() -> None:
         decode_json_body(b'{"m": {"k": "v\\u0000"}}')
     with pytest.raises(FormDecodeError, match="NUL"):
         decode_json_body(b'{"m": {"k\\u0000": "v"}}')
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (b'{"description": "a\\udc80"}', "description"),
+        (b'{"description": "\\ud800"}', "description"),
+        (b'{"card": {"number": "4242424242424242\\ud800"}}', "card[number]"),
+        (b'{"card": {"cvc": "12\\udfff"}}', "card[cvc]"),
+        (b'{"expand": ["customer", "x\\ud83d"]}', "expand[1]"),
+        (b'{"items": [{"price": "\\ude00price_1"}]}', "items[0][price]"),
+        # The halves of a pair in the wrong order are two lone surrogates.
+        (b'{"description": "\\ude00\\ud83d"}', "description"),
+    ],
+)
+def test_a_lone_surrogate_escaped_in_a_json_value_is_invalid_utf8_naming_it(
+    raw: bytes, param: str
+) -> None:
+    """As bytes that are not UTF-8 are in a form value, and never quoting the value."""
+    with pytest.raises(FormDecodeError) as refused:
+        decode_json_body(raw)
+    assert refused.value.param == param
+    assert refused.value.message == f"Invalid UTF-8 in the value of {param}."
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"descr\\ud800iption": "x"}',
+        b'{"metadata": {"order\\udc80": "6735"}}',
+        b'{"card": {"4242424242424242\\ud800": "x"}}',
+        b'{"items": [{"price\\ud800": "price_1"}]}',
+        # Refused as not UTF-8 before it could be refused, quoted, as given twice.
+        b'{"metadata": {"k\\ud800": "v", "k\\ud800": "w"}}',
+    ],
+)
+def test_a_lone_surrogate_escaped_in_a_json_name_is_invalid_utf8(raw: bytes) -> None:
+    with pytest.raises(FormDecodeError) as refused:
+        decode_json_body(raw)
+    assert (refused.value.message, refused.value.param) == ("Invalid UTF-8 in a name.", None)
+
+
+def test_a_surrogate_pair_escaped_in_json_is_the_character_it_encodes() -> None:
+    decoded = decode_json_body(b'{"metadata": {"\\ud83d\\ude00": "\\ud83d\\ude00 ok"}}')
+    assert decoded == {"metadata": {"\U0001f600": "\U0001f600 ok"}}
