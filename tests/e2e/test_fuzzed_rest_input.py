@@ -9,6 +9,7 @@ is refused, and the objects made before the fuzzing (an intent waiting for its p
 one, the account's balance) must come out of it exactly as they went in.
 """
 
+import json
 import os
 import re
 import uuid
@@ -541,6 +542,7 @@ class Refusals:
         *,
         key: str | None = None,
         idempotency_key: bytes | None = None,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> dict[str, Any]:
         secret = key or self.merchant.account.secret_key
         if endpoint.method == "GET":
@@ -556,6 +558,7 @@ class Refusals:
             key=secret,
             body=params,
             headers=[("Idempotency-Key", sent_key)],
+            content_type=content_type,
         )
         error = stripe_refusal(answer)
         if answer.status in (400, 404) and idempotency_key is None:
@@ -813,6 +816,86 @@ def test_unknown_ids_anywhere_are_missing_objects(refusals: Refusals) -> None:
             if path == "/v1/payment_intents":
                 params += b"&amount=1000&currency=usd"
         refusals.send(Endpoint(method, target, ()), params)
+
+    refused()
+    refusals.assert_nothing_changed()
+
+
+# --- JSON bodies ------------------------------------------------------------------------------
+
+TOKENS: Final = Endpoint("POST", "/v1/tokens", [])
+# Text holding half of a surrogate pair alone, which `json.dumps` escapes (`\ud800`) and
+# which decodes to no text: UTF-8 cannot encode it.
+_WITH_LONE_SURROGATE = st.builds(lambda a, s, b: a + s + b, _TEXT, _LONE_SURROGATES, _TEXT)
+
+
+def _with_lone_surrogate_in(value: str) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda s, at: value[:at] + s + value[at:],
+        _LONE_SURROGATES,
+        st.integers(0, len(value)),
+    )
+
+
+@st.composite
+def json_with_a_lone_surrogate(draw: st.DrawFn, endpoint: Endpoint) -> bytes:
+    """A JSON body of parameters `endpoint` accepts, but for one string holding a lone
+    surrogate: a value or a name, at the top or nested in metadata, or a raw card's field
+    (the number, the CVC), which the body's decoding refuses before any name is checked."""
+    body: dict[str, Any] = {
+        param.name: param.accepted
+        for param in endpoint.params
+        if param.accepted is not None and "[" not in param.name
+    }
+    place = draw(st.sampled_from(["value", "name", "metadata value", "metadata name", "card"]))
+    if place == "value" and body:
+        body[draw(st.sampled_from(sorted(body)))] = draw(_WITH_LONE_SURROGATE)
+    elif place in ("value", "name"):
+        body[draw(_WITH_LONE_SURROGATE)] = "x"
+    elif place == "metadata value":
+        body["metadata"] = {"order": draw(_WITH_LONE_SURROGATE)}
+    elif place == "metadata name":
+        body["metadata"] = {draw(_WITH_LONE_SURROGATE): "6735"}
+    else:
+        card = {"number": draw(st.sampled_from(TEST_CARD_NUMBERS)), "exp_month": "12",
+                "exp_year": "2034", "cvc": "123"}  # fmt: skip
+        field_name = draw(st.sampled_from(sorted(card)))
+        card[field_name] = draw(_with_lone_surrogate_in(card[field_name]))
+        body["card"] = card
+    return json.dumps(body).encode()
+
+
+_RAW_CARD_JSON: Final = (
+    b'{"card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}'
+)
+
+
+def test_lone_surrogates_escaped_in_json_bodies_are_refused_as_invalid_utf8(
+    refusals: Refusals, merchant: Merchant
+) -> None:
+    """As the bytes that would encode them are in a form body: they once reached the building
+    of the request to the core, a 500 whose logged traceback quoted the whole value."""
+    endpoints = [
+        CREATE_INTENT, CREATE_CUSTOMER, CREATE_PAYMENT_METHOD, TOKENS,
+        refunds(merchant.paid_intent), *intent_changes(merchant.waiting_intent),
+    ]  # fmt: skip
+
+    @FUZZ
+    @example(request=(TOKENS, _RAW_CARD_JSON.replace(b'4242"', b'4242\\ud800"')))
+    @example(request=(TOKENS, _RAW_CARD_JSON.replace(b'"123"', b'"12\\ud800"')))
+    @example(request=(CREATE_CUSTOMER, b'{"description": "a\\udc80"}'))
+    @given(
+        request=st.sampled_from(endpoints).flatmap(
+            lambda endpoint: json_with_a_lone_surrogate(endpoint).map(lambda body: (endpoint, body))
+        )
+    )
+    def refused(request: tuple[Endpoint, bytes]) -> None:
+        endpoint, body = request
+        # A payment page's key, where one may send a raw card.
+        publishable = endpoint in (TOKENS, CREATE_PAYMENT_METHOD) and b'"card"' in body
+        key = merchant.account.publishable_key if publishable else None
+        error = refusals.send(endpoint, body, key=key, content_type="application/json")
+        assert error["message"].startswith("Invalid UTF-8"), error
 
     refused()
     refusals.assert_nothing_changed()

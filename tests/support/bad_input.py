@@ -81,8 +81,10 @@ def send(
     key: str,
     body: bytes | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
+    content_type: str = "application/x-www-form-urlencoded",
 ) -> Answer:
-    """One request to the facade, exactly as given: `target` is the path and query string."""
+    """One request to the facade, exactly as given: `target` is the path and query string,
+    `body` (a form's, unless `content_type` says otherwise) sent as it is."""
     address = urlsplit(api_base)
     assert address.hostname is not None
     assert address.port is not None
@@ -93,7 +95,7 @@ def send(
         for name, value in headers:
             connection.putheader(name, value)
         if body is not None:
-            connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+            connection.putheader("Content-Type", content_type)
             connection.putheader("Content-Length", str(len(body)))
         connection.endheaders(body)
         response = connection.getresponse()
