@@ -13,7 +13,8 @@ from typing import Final
 QUOTED_CHARS: Final = 12
 """The most characters of an over-long value a refusal quotes: fewer than any card number."""
 
-# What may stand between the digits of a card number as people write it: `4242 4242 ...`.
+# What may stand between the digits of a card number as people write it, any number of them
+# (`4242 4242 ...`, `4242 - 4242 ...`), as the vault accepts them.
 _DIGIT_SEPARATORS: Final = " -"
 
 
@@ -62,17 +63,17 @@ def too_long_message(text: str, limit: int, kind: str = "string") -> str:
 
 def _digits_continue_before(text: str, index: int) -> bool:
     """Whether a run of digits comes up to `index` from before it: a digit just before, or
-    a separator there with a digit before it."""
-    here = text[index - 1]
-    if here.isdigit():
-        return True
-    return here in _DIGIT_SEPARATORS and index >= 2 and text[index - 2].isdigit()
+    separators there (any number, as the vault accepts a number typed) with a digit before
+    them."""
+    before = index - 1
+    while before >= 0 and text[before] in _DIGIT_SEPARATORS:
+        before -= 1
+    return before >= 0 and text[before].isdigit()
 
 
 def _digits_continue_at(text: str, index: int) -> bool:
-    """Whether a run of digits goes on at `index`: a digit there, or a separator there and a
-    digit after it."""
-    here = text[index]
-    if here.isdigit():
-        return True
-    return here in _DIGIT_SEPARATORS and index + 1 < len(text) and text[index + 1].isdigit()
+    """Whether a run of digits goes on at `index`: a digit there, or separators there (any
+    number) and a digit after them."""
+    while index < len(text) and text[index] in _DIGIT_SEPARATORS:
+        index += 1
+    return index < len(text) and text[index].isdigit()

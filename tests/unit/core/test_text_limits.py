@@ -26,6 +26,9 @@ def test_a_short_value_is_quoted_whole_and_a_long_one_by_its_start() -> None:
         ("4242424242424242" + "x" * 40, "..."),
         ("Card 4242 4242 4242 4242, thanks", "Card..."),
         ("Card: 4242-4242-4242-4242", "Card:..."),
+        # However many separators stand where the cut goes through.
+        ("Card 4242424  242424242", "Card..."),
+        ("Card 424242 -- 4242424242", "Card..."),
         ("Order 12345 6789 and more", "Order..."),
         # Digits that end before the cut are a whole number, shorter than any card's.
         ("Order 12345, with thanks", "Order 12345,..."),
@@ -49,6 +52,8 @@ def test_the_refusal_reads_as_stripes() -> None:
         ("z" * 25 + "4000056655665556bbbbb", "z" * 20 + "...bbbbb"),
         ("x" * 10 + "4242 4242 4242 4242" + "y" * 30, "x" * 10 + "..." + "y" * 20),
         ("y" * 30 + "4000-0566-5566-5556" + "x" * 5, "y" * 20 + "..." + "x" * 5),
+        ("x" * 10 + "4242  4242  4242  4242" + "y" * 30, "x" * 10 + "..." + "y" * 20),
+        ("y" * 30 + "4000056  655665556" + "x" * 11, "y" * 20 + "..." + "x" * 11),
         # Digits that end at the cut are whole numbers, kept as they are.
         ("9" * 20 + "x" * 1000 + "9" * 20, "9" * 20 + "..." + "9" * 20),
         # Short enough to echo whole.
