@@ -15,7 +15,6 @@ uncompressed, since only a snippet of each is kept, as text.
 """
 
 import asyncio
-import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -225,9 +224,11 @@ class WebhookSender:
             await asyncio.sleep(0)
 
 
-# A run of digits the cut left at the snippet's end: what remains of a number that went on past
-# the cut, which the card check cannot recognise any more.
-_CUT_DIGITS: Final = re.compile(r"(?:\d[ -]?){7,}$")
+# The fewest digits at a snippet's end masked as what a cut left of a number.
+_CUT_DIGITS_MASKED: Final = 7
+_DIGITS: Final = frozenset("0123456789")
+# What may stand between the digits of a card number, any number of them, as the vault takes.
+_SEPARATORS: Final = frozenset(" -")
 
 
 def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
@@ -244,7 +245,22 @@ def masked_snippet(raw: bytes, limit: int, *, more: bool) -> str:
         text = encoded[:limit].decode("utf-8", errors="ignore")
     elif not more:
         return text
-    return _CUT_DIGITS.sub("[cut ****]", text)
+    return _without_cut_digits(text)
+
+
+def _without_cut_digits(text: str) -> str:
+    """`text` with the run of digits at its end (separators between them) masked when it holds
+    7 digits or more: what remains of a number that went on past the cut, which the card check
+    cannot recognise any more. Walked back from the end: a pattern anchored there would be
+    tried from every digit before it."""
+    start = len(text)
+    while start and (text[start - 1] in _DIGITS or text[start - 1] in _SEPARATORS):
+        start -= 1
+    while start < len(text) and text[start] in _SEPARATORS:
+        start += 1
+    if sum(char in _DIGITS for char in text[start:]) < _CUT_DIGITS_MASKED:
+        return text
+    return text[:start] + "[cut ****]"
 
 
 def _failure(latency_ms: int, error: str) -> HttpResult:

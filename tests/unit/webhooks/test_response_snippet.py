@@ -78,3 +78,17 @@ def test_a_nul_is_replaced_before_the_snippet_is_cut() -> None:
     assert "\x00" not in snippet
     assert len(snippet.encode("utf-8")) <= SNIPPET_BYTES
     assert set(snippet) == {"\ufffd"}
+
+
+def test_what_the_cut_leaves_of_a_longer_run_spaced_out_is_masked() -> None:
+    """However many spaces or dashes stand between its groups, as the vault accepts a number
+    typed. (Ones: no stretch of the run is a card the masking would recognise first.)"""
+    for spaced in ("1111  1111  1111  1111  1111", "1111 - 1111 - 1111 - 1111 - 1111"):
+        raw, more = read("x" * (SNIPPET_BYTES - 14) + spaced + "y" * 200)
+        snippet = masked_snippet(raw, SNIPPET_BYTES, more=more)
+        assert snippet == "x" * (SNIPPET_BYTES - 14) + "[cut ****]", spaced
+
+
+def test_a_short_run_of_digits_at_the_cut_is_kept() -> None:
+    raw, more = read("x" * (SNIPPET_BYTES - 8) + "12  3456 and more" + "y" * 200)
+    assert masked_snippet(raw, SNIPPET_BYTES, more=more) == "x" * (SNIPPET_BYTES - 8) + "12  3456"
