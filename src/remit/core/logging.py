@@ -29,14 +29,14 @@ _DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-
 # The lengths a card number has, by its first digit (`vault.cards.BRAND_RULES`, coarsened): 2
 # and 5 Mastercard, 3 Amex, Diners and JCB, 4 Visa, 6 Discover and UnionPay, 8 UnionPay.
 _LENGTHS_BY_FIRST_DIGIT: Final = {
-    "2": frozenset({16}),
-    "3": frozenset(range(14, 20)),
-    "4": frozenset({13, 16, 19}),
-    "5": frozenset({16}),
-    "6": frozenset(range(16, 20)),
-    "8": frozenset(range(16, 20)),
+    "2": (16,),
+    "3": (14, 15, 16, 17, 18, 19),
+    "4": (13, 16, 19),
+    "5": (16,),
+    "6": (16, 17, 18, 19),
+    "8": (16, 17, 18, 19),
 }
-_NO_LENGTHS: Final[frozenset[int]] = frozenset()
+_NO_LENGTHS: Final[tuple[int, ...]] = ()
 _LUHN_DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
