@@ -281,8 +281,9 @@ def test_a_card_only_intent_confirmed_without_a_return_url_is_for_the_sdk_at_any
     client: stripe.StripeClient, account: TestAccount, platform: RunningPlatform
 ) -> None:
     """An intent created before 2023-08-16 accepts cards only, so it is confirmed without a
-    return_url: `use_stripe_sdk` as well, shown under `next_source_action` before 2019-02-11.
-    Given one, `redirect_to_url` as before."""
+    return_url: `use_stripe_sdk` as well, shown before 2019-02-11 as `next_source_action`
+    `authorize_with_url` to the same page (that action came later). Given one,
+    `redirect_to_url` as before."""
     created = client.v1.payment_intents.create(
         params={"amount": 2000, "currency": "usd"}, options={"stripe_version": "2022-11-15"}
     )
@@ -296,7 +297,10 @@ def test_a_card_only_intent_confirmed_without_a_return_url_is_for_the_sdk_at_any
     with httpx.Client(timeout=30) as http:
         old = http.get(f"{platform.api_base}/v1/payment_intents/{created.id}", headers=headers)
     assert old.status_code == 200
-    assert old.json()["next_source_action"] == confirmed.next_action.to_dict()
+    assert old.json()["next_source_action"] == {
+        "type": "authorize_with_url",
+        "authorize_with_url": {"url": url, "return_url": None},
+    }
     assert old.json()["status"] == "requires_source_action"
 
     redirected = pay(

@@ -179,6 +179,35 @@ def test_an_account_pinned_before_2019_02_11_sees_source_statuses_on_confirm(
     assert declined["charges"]["data"][0]["status"] == "failed"
 
 
+def test_an_intent_awaiting_3d_secure_before_2019_02_11_authorizes_with_url(
+    platform: RunningPlatform,
+) -> None:
+    """Before 2019-02-11 the action was `next_source_action` `authorize_with_url`, whether the
+    intent has a return_url (a redirect today) or not (for the SDK today, an action that came
+    later): either way its url is the challenge page, which completes the payment."""
+    account = _account_pinned_at(platform, BEFORE_SOURCE_RENAMES)
+    client = _client_at(platform, account, BEFORE_SOURCE_RENAMES)
+    for return_url in ["https://shop.test/after-3ds", None]:
+        params: Any = {"amount": 2000, "currency": "usd", "confirm": True,
+                       "payment_method": "pm_card_authenticationRequired"}  # fmt: skip
+        if return_url is not None:
+            params["return_url"] = return_url
+        created = client.v1.payment_intents.create(params=params)
+        assert created.status == "requires_source_action"
+        assert "next_action" not in created
+        action = created["next_source_action"].to_dict()
+        assert action["type"] == "authorize_with_url"
+        assert set(action) == {"type", "authorize_with_url"}
+        page = action["authorize_with_url"]
+        assert page["return_url"] == return_url
+        assert page["url"].startswith(f"{platform.api_base}/three_d_secure/{account.id}/")
+        with httpx.Client(timeout=30) as browser:
+            answered = browser.post(page["url"], data={"outcome": "succeed"})
+        assert answered.status_code in (200, 303), answered.text
+        paid = client.v1.payment_intents.retrieve(created.id)
+        assert (paid.status, paid["next_source_action"]) == ("succeeded", None)
+
+
 @pytest.mark.anyio
 async def test_an_account_pinned_before_2019_02_11_sees_source_statuses_in_its_webhooks(
     platform: RunningPlatform,

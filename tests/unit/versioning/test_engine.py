@@ -16,7 +16,16 @@ from versions.v2022_11_15 import RemovePaymentIntentCharges, StopAutoexpandingCh
 
 OLD = "2018-11-08"
 RELATED = resources.related_lists()
-ACTION: JsonObject = {"type": "use_stripe_sdk", "use_stripe_sdk": {"source": "tdsc_abc"}}
+_PAGE = "https://remit.test/three_d_secure/acct_1/tdsc_abc"
+ACTION: JsonObject = {
+    "type": "use_stripe_sdk",
+    "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": _PAGE, "source": "tdsc_abc"},
+}
+OLD_ACTION: JsonObject = {
+    "type": "authorize_with_url",
+    "authorize_with_url": {"url": _PAGE, "return_url": None},
+}
+"""ACTION before 2019-02-11, when every next action authorized with a url."""
 
 
 def _waiting_intent() -> JsonObject:
@@ -104,7 +113,7 @@ def test_an_event_renders_its_object_and_previous_attributes_as_that_type() -> N
     assert isinstance(obj, dict)
     assert isinstance(previous, dict)
     assert obj["status"] == "requires_source"
-    assert previous == {"status": "requires_source_action", "next_source_action": ACTION}
+    assert previous == {"status": "requires_source_action", "next_source_action": OLD_ACTION}
     assert rendered["api_version"] == OLD
 
 

@@ -1,8 +1,17 @@
+from typing import Any
+
 import pytest
 
-from remit.core.jsonview import to_json
+from remit.core.jsonview import JsonObject, to_json
 from remit.rest.forms import FormValue
-from remit.versioning import RequestRefusedError, render, upgrade_request
+from remit.versioning import (
+    RequestRefusedError,
+    render,
+    render_error,
+    render_event,
+    upgrade_request,
+)
+from remit.versioning.openapi import document
 from remit.versioning.operations import (
     CONFIRM_PAYMENT_INTENT,
     CREATE_PAYMENT_INTENT,
@@ -20,6 +29,10 @@ from versions.v2019_02_11 import (
 AT = "2019-02-11"
 BEFORE = version_before(AT)
 RELATED = resources.related_lists()
+_PAGE = "https://remit.test/3ds/abc"
+"""The 3-D Secure page of `resources.payment_intent(with_next_action=True)`."""
+_SDK_PAGE = "https://remit.test/three_d_secure/acct_1/tdsc_abc"
+"""The same, `for_the_sdk`."""
 
 
 @pytest.mark.parametrize(
@@ -61,10 +74,17 @@ def test_payment_method_types_is_allowed_source_types_before_2019_02_11() -> Non
 
 
 @pytest.mark.parametrize(
-    ("for_the_sdk", "kind"), [(False, "redirect_to_url"), (True, "use_stripe_sdk")]
+    ("for_the_sdk", "kind", "authorization"),
+    [
+        (False, "redirect_to_url", {"url": _PAGE, "return_url": "https://shop.test/done"}),
+        (True, "use_stripe_sdk", {"url": _SDK_PAGE, "return_url": None}),
+    ],
 )
-def test_next_action_is_next_source_action_before_2019_02_11(for_the_sdk: bool, kind: str) -> None:
-    """Renamed only: the action inside is the same, whichever it is."""
+def test_next_action_is_next_source_action_authorizing_with_url_before_2019_02_11(
+    for_the_sdk: bool, kind: str, authorization: JsonObject
+) -> None:
+    """The action is `authorize_with_url` whichever it is: `use_stripe_sdk` came later, and
+    shows the same page without a return_url."""
     intent = to_json(
         resources.payment_intent(
             status=pb.PAYMENT_INTENT_STATUS_PROCESSING,
@@ -79,10 +99,98 @@ def test_next_action_is_next_source_action_before_2019_02_11(for_the_sdk: bool, 
     assert isinstance(action, dict)
     assert action["type"] == kind
     assert isinstance(action[kind], dict)
+    old_action = {"type": "authorize_with_url", "authorize_with_url": authorization}
     assert top_level_difference(before, at) == {
-        "next_source_action": (action, "<absent>"),
+        "next_source_action": (old_action, "<absent>"),
         "next_action": ("<absent>", action),
     }
+
+
+def test_next_source_action_authorizes_with_url_before_2019_02_11() -> None:
+    intent = to_json(
+        resources.payment_intent(
+            status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION,
+            with_next_action=True,
+            latest_charge=None,
+        )
+    )
+    old = render(intent, "2018-11-08")
+    assert old["status"] == "requires_source_action"
+    action = old["next_source_action"]
+    assert isinstance(action, dict)
+    assert action["type"] == "authorize_with_url"
+    assert isinstance(action["authorize_with_url"], dict)
+    assert action["authorize_with_url"]["url"] == _PAGE
+    assert "redirect_to_url" not in action
+    assert "use_stripe_sdk" not in action
+
+
+def test_no_next_action_is_a_null_next_source_action_before_2019_02_11() -> None:
+    intent = to_json(resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_SUCCEEDED))
+    assert intent["next_action"] is None
+    assert render(intent, BEFORE, RELATED)["next_source_action"] is None
+
+
+def test_the_intent_of_an_error_authorizes_with_url_before_2019_02_11() -> None:
+    intent = to_json(
+        resources.payment_intent(
+            status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION,
+            with_next_action=True,
+            latest_charge=None,
+        )
+    )
+    body: JsonObject = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "payment_intent_unexpected_state",
+            "message": "This PaymentIntent requires an action.",
+            "payment_intent": intent,
+        }
+    }
+    old = render_error(400, body, BEFORE).error["payment_intent"]
+    assert isinstance(old, dict)
+    assert old["next_source_action"] == {
+        "type": "authorize_with_url",
+        "authorize_with_url": {"url": _PAGE, "return_url": "https://shop.test/done"},
+    }
+    assert "next_action" not in old
+
+
+def test_an_events_next_source_action_authorizes_with_url_before_2019_02_11() -> None:
+    """In the object and in what it was before the event: the action the intent no longer has
+    shows in the old shape too."""
+    waiting = to_json(
+        resources.payment_intent(
+            status=pb.PAYMENT_INTENT_STATUS_REQUIRES_ACTION,
+            with_next_action=True,
+            latest_charge=None,
+        )
+    )
+    paid = to_json(resources.payment_intent(status=pb.PAYMENT_INTENT_STATUS_PROCESSING))
+    paid["latest_charge"] = None
+    previous = {"status": waiting["status"], "next_action": waiting["next_action"]}
+    event = to_json(resources.event(paid, previous_attributes=previous))
+    data = render_event(event, BEFORE)["data"]
+    assert isinstance(data, dict)
+    assert isinstance(data["object"], dict)
+    assert data["object"]["next_source_action"] is None
+    assert data["previous_attributes"] == {
+        "status": "requires_source_action",
+        "next_source_action": {
+            "type": "authorize_with_url",
+            "authorize_with_url": {"url": _PAGE, "return_url": "https://shop.test/done"},
+        },
+    }
+
+
+def test_the_document_before_2019_02_11_allows_authorize_with_url_alone() -> None:
+    doc: Any = document(BEFORE)
+    properties = doc["components"]["schemas"]["payment_intent"]["properties"]
+    action = properties["next_source_action"]["anyOf"][0]
+    assert action["properties"]["type"]["enum"] == ["authorize_with_url"]
+    assert set(action["properties"]) == {"type", "authorize_with_url"}
+    assert action["additionalProperties"] is False
+    assert "next_action" not in properties
 
 
 _NAMING_TYPES = [CREATE_PAYMENT_INTENT, CONFIRM_PAYMENT_INTENT, UPDATE_PAYMENT_INTENT]
