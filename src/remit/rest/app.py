@@ -61,6 +61,7 @@ from remit.rest.rate_limits import client_address
 from remit.rest.readiness import Readiness, grpc_serving
 from remit.rest.related import related_fetch
 from remit.rest.remit_errors import stripe_error_from_remit
+from remit.rest.version_header import error_version, requested_version
 from remit.versioning import (
     NO_RELATED,
     Fetch,
@@ -250,9 +251,10 @@ async def dispatch(
     """Serve `operation`; `stopping` is set once the server is told to stop."""
     request_id = new_id("req")
     operation_name = operation_key(operation.method, operation.path)
-    requested_version = request.headers.get("stripe-version")
-    # Until the account's version is known, errors render at the version asked for, if valid.
-    version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
+    requested = requested_version(request.headers)
+    # Until the request's version is resolved, errors render at the version asked for, if
+    # valid (remit.rest.version_header).
+    version = error_version(requested)
     context: ApiContext | None = None
     idempotency_key: str | None = None
     try:
@@ -262,6 +264,8 @@ async def dispatch(
         presented_key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
         idempotency_key = well_formed_idempotency_key(presented_key)
         principal = await _authenticated(request, deps)
+        # Who asks is known now: without a version asked for, errors render at its account's.
+        version = error_version(requested, principal.api_version)
         publishable = principal.key_kind is KeyKind.PUBLISHABLE
         if publishable and not (operation.publishable_allowed or operation.publishable_needs):
             raise StripeError.publishable_key_not_allowed()
@@ -276,7 +280,7 @@ async def dispatch(
         # request for another account is refused having done nothing, so nothing is stored
         # under its idempotency key that the key sent again without the header would replay.
         refuse_other_accounts(request.headers, principal.account_id)
-        versions = await deps.resolve_version(principal, requested_version)
+        versions = await deps.resolve_version(principal, requested)
         version = versions.request
         form = await read_form(request)
         for name, value in request.path_params.items():
@@ -530,8 +534,12 @@ def _route(operation: Operation, deps: Dependencies, stopping: asyncio.Event) ->
 
 
 async def _not_found(request: Request) -> Response:
+    """Stripe's 404 for a path no route serves, at the version asked for if valid: no key is
+    looked up for it, so no account's version is known."""
     return error_response(
-        StripeError.route_not_found(request.method, request.url.path), new_id("req")
+        StripeError.route_not_found(request.method, request.url.path),
+        new_id("req"),
+        error_version(requested_version(request.headers)),
     )
 
 
@@ -540,11 +548,11 @@ async def _openapi(request: Request) -> Response:
     `Stripe-Version` header, else the latest). Public, like Stripe's published spec: it
     describes the API and holds no account data, so it needs no API key."""
     request_id = new_id("req")
-    version = request.query_params.get("version") or request.headers.get("stripe-version")
-    version = version or LATEST_VERSION
+    header = requested_version(request.headers)
+    version = request.query_params.get("version") or header or LATEST_VERSION
     if version not in KNOWN_VERSIONS:
         error = StripeError.unknown_api_version(version, KNOWN_VERSIONS)
-        return error_response(error, request_id)
+        return error_response(error, request_id, error_version(header))
     return Response(
         content=openapi_json(version),
         media_type="application/json",
@@ -635,8 +643,7 @@ def _overloaded(headers: Headers) -> Response:
     the facade carries: a client matching answers to keys by the echoed Idempotency-Key must
     find this one too. Nothing was done under the key, so a retry with it, backed off,
     proceeds; no Stripe-Should-Retry, as `remit.rest.admission` says why."""
-    requested_version = headers.get("stripe-version")
-    version = requested_version if requested_version in KNOWN_VERSIONS else LATEST_VERSION
+    version = error_version(requested_version(headers))
     response = error_response(StripeError.rate_limited(), new_id("req"), version)
     # A malformed key is not echoed, as `dispatch` does not: it may not be a valid header.
     key = well_formed_idempotency_key(headers.get(IDEMPOTENCY_KEY_HEADER))
