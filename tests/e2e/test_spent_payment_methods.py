@@ -3,7 +3,9 @@ other PaymentIntent may use it (create with confirm, confirm, update), and it ma
 attached to a customer afterwards. The intent that spent it may still be confirmed with it
 again, a request retried under its Idempotency-Key replays, and payment methods attached to a
 customer (or saved by the payment, `setup_future_usage`) stay reusable, as do Stripe's test ids,
-each use of which is a fresh payment method."""
+each use of which is a fresh payment method. A payment with `setup_future_usage` and no customer
+that went through leaves its payment method free to be attached to a customer afterwards (and
+to no other intent until then)."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +18,12 @@ from google.rpc import status_pb2
 from remit.grpcutil.internal_auth import internal_sync_channel
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2, payments_pb2_grpc
+from tests.e2e.test_three_d_secure_path import (
+    answer,
+    challenge_url,
+    declined_off_session,
+    renew_off_session,
+)
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
 
@@ -159,6 +167,106 @@ def test_every_use_of_a_test_id_is_a_fresh_method_and_each_of_them_is_spent(
     }
     by_token = client.v1.payment_intents.create(params=with_token)
     assert by_token.status == "succeeded"
+
+
+def test_a_card_saved_for_future_usage_without_a_customer_can_be_attached_afterwards(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _paid(client, "pm_card_visa", setup_future_usage="off_session")
+    assert (intent.status, intent.customer) == ("succeeded", None)
+    customer = client.v1.customers.create()
+    attached = client.v1.payment_methods.attach(
+        str(intent.payment_method), params={"customer": customer.id}
+    )
+    assert attached.customer == customer.id
+    again = _paid(client, attached.id, customer=customer.id, off_session=True)
+    assert (again.status, again.payment_method) == ("succeeded", attached.id)
+
+
+def test_a_card_authorized_for_future_usage_without_a_customer_makes_a_customer_with_it(
+    client: stripe.StripeClient,
+) -> None:
+    method_id = _method(client)
+    intent = _paid(client, method_id, setup_future_usage="on_session", capture_method="manual")
+    assert (intent.status, intent.customer) == ("requires_capture", None)
+    customer = client.v1.customers.create(params={"payment_method": method_id})
+    assert client.v1.payment_methods.retrieve(method_id).customer == customer.id
+    assert _paid(client, method_id, customer=customer.id).status == "succeeded"
+
+
+def test_a_card_saved_for_future_usage_pays_no_other_intent_before_it_is_attached(
+    client: stripe.StripeClient,
+) -> None:
+    method_id = _method(client)
+    assert _paid(client, method_id, setup_future_usage="off_session").status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        _paid(client, method_id)
+    _assert_spent(refused)
+    with pytest.raises(stripe.InvalidRequestError) as refused_saving:
+        _paid(client, method_id, setup_future_usage="off_session")
+    _assert_spent(refused_saving)
+
+
+def test_a_card_declined_for_future_usage_without_a_customer_stays_spent(
+    client: stripe.StripeClient,
+) -> None:
+    method_id = _method(client, "tok_chargeDeclined")
+    with pytest.raises(stripe.CardError):
+        _paid(client, method_id, setup_future_usage="off_session")
+    customer = client.v1.customers.create()
+    with pytest.raises(stripe.InvalidRequestError) as on_attach:
+        client.v1.payment_methods.attach(method_id, params={"customer": customer.id})
+    _assert_spent(on_attach)
+    with pytest.raises(stripe.InvalidRequestError) as on_create:
+        client.v1.customers.create(params={"payment_method": method_id})
+    _assert_spent(on_create)
+
+
+def test_a_card_whose_payment_for_future_usage_never_went_through_stays_spent(
+    client: stripe.StripeClient,
+) -> None:
+    """Its challenge not passed, then the intent canceled: the cardholder agreed to nothing."""
+    intent = _paid(client, "pm_card_authenticationRequired", setup_future_usage="off_session")
+    assert intent.status == "requires_action"
+    method_id = str(intent.payment_method)
+    customer = client.v1.customers.create()
+    with pytest.raises(stripe.InvalidRequestError) as while_waiting:
+        client.v1.payment_methods.attach(method_id, params={"customer": customer.id})
+    _assert_spent(while_waiting)
+    assert client.v1.payment_intents.cancel(intent.id).status == "canceled"
+    with pytest.raises(stripe.InvalidRequestError) as once_canceled:
+        client.v1.payment_methods.attach(method_id, params={"customer": customer.id})
+    _assert_spent(once_canceled)
+
+
+def test_a_guests_card_set_up_off_session_pays_off_session_once_attached(
+    client: stripe.StripeClient,
+) -> None:
+    """The guest authenticated the payment that set the card up for off-session payments
+    (4000002500003155 asks for it on session and at setup): attached to the customer the guest
+    became, the card pays off session without authentication, as the agreement allows."""
+    intent = _paid(
+        client, "pm_card_authenticationRequiredOnSetup", setup_future_usage="off_session"
+    )
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.customer) == ("succeeded", None)
+    customer = client.v1.customers.create()
+    method_id = str(paid.payment_method)
+    client.v1.payment_methods.attach(method_id, params={"customer": customer.id})
+    renewed = renew_off_session(client, customer.id, method_id)
+    assert (renewed.status, renewed.next_action) == ("succeeded", None)
+
+
+def test_a_guests_card_saved_for_on_session_use_only_is_declined_off_session(
+    client: stripe.StripeClient,
+) -> None:
+    intent = _paid(client, "pm_card_authenticationRequiredOnSetup", setup_future_usage="on_session")
+    assert answer(challenge_url(intent), "succeed").status_code == 303
+    customer = client.v1.customers.create()
+    method_id = str(client.v1.payment_intents.retrieve(intent.id).payment_method)
+    client.v1.payment_methods.attach(method_id, params={"customer": customer.id})
+    declined_off_session(client, customer.id, method_id)
 
 
 # --- gRPC, as an internal caller of the core ---------------------------------------------

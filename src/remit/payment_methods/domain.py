@@ -129,6 +129,11 @@ class PaymentMethod:
     test_id: str | None = None
     # The PaymentIntent that used it while it was attached to no customer (`spent_for`).
     spent_by_intent_id: str | None = None
+    # That intent went through (succeeded, or authorized for a later capture) with
+    # `setup_future_usage`: the cardholder agreed to its reuse, so it may still be attached to a
+    # customer (Stripe: "If no Customer was provided, the payment method can still be attached
+    # to a Customer after the transaction completes"). It still pays no other intent until then.
+    saved_for_future_usage: bool = False
     # The network transaction id of the payment in which the cardholder agreed to off-session
     # payments with this card (setup_future_usage=off_session): later off-session payments
     # cite it, as the networks' stored-credential rules ask. Never shown.
@@ -147,7 +152,10 @@ class PaymentMethod:
     def spent_for(self, intent_id: str | None) -> bool:
         """Whether it may not pay `intent_id` (None: no intent, as when attaching it): used
         already by another intent while attached to no customer. Attached since (saved for
-        future usage by the payment that used it), it is the customer's to reuse."""
+        future usage by the payment that used it), it is the customer's to reuse; saved for
+        future usage by a payment without a customer, it may still be attached to one."""
+        if intent_id is None and self.saved_for_future_usage:
+            return False
         return spent_elsewhere(self.customer_id, self.spent_by_intent_id, intent_id)
 
 

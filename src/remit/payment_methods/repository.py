@@ -68,7 +68,19 @@ _CHECK_FOR_PAYMENT = _checked_for_payment(
     f"SELECT {_LOCKED_COLUMNS} FROM payment_methods {_LOCKED_WHERE} FOR SHARE"  # noqa: S608
 )
 
-_RECORD_OFF_SESSION_SETUP = _PAYMENT_METHODS.update(["off_session_setup_transaction_id"])
+# What a payment with setup_future_usage that went through records on its payment method, in
+# one statement: the network transaction id of an off-session setup, if it has one (else the
+# one recorded stays), and, if it is the intent that spent the method while attached to no
+# customer, that the method may still be attached to one. Which intent spent it is checked
+# here, under the row lock, so that the record never frees a method another intent spent.
+_RECORD_FUTURE_USAGE_SETUP = Statement(
+    "UPDATE payment_methods SET saved_for_future_usage ="  # noqa: S608 (constant text)
+    " saved_for_future_usage OR COALESCE(customer_id IS NULL"
+    " AND spent_by_intent_id = CAST(%(saved_by_intent_id)s AS text), false),"
+    " off_session_setup_transaction_id = COALESCE("
+    "CAST(%(off_session_setup_transaction_id)s AS text), off_session_setup_transaction_id)"
+    f" {_LOCKED_WHERE}"
+)
 
 
 def _card_values(card: CardSummary) -> dict[str, object]:
@@ -113,6 +125,7 @@ def _pm_from_mapping(m: Mapping[Any, Any]) -> PaymentMethod:
         detached_at=m["detached_at"],
         test_id=m["test_id"],
         spent_by_intent_id=m["spent_by_intent_id"],
+        saved_for_future_usage=m["saved_for_future_usage"],
         off_session_setup_transaction_id=m["off_session_setup_transaction_id"],
     )
 
@@ -207,17 +220,23 @@ class SqlPaymentMethodRepository:
             refusals,
         )
 
-    async def record_off_session_setup(
-        self, account_id: str, method_id: str, network_transaction_id: str
+    async def record_future_usage_setup(
+        self,
+        account_id: str,
+        method_id: str,
+        *,
+        saved_by_intent_id: str | None,
+        off_session_setup_transaction_id: str | None,
     ) -> None:
-        """Record the payment that set the card up for off-session payments (deferred, in a
-        payment's unit of work, like `insert`)."""
-        await _RECORD_OFF_SESSION_SETUP.defer(
+        """Record what a payment with setup_future_usage that went through set up
+        (`_RECORD_FUTURE_USAGE_SETUP`); deferred, in a payment's unit of work, like `insert`."""
+        await _RECORD_FUTURE_USAGE_SETUP.defer(
             self._db,
             {
                 "account_id": account_id,
                 "id": method_id,
-                "off_session_setup_transaction_id": network_transaction_id,
+                "saved_by_intent_id": saved_by_intent_id,
+                "off_session_setup_transaction_id": off_session_setup_transaction_id,
             },
         )
 

@@ -929,15 +929,29 @@ async def save_for_future_usage_in(
     return await _attached(db, found, customer_id, hooks)
 
 
-async def record_off_session_setup_in(
-    db: AsyncConnection, account_id: str, method_id: str, network_transaction_id: str
+async def record_future_usage_setup_in(
+    db: AsyncConnection,
+    account_id: str,
+    method_id: str,
+    *,
+    saved_by_intent_id: str | None,
+    off_session_setup_transaction_id: str | None,
 ) -> None:
-    """Record, in the transaction of the payment's outcome, the network transaction id of the
-    payment in which the cardholder agreed to off-session payments with this payment method's
-    card: its later off-session payments cite it. Whether or not the payment saved the method
-    to a customer (it may be attached afterwards): the agreement is the card's."""
-    await SqlPaymentMethodRepository(db).record_off_session_setup(
-        account_id, method_id, network_transaction_id
+    """Record, in the transaction of the outcome of a payment with setup_future_usage that went
+    through, what it set up on its payment method, in one statement:
+
+    - `saved_by_intent_id`: the payment's intent, which has no customer to save the method to.
+      If that intent spent the method (used it attached to no customer), the method may still
+      be attached to a customer afterwards, as Stripe allows; it pays no other intent until then.
+    - `off_session_setup_transaction_id`: the network transaction id of the payment in which
+      the cardholder agreed to off-session payments with the card: its later off-session
+      payments cite it. Whether or not the payment saved the method to a customer (it may be
+      attached afterwards): the agreement is the card's."""
+    await SqlPaymentMethodRepository(db).record_future_usage_setup(
+        account_id,
+        method_id,
+        saved_by_intent_id=saved_by_intent_id,
+        off_session_setup_transaction_id=off_session_setup_transaction_id,
     )
 
 
@@ -961,7 +975,9 @@ async def _lock_for_attaching(
 ) -> PaymentMethod | RemitError:
     """The payment method, locked with its customer, or the error that refuses attaching it.
     One spent on an intent without a customer is refused, unless it is that intent's payment
-    saving it (`paying_intent_id`)."""
+    saving it (`paying_intent_id`), or that payment went through with setup_future_usage
+    (`PaymentMethod.saved_for_future_usage`: read under the lock, so an attach waiting for that
+    payment's outcome sees it)."""
     if await SqlCustomerRepository(db).get(account_id, customer_id, for_update=True) is None:
         return not_found("customer", customer_id, param="customer")
     method = await SqlPaymentMethodRepository(db).get(account_id, method_id, for_update=True)

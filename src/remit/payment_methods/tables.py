@@ -1,4 +1,4 @@
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, Table, Text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, Table, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
 
 from remit.storage.schema import core_metadata
@@ -26,6 +26,8 @@ payment_methods = Table(
     Column("detached_at", DateTime(timezone=True), nullable=True),
     # The PaymentIntent that used it while it was attached to no customer: no other may.
     Column("spent_by_intent_id", Text, nullable=True),
+    # That intent went through with setup_future_usage: the method may still be attached.
+    Column("saved_for_future_usage", Boolean, nullable=False, server_default=false()),
     # The network transaction id of the payment that set the card up for off-session payments.
     Column("off_session_setup_transaction_id", Text, nullable=True),
     Index("ix_payment_methods_account_created", "account_id", "created_at", "id"),

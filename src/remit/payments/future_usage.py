@@ -3,8 +3,9 @@ a later capture), its payment method is attached to the intent's customer, in th
 of the outcome, so that the customer's later payments can use it.
 
 Only then: a decline, a failed or pending 3-D Secure challenge or a cancellation attaches
-nothing. An intent without a customer attaches nothing either (Stripe lets the method be
-attached afterwards).
+nothing. An intent without a customer attaches nothing either: Stripe lets the method be
+attached afterwards, so the payment method it spent is recorded as saved for future usage,
+which lets an attach (or a customer created with it) take it, and nothing else.
 
 With `off_session`, the payment was also the cardholder's agreement to later off-session
 payments, and the network was told so: the payment method then keeps the network transaction
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payment_methods.service import (
     PaymentMethodHooks,
-    record_off_session_setup_in,
+    record_future_usage_setup_in,
     save_for_future_usage_in,
 )
 from remit.payments.charges import Charge, ChargeStatus, Refund
@@ -61,13 +62,21 @@ class SaveForFutureUsage:
                 paid_intent_id=intent.id,
             )
         setup_transaction_id = (after.network_result or {}).get("network_transaction_id")
-        if (
-            Authentication.from_json(after.authentication).setup_off_session
+        off_session_setup = (
+            setup_transaction_id
+            if Authentication.from_json(after.authentication).setup_off_session
             and isinstance(setup_transaction_id, str)
             and setup_transaction_id
-        ):
-            await record_off_session_setup_in(
-                db, intent.account_id, after.payment_method_id, setup_transaction_id
+            else None
+        )
+        saved_by_intent_id = intent.id if intent.customer_id is None else None
+        if off_session_setup is not None or saved_by_intent_id is not None:
+            await record_future_usage_setup_in(
+                db,
+                intent.account_id,
+                after.payment_method_id,
+                saved_by_intent_id=saved_by_intent_id,
+                off_session_setup_transaction_id=off_session_setup,
             )
 
     async def refund_changed(
