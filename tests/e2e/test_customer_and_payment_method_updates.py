@@ -255,6 +255,27 @@ def test_another_customers_payment_method_is_missing_through_this_customer(
     assert (refused.value.http_status, refused.value.code) == (404, "resource_missing")
 
 
+def test_a_test_id_through_a_customer_is_missing_and_makes_no_payment_method(
+    databases: WorkerDatabases, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    customer = client.v1.customers.create()
+    stored = _payment_methods_stored(databases, account.id)
+
+    for _ in range(3):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.customers.payment_methods.retrieve(customer.id, "pm_card_visa")
+        error = refused.value.error
+        assert error is not None
+        assert (refused.value.http_status, error.code, error.param, error.message) == (
+            404,
+            "resource_missing",
+            "payment_method",
+            "No such PaymentMethod: 'pm_card_visa'",
+        )
+
+    assert _payment_methods_stored(databases, account.id) == stored
+
+
 def test_a_two_digit_expiry_year_updates_a_card_as_it_creates_one(
     client: stripe.StripeClient,
 ) -> None:
