@@ -10,6 +10,7 @@ connect_reserved went unnoticed that way).
 """
 
 import typing
+from collections.abc import Iterator
 from typing import Any, Final
 
 import httpx
@@ -107,6 +108,119 @@ STRIPE_EXAMPLE_KEYS: Final = {
 """Every resource of Stripe's examples that remit serves. The examples' `transfer`,
 `transfer_reversal`, `account`, `application_fee` and `card` (a saved card source) are
 objects remit has no endpoint for."""
+
+# The keys of every object nested in those examples, by path (`[]`: each element of a list),
+# so that a key missing deep down (a charge's `payment_method_details.card.wallet`) fails as
+# one missing at the top does. Left out: hashes of the merchant's own keys (`metadata`),
+# the charge's `refunds` (see above) and its `source` (a legacy card source, never set on
+# charges made by PaymentIntents), and the event's `data.object`, which is a Billing plan.
+STRIPE_EXAMPLE_NESTED_KEYS: Final = {
+    "payment_intent.amount_details": {"tip"},
+    "payment_intent.automatic_payment_methods": {"enabled"},
+    "payment_intent.last_payment_error": {"type"},
+    "payment_intent.next_action": {"type"},
+    "payment_intent.payment_method_configuration_details": {"id", "parent"},
+    "payment_intent.processing": {"type"},
+    "payment_intent.transfer_data": {"destination"},
+    "payment_intent.transfer_data.destination": {"id", "object"},
+    "payment_intent.managed_payments": {"enabled"},
+    "charge.billing_details": {"address", "email", "name", "phone", "tax_id"},
+    "charge.billing_details.address": {
+        "city", "country", "line1", "line2", "postal_code", "state",
+    },
+    "charge.outcome": {
+        "advice_code", "network_advice_code", "network_decline_code", "network_status",
+        "reason", "seller_message", "type",
+    },
+    "charge.payment_method_details": {"card", "type"},
+    "charge.payment_method_details.card": {
+        "amount_authorized", "authorization_code", "brand", "checks", "country", "exp_month",
+        "exp_year", "extended_authorization", "fingerprint", "funding",
+        "incremental_authorization", "installments", "last4", "mandate", "multicapture",
+        "network", "network_token", "network_transaction_id", "overcapture", "regulated_status",
+        "three_d_secure", "transaction_link_id", "wallet",
+    },
+    "charge.payment_method_details.card.checks": {
+        "address_line1_check", "address_postal_code_check", "cvc_check",
+    },
+    "charge.payment_method_details.card.extended_authorization": {"status"},
+    "charge.payment_method_details.card.incremental_authorization": {"status"},
+    "charge.payment_method_details.card.installments": {"plan"},
+    "charge.payment_method_details.card.installments.plan": {"count", "interval", "type"},
+    "charge.payment_method_details.card.multicapture": {"status"},
+    "charge.payment_method_details.card.network_token": {"used"},
+    "charge.payment_method_details.card.overcapture": {"maximum_amount_capturable", "status"},
+    "charge.payment_method_details.card.three_d_secure": {
+        "authentication_flow", "electronic_commerce_indicator", "exemption_indicator", "result",
+        "result_reason", "transaction_id", "version",
+    },
+    "charge.payment_method_details.card.wallet": {"dynamic_last4", "type"},
+    "charge.transfer_data": {"amount", "destination"},
+    "charge.transfer_data.destination": {"id", "object"},
+    "refund.destination_details": {"card", "type"},
+    "refund.destination_details.card": {"type"},
+    "payment_method.billing_details": {"address", "email", "name", "phone", "tax_id"},
+    "payment_method.billing_details.address": {
+        "city", "country", "line1", "line2", "postal_code", "state",
+    },
+    "payment_method.card.checks": {
+        "address_line1_check", "address_postal_code_check", "cvc_check",
+    },
+    "payment_method.card.generated_from": {"charge", "payment_method_details", "setup_attempt"},
+    "payment_method.card.generated_from.payment_method_details": {"type"},
+    "payment_method.card.networks": {"available", "preferred"},
+    "payment_method.card.three_d_secure_usage": {"supported"},
+    "payment_method.card.wallet": {"dynamic_last4", "type"},
+    "customer.address": {"city", "country", "line1", "line2", "postal_code", "state"},
+    "customer.discount": {
+        "checkout_session", "customer", "customer_account", "end", "id", "invoice",
+        "invoice_item", "object", "promotion_code", "source", "start", "subscription",
+        "subscription_item",
+    },
+    "customer.discount.source": {"coupon", "type"},
+    "customer.invoice_settings": {
+        "custom_fields", "default_payment_method", "footer", "rendering_options",
+    },
+    "customer.invoice_settings.rendering_options": {"amount_tax_display", "template"},
+    "event.data": {"object"},
+    "event.request": {"id", "idempotency_key"},
+    "balance.available[]": {"amount", "currency", "source_types"},
+    "balance.available[].source_types": {"card"},
+    "balance.connect_reserved[]": {"amount", "currency"},
+    "balance.pending[]": {"amount", "currency", "source_types"},
+    "balance.pending[].source_types": {"card"},
+    "payout.trace_id": {"status", "value"},
+    "token.card.networks": {"preferred"},
+}  # fmt: skip
+
+# Where Stripe's example has an object and remit renders null, as Stripe does when the object
+# does not apply: the intent's error, action, processing state and configuration details (none
+# for a paid intent, which has no payment method configuration in remit), Connect transfer and
+# Managed Payments settings (an intent not using it); a charge's Connect transfer, wallet and
+# installments (plain cards, no plans); a saved card made from no other payment method and from
+# no wallet; a customer's discount (remit has no coupons) and invoice rendering options (no
+# invoices); the address of a customer given none.
+MAY_BE_NULL: Final = frozenset({
+    "payment_intent.last_payment_error",
+    "payment_intent.next_action",
+    "payment_intent.payment_method_configuration_details",
+    "payment_intent.processing",
+    "payment_intent.transfer_data",
+    "payment_intent.managed_payments",
+    "charge.transfer_data",
+    "charge.payment_method_details.card.installments",
+    "charge.payment_method_details.card.wallet",
+    "payment_method.card.generated_from",
+    "payment_method.card.wallet",
+    "customer.address",
+    "customer.discount",
+    "customer.invoice_settings.rendering_options",
+    # Only once 3-D Secure ran: the charge paid after a challenge has it (`rendered`).
+    "charge.payment_method_details.card.three_d_secure",
+})  # fmt: skip
+
+# Objects rendered besides one of each kind, and the example each is compared with.
+EXAMPLE_OF: Final = {"charge (3-D Secure)": "charge"}
 
 _ADAPTIVE_PRICING: Final = "presentment_details"  # only with Adaptive Pricing (currency shown)
 
@@ -235,6 +349,12 @@ def rendered(
         body: dict[str, Any] = ok(httpx.delete(f"{platform.api_base}{path}", headers=headers))
         return body
 
+    challenged = _paid(client, payment_method="pm_card_authenticationRequired")
+    action = challenged.next_action
+    assert action is not None and action.redirect_to_url is not None
+    challenge = str(action.redirect_to_url.url)
+    assert httpx.post(challenge, data={"outcome": "succeed"}).status_code == 303
+    authenticated = client.v1.payment_intents.retrieve(challenged.id)
     payment_method = get(f"/v1/payment_methods/{method.id}")
     payout = client.v1.payouts.create(params={"amount": 100, "currency": "usd"})
     token = get("/v1/tokens/tok_visa")
@@ -247,6 +367,7 @@ def rendered(
     return {
         "payment_intent": get(f"/v1/payment_intents/{intent.id}"),
         "charge": get(f"/v1/charges/{intent.latest_charge}"),
+        "charge (3-D Secure)": get(f"/v1/charges/{authenticated.latest_charge}"),
         "refund": get(f"/v1/refunds/{refund.id}"),
         "customer": get(f"/v1/customers/{customer.id}"),
         "payment_method": payment_method,
@@ -275,6 +396,60 @@ def test_an_object_has_every_key_of_stripes_example(
     rendered: dict[str, dict[str, Any]], name: str
 ) -> None:
     assert STRIPE_EXAMPLE_KEYS[name] - set(rendered[name]) == set()
+
+
+def _found_at(value: Any, segments: list[str]) -> Iterator[Any]:
+    """The values at a path of `value` (`name[]`: each element of the list `name`), those
+    under a null left out: the null is checked at its own path."""
+    if not segments:
+        yield value
+        return
+    if not isinstance(value, dict):
+        return
+    head, rest = segments[0], segments[1:]
+    child = value.get(head.removesuffix("[]"))
+    for item in (child or []) if head.endswith("[]") else [child]:
+        yield from _found_at(item, rest)
+
+
+@pytest.mark.parametrize("name", sorted({*STRIPE_EXAMPLE_KEYS, *EXAMPLE_OF}))
+def test_every_nested_object_has_every_key_of_stripes_example(
+    rendered: dict[str, dict[str, Any]], name: str
+) -> None:
+    example = EXAMPLE_OF.get(name, name)
+    lacking: dict[str, set[str] | None] = {}
+    for path, keys in STRIPE_EXAMPLE_NESTED_KEYS.items():
+        resource, _, inside = path.partition(".")
+        if resource != example:
+            continue
+        for value in _found_at(rendered[name], inside.split(".")):
+            if value is None:
+                if path not in MAY_BE_NULL:
+                    lacking[path] = None
+            elif missing := keys - set(value):
+                lacking[path] = missing
+    assert lacking == {}
+
+
+def test_a_card_charge_shows_the_authorization_features_it_has_none_of(
+    rendered: dict[str, dict[str, Any]],
+) -> None:
+    """As Stripe shows them for a card with none of them, so that merchant code reading
+    `card.overcapture.status` finds them on every card charge."""
+    card = rendered["charge"]["payment_method_details"]["card"]
+    assert {name: card[name] for name in ("extended_authorization", "incremental_authorization",
+            "multicapture", "network_token", "overcapture")} == {
+        "extended_authorization": {"status": "disabled"},
+        "incremental_authorization": {"status": "unavailable"},
+        "multicapture": {"status": "unavailable"},
+        "network_token": {"used": False},
+        "overcapture": {"maximum_amount_capturable": 2000, "status": "unavailable"},
+    }  # fmt: skip
+    fields = ("authorization_code", "installments", "mandate", "regulated_status",
+              "transaction_link_id", "wallet")  # fmt: skip
+    assert {field: card[field] for field in fields} == dict.fromkeys(fields)
+    secure = rendered["charge (3-D Secure)"]["payment_method_details"]["card"]["three_d_secure"]
+    assert (secure["result"], secure["exemption_indicator"]) == ("authenticated", None)
 
 
 def test_a_card_refund_says_it_goes_back_to_the_card(

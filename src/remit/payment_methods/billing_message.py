@@ -21,3 +21,12 @@ def billing_details_message(details: Mapping[str, object]) -> common_pb2.Billing
             common_pb2.Address(**{k: str(v) for k, v in address.items() if k in ADDRESS_FIELDS})
         )
     return message
+
+
+def rendered_billing_details(details: Mapping[str, object]) -> common_pb2.BillingDetails:
+    """The billing details as a charge or a payment method shows them: as Stripe renders them,
+    the address is always an object, each part of it null when unknown (a client reads
+    `billing_details.address.country` without checking the address first)."""
+    message = billing_details_message(details)
+    message.address.SetInParent()
+    return message

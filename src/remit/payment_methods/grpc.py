@@ -13,7 +13,7 @@ from remit.core.jsonview import enum_numbers
 from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import timestamp
-from remit.payment_methods.billing_message import ADDRESS_FIELDS, billing_details_message
+from remit.payment_methods.billing_message import ADDRESS_FIELDS, rendered_billing_details
 from remit.payment_methods.domain import (
     CardSummary,
     NewPaymentMethod,
@@ -74,7 +74,7 @@ def _card_message(card: CardSummary) -> pb.PaymentMethodCard:
 def payment_method_message(method: PaymentMethod) -> pb.PaymentMethod:
     message = pb.PaymentMethod(
         id=method.id,
-        billing_details=billing_details_message(dict(method.billing_details)),
+        billing_details=rendered_billing_details(dict(method.billing_details)),
         card=_card_message(method.card),
         created=timestamp(method.created_at),
         livemode=False,

@@ -22,7 +22,7 @@ from remit.customers.service import CustomersService
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import filter_bound, from_timestamp, timestamp
 from remit.grpcutil.server import ServiceRegistration
-from remit.payment_methods.billing_message import billing_details_message
+from remit.payment_methods.billing_message import rendered_billing_details
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.grpc import PaymentMethodRpcs
 from remit.payment_methods.service import MethodToCharge, PaymentMethodsService
@@ -318,6 +318,18 @@ def _three_d_secure(charge: Charge, details: pb.ChargePaymentMethodDetailsCard) 
         secure.result_reason = pb.THREE_D_SECURE_RESULT_REASON_REJECTED
 
 
+def _authorization_features(details: pb.ChargePaymentMethodDetailsCard, amount: int) -> None:
+    """What Stripe shows of the authorization's features on every card charge, as it shows them
+    for a card that has none of them: remit neither extends, increments, splits nor exceeds an
+    authorization, and takes no network tokens."""
+    details.extended_authorization.status = "disabled"
+    details.incremental_authorization.status = "unavailable"
+    details.multicapture.status = "unavailable"
+    details.network_token.SetInParent()  # used: false
+    details.overcapture.maximum_amount_capturable = amount
+    details.overcapture.status = "unavailable"
+
+
 def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Charge:
     """The charge, with `refunds` holding the refunds given (none unless the read asked)."""
     card = charge.card
@@ -327,7 +339,7 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
         amount_captured=charge.amount_captured_minor,
         amount_refunded=charge.amount_refunded_minor if charge.captured else 0,
         # Always present, as Stripe renders it: each field null when the method had none.
-        billing_details=billing_details_message(dict(charge.billing_details)),
+        billing_details=rendered_billing_details(dict(charge.billing_details)),
         captured=charge.captured,
         authorization_released=charge.authorization_released,
         created=timestamp(charge.created_at),
@@ -358,6 +370,7 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
         details.funding = _FUNDING[card.funding or ""]
     _set_optional(details, {"fingerprint": card.fingerprint, "country": card.country})
     _three_d_secure(charge, details)
+    _authorization_features(details, charge.amount_minor)
     if charge.review_id is not None:
         message.review = charge.review_id
     result = charge.network_result or {}

@@ -118,7 +118,7 @@ async def test_a_charge_without_any_of_them_still_renders_billing_details(
     )
     body = to_json(charge_message(charge))
     assert body["billing_details"] == {
-        "address": None,
+        "address": dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state")),
         "email": None,
         "name": None,
         "phone": None,

@@ -1888,6 +1888,17 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     NETWORK_FIELD_NUMBER: _builtins.int
     NETWORK_TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     THREE_D_SECURE_FIELD_NUMBER: _builtins.int
+    AUTHORIZATION_CODE_FIELD_NUMBER: _builtins.int
+    EXTENDED_AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    INCREMENTAL_AUTHORIZATION_FIELD_NUMBER: _builtins.int
+    INSTALLMENTS_FIELD_NUMBER: _builtins.int
+    MANDATE_FIELD_NUMBER: _builtins.int
+    MULTICAPTURE_FIELD_NUMBER: _builtins.int
+    NETWORK_TOKEN_FIELD_NUMBER: _builtins.int
+    OVERCAPTURE_FIELD_NUMBER: _builtins.int
+    REGULATED_STATUS_FIELD_NUMBER: _builtins.int
+    TRANSACTION_LINK_ID_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
     amount_authorized: _builtins.int
     """Amount authorized."""
     brand: _common_pb2.CardBrand.ValueType
@@ -1905,6 +1916,14 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     """The network's id of the transaction (Visa's Transaction ID, Mastercard's Trace ID), from
     its authorization answer; unset when the attempt never reached the network.
     """
+    authorization_code: _builtins.str
+    """The issuer's authorization code; null, as remit's simulated issuers give none."""
+    mandate: _builtins.str
+    """mandate_ id the charge was made under; null, as remit has no mandates."""
+    regulated_status: _builtins.str
+    """regulated or unregulated, as the issuer reports; null, as remit's issuers never say."""
+    transaction_link_id: _builtins.str
+    """The network's id linking related transactions (Mastercard's); null in remit."""
     @_builtins.property
     def capture_before(self) -> _timestamp_pb2.Timestamp:
         """When an uncaptured authorization must be captured by."""
@@ -1916,6 +1935,34 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     @_builtins.property
     def three_d_secure(self) -> Global___ChargeThreeDSecure:
         """3-D Secure results; unset when 3DS was not attempted."""
+
+    @_builtins.property
+    def extended_authorization(self) -> Global___ChargeCardExtendedAuthorization:
+        """Whether the authorization was extended past the network's usual validity: never in remit."""
+
+    @_builtins.property
+    def incremental_authorization(self) -> Global___ChargeCardAuthorizationFeature:
+        """Whether the authorization can be incremented: never in remit."""
+
+    @_builtins.property
+    def installments(self) -> Global___ChargeCardInstallments:
+        """The installment plan the charge was paid with; null, as remit takes none."""
+
+    @_builtins.property
+    def multicapture(self) -> Global___ChargeCardAuthorizationFeature:
+        """Whether the authorization can be captured in several parts: never in remit."""
+
+    @_builtins.property
+    def network_token(self) -> Global___ChargeCardNetworkToken:
+        """Whether a network token stood in for the card number: never in remit."""
+
+    @_builtins.property
+    def overcapture(self) -> Global___ChargeCardOvercapture:
+        """Whether more than the amount authorized can be captured: never in remit."""
+
+    @_builtins.property
+    def wallet(self) -> Global___CardWallet:
+        """The wallet the card was paid with; null for plain cards (always in remit)."""
 
     def __init__(
         self,
@@ -1933,13 +1980,26 @@ class ChargePaymentMethodDetailsCard(_message.Message):
         network: _builtins.str | None = ...,
         network_transaction_id: _builtins.str | None = ...,
         three_d_secure: Global___ChargeThreeDSecure | None = ...,
+        authorization_code: _builtins.str | None = ...,
+        extended_authorization: Global___ChargeCardExtendedAuthorization | None = ...,
+        incremental_authorization: Global___ChargeCardAuthorizationFeature | None = ...,
+        installments: Global___ChargeCardInstallments | None = ...,
+        mandate: _builtins.str | None = ...,
+        multicapture: Global___ChargeCardAuthorizationFeature | None = ...,
+        network_token: Global___ChargeCardNetworkToken | None = ...,
+        overcapture: Global___ChargeCardOvercapture | None = ...,
+        regulated_status: _builtins.str | None = ...,
+        transaction_link_id: _builtins.str | None = ...,
+        wallet: Global___CardWallet | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount_authorized", b"_amount_authorized", "_brand", b"_brand", "_country", b"_country", "_fingerprint", b"_fingerprint", "_funding", b"_funding", "_last4", b"_last4", "_network", b"_network", "_network_transaction_id", b"_network_transaction_id", "amount_authorized", b"amount_authorized", "brand", b"brand", "capture_before", b"capture_before", "checks", b"checks", "country", b"country", "fingerprint", b"fingerprint", "funding", b"funding", "last4", b"last4", "network", b"network", "network_transaction_id", b"network_transaction_id", "three_d_secure", b"three_d_secure"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_amount_authorized", b"_amount_authorized", "_authorization_code", b"_authorization_code", "_brand", b"_brand", "_country", b"_country", "_fingerprint", b"_fingerprint", "_funding", b"_funding", "_last4", b"_last4", "_mandate", b"_mandate", "_network", b"_network", "_network_transaction_id", b"_network_transaction_id", "_regulated_status", b"_regulated_status", "_transaction_link_id", b"_transaction_link_id", "amount_authorized", b"amount_authorized", "authorization_code", b"authorization_code", "brand", b"brand", "capture_before", b"capture_before", "checks", b"checks", "country", b"country", "extended_authorization", b"extended_authorization", "fingerprint", b"fingerprint", "funding", b"funding", "incremental_authorization", b"incremental_authorization", "installments", b"installments", "last4", b"last4", "mandate", b"mandate", "multicapture", b"multicapture", "network", b"network", "network_token", b"network_token", "network_transaction_id", b"network_transaction_id", "overcapture", b"overcapture", "regulated_status", b"regulated_status", "three_d_secure", b"three_d_secure", "transaction_link_id", b"transaction_link_id", "wallet", b"wallet"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount_authorized", b"_amount_authorized", "_brand", b"_brand", "_country", b"_country", "_fingerprint", b"_fingerprint", "_funding", b"_funding", "_last4", b"_last4", "_network", b"_network", "_network_transaction_id", b"_network_transaction_id", "amount_authorized", b"amount_authorized", "brand", b"brand", "capture_before", b"capture_before", "checks", b"checks", "country", b"country", "exp_month", b"exp_month", "exp_year", b"exp_year", "fingerprint", b"fingerprint", "funding", b"funding", "last4", b"last4", "network", b"network", "network_transaction_id", b"network_transaction_id", "three_d_secure", b"three_d_secure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_amount_authorized", b"_amount_authorized", "_authorization_code", b"_authorization_code", "_brand", b"_brand", "_country", b"_country", "_fingerprint", b"_fingerprint", "_funding", b"_funding", "_last4", b"_last4", "_mandate", b"_mandate", "_network", b"_network", "_network_transaction_id", b"_network_transaction_id", "_regulated_status", b"_regulated_status", "_transaction_link_id", b"_transaction_link_id", "amount_authorized", b"amount_authorized", "authorization_code", b"authorization_code", "brand", b"brand", "capture_before", b"capture_before", "checks", b"checks", "country", b"country", "exp_month", b"exp_month", "exp_year", b"exp_year", "extended_authorization", b"extended_authorization", "fingerprint", b"fingerprint", "funding", b"funding", "incremental_authorization", b"incremental_authorization", "installments", b"installments", "last4", b"last4", "mandate", b"mandate", "multicapture", b"multicapture", "network", b"network", "network_token", b"network_token", "network_transaction_id", b"network_transaction_id", "overcapture", b"overcapture", "regulated_status", b"regulated_status", "three_d_secure", b"three_d_secure", "transaction_link_id", b"transaction_link_id", "wallet", b"wallet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__amount_authorized: _TypeAlias = _typing.Literal["amount_authorized"]  # noqa: Y015
     _WhichOneofArgType__amount_authorized: _TypeAlias = _typing.Literal["_amount_authorized", b"_amount_authorized"]  # noqa: Y015
+    _WhichOneofReturnType__authorization_code: _TypeAlias = _typing.Literal["authorization_code"]  # noqa: Y015
+    _WhichOneofArgType__authorization_code: _TypeAlias = _typing.Literal["_authorization_code", b"_authorization_code"]  # noqa: Y015
     _WhichOneofReturnType__brand: _TypeAlias = _typing.Literal["brand"]  # noqa: Y015
     _WhichOneofArgType__brand: _TypeAlias = _typing.Literal["_brand", b"_brand"]  # noqa: Y015
     _WhichOneofReturnType__country: _TypeAlias = _typing.Literal["country"]  # noqa: Y015
@@ -1950,12 +2010,20 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     _WhichOneofArgType__funding: _TypeAlias = _typing.Literal["_funding", b"_funding"]  # noqa: Y015
     _WhichOneofReturnType__last4: _TypeAlias = _typing.Literal["last4"]  # noqa: Y015
     _WhichOneofArgType__last4: _TypeAlias = _typing.Literal["_last4", b"_last4"]  # noqa: Y015
+    _WhichOneofReturnType__mandate: _TypeAlias = _typing.Literal["mandate"]  # noqa: Y015
+    _WhichOneofArgType__mandate: _TypeAlias = _typing.Literal["_mandate", b"_mandate"]  # noqa: Y015
     _WhichOneofReturnType__network: _TypeAlias = _typing.Literal["network"]  # noqa: Y015
     _WhichOneofArgType__network: _TypeAlias = _typing.Literal["_network", b"_network"]  # noqa: Y015
     _WhichOneofReturnType__network_transaction_id: _TypeAlias = _typing.Literal["network_transaction_id"]  # noqa: Y015
     _WhichOneofArgType__network_transaction_id: _TypeAlias = _typing.Literal["_network_transaction_id", b"_network_transaction_id"]  # noqa: Y015
+    _WhichOneofReturnType__regulated_status: _TypeAlias = _typing.Literal["regulated_status"]  # noqa: Y015
+    _WhichOneofArgType__regulated_status: _TypeAlias = _typing.Literal["_regulated_status", b"_regulated_status"]  # noqa: Y015
+    _WhichOneofReturnType__transaction_link_id: _TypeAlias = _typing.Literal["transaction_link_id"]  # noqa: Y015
+    _WhichOneofArgType__transaction_link_id: _TypeAlias = _typing.Literal["_transaction_link_id", b"_transaction_link_id"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__amount_authorized) -> _WhichOneofReturnType__amount_authorized | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__authorization_code) -> _WhichOneofReturnType__authorization_code | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__brand) -> _WhichOneofReturnType__brand | None: ...
     @_typing.overload
@@ -1967,11 +2035,169 @@ class ChargePaymentMethodDetailsCard(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__last4) -> _WhichOneofReturnType__last4 | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mandate) -> _WhichOneofReturnType__mandate | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__network) -> _WhichOneofReturnType__network | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__network_transaction_id) -> _WhichOneofReturnType__network_transaction_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__regulated_status) -> _WhichOneofReturnType__regulated_status | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__transaction_link_id) -> _WhichOneofReturnType__transaction_link_id | None: ...
 
 Global___ChargePaymentMethodDetailsCard: _TypeAlias = ChargePaymentMethodDetailsCard  # noqa: Y015
+
+@_typing.final
+class ChargeCardExtendedAuthorization(_message.Message):
+    """charge.payment_method_details.card.extended_authorization."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """"enabled" or "disabled"."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargeCardExtendedAuthorization: _TypeAlias = ChargeCardExtendedAuthorization  # noqa: Y015
+
+@_typing.final
+class ChargeCardAuthorizationFeature(_message.Message):
+    """A feature of an authorization that is available for the charge or not:
+    charge.payment_method_details.card.incremental_authorization and .multicapture.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """"available" or "unavailable"."""
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargeCardAuthorizationFeature: _TypeAlias = ChargeCardAuthorizationFeature  # noqa: Y015
+
+@_typing.final
+class ChargeCardInstallments(_message.Message):
+    """charge.payment_method_details.card.installments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___ChargeCardInstallmentsPlan: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___ChargeCardInstallmentsPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargeCardInstallments: _TypeAlias = ChargeCardInstallments  # noqa: Y015
+
+@_typing.final
+class ChargeCardInstallmentsPlan(_message.Message):
+    """charge.payment_method_details.card.installments.plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Number of installments, for a fixed_count plan."""
+    interval: _builtins.str
+    """"month", for a fixed_count plan."""
+    type: _builtins.str
+    """"fixed_count", "bonus" or "revolving"."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int | None = ...,
+        interval: _builtins.str | None = ...,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "_interval", b"_interval", "count", b"count", "interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_count", b"_count", "_interval", b"_interval", "count", b"count", "interval", b"interval", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__count: _TypeAlias = _typing.Literal["count"]  # noqa: Y015
+    _WhichOneofArgType__count: _TypeAlias = _typing.Literal["_count", b"_count"]  # noqa: Y015
+    _WhichOneofReturnType__interval: _TypeAlias = _typing.Literal["interval"]  # noqa: Y015
+    _WhichOneofArgType__interval: _TypeAlias = _typing.Literal["_interval", b"_interval"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__count) -> _WhichOneofReturnType__count | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval) -> _WhichOneofReturnType__interval | None: ...
+
+Global___ChargeCardInstallmentsPlan: _TypeAlias = ChargeCardInstallmentsPlan  # noqa: Y015
+
+@_typing.final
+class ChargeCardNetworkToken(_message.Message):
+    """charge.payment_method_details.card.network_token."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USED_FIELD_NUMBER: _builtins.int
+    used: _builtins.bool
+    def __init__(
+        self,
+        *,
+        used: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["used", b"used"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargeCardNetworkToken: _TypeAlias = ChargeCardNetworkToken  # noqa: Y015
+
+@_typing.final
+class ChargeCardOvercapture(_message.Message):
+    """charge.payment_method_details.card.overcapture."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAXIMUM_AMOUNT_CAPTURABLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    maximum_amount_capturable: _builtins.int
+    """The most that can be captured: the amount authorized while overcapture is unavailable."""
+    status: _builtins.str
+    """"available" or "unavailable"."""
+    def __init__(
+        self,
+        *,
+        maximum_amount_capturable: _builtins.int = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["maximum_amount_capturable", b"maximum_amount_capturable", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChargeCardOvercapture: _TypeAlias = ChargeCardOvercapture  # noqa: Y015
 
 @_typing.final
 class CardChecks(_message.Message):
@@ -2023,6 +2249,7 @@ class ChargeThreeDSecure(_message.Message):
     RESULT_REASON_FIELD_NUMBER: _builtins.int
     TRANSACTION_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    EXEMPTION_INDICATOR_FIELD_NUMBER: _builtins.int
     authentication_flow: Global___ThreeDSecureAuthenticationFlow.ValueType
     electronic_commerce_indicator: _builtins.str
     """ECI, e.g. "05"."""
@@ -2032,6 +2259,10 @@ class ChargeThreeDSecure(_message.Message):
     """The 3DS server's transaction id."""
     version: _builtins.str
     """3DS protocol version, e.g. "2.2.0"."""
+    exemption_indicator: _builtins.str
+    """The exemption the authentication asked for ("low_risk" or "none"); null, as remit asks
+    for none.
+    """
     def __init__(
         self,
         *,
@@ -2041,15 +2272,18 @@ class ChargeThreeDSecure(_message.Message):
         result_reason: Global___ThreeDSecureResultReason.ValueType | None = ...,
         transaction_id: _builtins.str | None = ...,
         version: _builtins.str | None = ...,
+        exemption_indicator: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_authentication_flow", b"_authentication_flow", "_electronic_commerce_indicator", b"_electronic_commerce_indicator", "_result", b"_result", "_result_reason", b"_result_reason", "_transaction_id", b"_transaction_id", "_version", b"_version", "authentication_flow", b"authentication_flow", "electronic_commerce_indicator", b"electronic_commerce_indicator", "result", b"result", "result_reason", b"result_reason", "transaction_id", b"transaction_id", "version", b"version"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_authentication_flow", b"_authentication_flow", "_electronic_commerce_indicator", b"_electronic_commerce_indicator", "_exemption_indicator", b"_exemption_indicator", "_result", b"_result", "_result_reason", b"_result_reason", "_transaction_id", b"_transaction_id", "_version", b"_version", "authentication_flow", b"authentication_flow", "electronic_commerce_indicator", b"electronic_commerce_indicator", "exemption_indicator", b"exemption_indicator", "result", b"result", "result_reason", b"result_reason", "transaction_id", b"transaction_id", "version", b"version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_authentication_flow", b"_authentication_flow", "_electronic_commerce_indicator", b"_electronic_commerce_indicator", "_result", b"_result", "_result_reason", b"_result_reason", "_transaction_id", b"_transaction_id", "_version", b"_version", "authentication_flow", b"authentication_flow", "electronic_commerce_indicator", b"electronic_commerce_indicator", "result", b"result", "result_reason", b"result_reason", "transaction_id", b"transaction_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_authentication_flow", b"_authentication_flow", "_electronic_commerce_indicator", b"_electronic_commerce_indicator", "_exemption_indicator", b"_exemption_indicator", "_result", b"_result", "_result_reason", b"_result_reason", "_transaction_id", b"_transaction_id", "_version", b"_version", "authentication_flow", b"authentication_flow", "electronic_commerce_indicator", b"electronic_commerce_indicator", "exemption_indicator", b"exemption_indicator", "result", b"result", "result_reason", b"result_reason", "transaction_id", b"transaction_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__authentication_flow: _TypeAlias = _typing.Literal["authentication_flow"]  # noqa: Y015
     _WhichOneofArgType__authentication_flow: _TypeAlias = _typing.Literal["_authentication_flow", b"_authentication_flow"]  # noqa: Y015
     _WhichOneofReturnType__electronic_commerce_indicator: _TypeAlias = _typing.Literal["electronic_commerce_indicator"]  # noqa: Y015
     _WhichOneofArgType__electronic_commerce_indicator: _TypeAlias = _typing.Literal["_electronic_commerce_indicator", b"_electronic_commerce_indicator"]  # noqa: Y015
+    _WhichOneofReturnType__exemption_indicator: _TypeAlias = _typing.Literal["exemption_indicator"]  # noqa: Y015
+    _WhichOneofArgType__exemption_indicator: _TypeAlias = _typing.Literal["_exemption_indicator", b"_exemption_indicator"]  # noqa: Y015
     _WhichOneofReturnType__result: _TypeAlias = _typing.Literal["result"]  # noqa: Y015
     _WhichOneofArgType__result: _TypeAlias = _typing.Literal["_result", b"_result"]  # noqa: Y015
     _WhichOneofReturnType__result_reason: _TypeAlias = _typing.Literal["result_reason"]  # noqa: Y015
@@ -2062,6 +2296,8 @@ class ChargeThreeDSecure(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__authentication_flow) -> _WhichOneofReturnType__authentication_flow | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__electronic_commerce_indicator) -> _WhichOneofReturnType__electronic_commerce_indicator | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__exemption_indicator) -> _WhichOneofReturnType__exemption_indicator | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__result) -> _WhichOneofReturnType__result | None: ...
     @_typing.overload
