@@ -62,6 +62,16 @@ class RemitError(Exception):
 _NOT_FOUND_NAMES: Final = {"payment_method": "PaymentMethod"}
 
 
+_ERROR_CODES_PAGE: Final = "https://stripe.com/docs/error-codes/"
+
+
+def error_code_doc_url(code: str) -> str:
+    """Stripe's page on an error code, which every error carrying a code links as `doc_url`
+    (in an error response, and in a PaymentIntent's `last_payment_error`): the code with its
+    underscores as hyphens, `card_declined` at `.../error-codes/card-declined`."""
+    return _ERROR_CODES_PAGE + code.replace("_", "-")
+
+
 ECHO_LIMIT: Final = 200
 """The most characters of client input a message quotes, as the REST facade quotes it."""
 

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from remit.core import confirm_rules
 from remit.core.currency import SUPPORTED_CURRENCIES
-from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.core.errors import ErrorKind, RemitError, error_code_doc_url, invalid
 from remit.core.metadata import requested_metadata
 from remit.core.return_urls import refuse_invalid_return_url
 from remit.customers.grpc import CustomerRpcs
@@ -267,6 +267,8 @@ def payment_intent_message(intent: PaymentIntent) -> pb.PaymentIntent:
                 for name in ("code", "decline_code", "message", "charge", "payment_method")
             },
         )
+        if message.last_payment_error.HasField("code"):
+            message.last_payment_error.doc_url = error_code_doc_url(message.last_payment_error.code)
     if intent.next_action is not None:
         message.next_action.type = str(intent.next_action.get("type") or "")
         redirect = intent.next_action.get("redirect_to_url")

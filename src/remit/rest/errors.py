@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import FrozenInstanceError, dataclass, fields
 from typing import Final, Self
 
+from remit.core.errors import error_code_doc_url
 from remit.core.text_limits import cut_short
 from remit.grpcutil.metadata import MAX_IDEMPOTENCY_KEY_LENGTH
 from remit.rest.forms import FormDecodeError
@@ -79,10 +80,13 @@ class StripeError(Exception):
         return self.message
 
     def to_body(self) -> dict[str, dict[str, object]]:
-        """The JSON response body: `type`, `message` and only the other fields that are set."""
+        """The JSON response body: `type`, `message` and only the other fields that are set;
+        an error with a code links Stripe's page on it (`doc_url`) unless it names another."""
         error: dict[str, object] = {}
         for name in _BODY_FIELDS:
             value = getattr(self, name)
+            if name == "doc_url" and value is None and self.code is not None:
+                value = error_code_doc_url(self.code)
             if value is None:
                 continue
             error[name] = dict(value) if isinstance(value, Mapping) else value

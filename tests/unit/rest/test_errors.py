@@ -30,10 +30,29 @@ def _raised_by_sdk(error: StripeError) -> stripe.StripeError:
 
 
 def test_the_body_has_type_and_message_and_only_the_fields_that_are_set() -> None:
+    error = StripeError(400, "invalid_request_error", "Bad.", param="amount")
+    assert error.to_body() == {
+        "error": {"type": "invalid_request_error", "message": "Bad.", "param": "amount"}
+    }
+
+
+def test_an_error_with_a_code_links_stripes_page_on_it() -> None:
+    """As Stripe does: the code's page, its underscores as hyphens."""
     error = StripeError(400, "invalid_request_error", "Bad.", code="parameter_missing")
     assert error.to_body() == {
-        "error": {"type": "invalid_request_error", "message": "Bad.", "code": "parameter_missing"}
+        "error": {
+            "type": "invalid_request_error",
+            "message": "Bad.",
+            "code": "parameter_missing",
+            "doc_url": "https://stripe.com/docs/error-codes/parameter-missing",
+        }
     }
+    assert StripeError.rate_limited().to_body()["error"]["doc_url"] == (
+        "https://stripe.com/docs/error-codes/rate-limit"
+    )
+    sdk_error = _raised_by_sdk(StripeError.resource_missing("charge", "ch_1"))
+    assert sdk_error.error is not None
+    assert sdk_error.error.doc_url == "https://stripe.com/docs/error-codes/resource-missing"
 
 
 def test_a_card_error_body_carries_its_decline_details_and_embedded_objects() -> None:
@@ -196,6 +215,7 @@ def test_a_missing_resource_is_a_404_with_stripes_message_and_code() -> None:
             "message": "No such payment_intent: 'pi_123'",
             "code": "resource_missing",
             "param": "intent",
+            "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
         }
     }
     assert error.http_status == 404
@@ -236,6 +256,7 @@ def test_a_param_error_becomes_a_400_invalid_request_error() -> None:
             "message": "Invalid integer: abc",
             "code": "parameter_invalid_integer",
             "param": "amount",
+            "doc_url": "https://stripe.com/docs/error-codes/parameter-invalid-integer",
         }
     }
     sdk_error = _raised_by_sdk(error)

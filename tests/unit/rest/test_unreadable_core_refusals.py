@@ -69,6 +69,7 @@ async def test_a_decline_whose_intent_cannot_be_read_is_answered_without_it(
             "decline_code": "insufficient_funds",
             "message": "Your card has insufficient funds.",
             "charge": "ch_1",
+            "doc_url": "https://stripe.com/docs/error-codes/card-declined",
         }
     }
 
