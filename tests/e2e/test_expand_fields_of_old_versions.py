@@ -174,3 +174,31 @@ def test_before_2022_11_15_a_charge_with_more_refunds_than_a_page_says_so(
     charge = ok(_request(platform, account, "GET", path, version=BEFORE_2022_11_15))
     refunds = charge["refunds"]
     assert (len(refunds["data"]), refunds["has_more"], refunds["total_count"]) == (100, True, 101)
+
+
+def test_old_versions_still_take_their_embedded_lists_as_paths_but_not_other_objects(
+    platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A list a version embeds (an intent's `charges`, a charge's `refunds`, a customer's
+    `sources` before 2020-08-27) may be named, as it could be then; a hash or an object the
+    answer holds anyway (`metadata`, a charge's `outcome`) cannot be expanded at any version."""
+    intent = _paid_intent_with_a_refund(platform, account)
+    customer = ok(_request(platform, account, "POST", "/v1/customers"))
+    for version, path, field in (
+        ("2020-08-27", f"/v1/payment_intents/{intent['id']}", "charges"),
+        (BEFORE_2022_11_15, f"/v1/charges/{intent['latest_charge']}", "refunds"),
+        ("2020-03-02", f"/v1/customers/{customer['id']}", "sources"),
+    ):
+        body = ok(_request(platform, account, "GET", path, expand=(field,), version=version))
+        assert body[field]["object"] == "list"
+    for field in ("metadata", "charges.data.outcome", "latest_charge.outcome"):
+        response = _request(
+            platform,
+            account,
+            "GET",
+            f"/v1/payment_intents/{intent['id']}",
+            expand=(field,),
+            version="2020-08-27",
+        )
+        assert response.status_code == 400, (field, response.text)
+        assert response.json()["error"]["param"] == "expand"

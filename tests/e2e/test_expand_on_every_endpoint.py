@@ -191,9 +191,47 @@ def test_a_review_closed_with_expand_shows_its_charge(
 def test_the_balance_takes_expand_and_refuses_a_field_that_names_no_object(
     platform: RunningPlatform, account: TestAccount
 ) -> None:
-    assert ok(_get(platform, account, "/v1/balance", "available"))["object"] == "balance"
-    _cannot_expand(_get(platform, account, "/v1/balance", "livemode"))
-    _cannot_expand(_get(platform, account, "/v1/balance", "no_such_field"))
+    """The balance has nothing to expand: `expand` is a parameter it takes (not an unknown
+    one), and every path is refused as naming no object, its arrays included."""
+    for field in ("available", "livemode", "no_such_field"):
+        refused = _get(platform, account, "/v1/balance", field)
+        _cannot_expand(refused)
+        message = refused.json()["error"]["message"]
+        assert message == f"This property cannot be expanded ({field})."
+
+
+def test_an_object_or_array_shown_already_cannot_be_expanded(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """Expanding is for ids, and for what only expanding shows (a charge's `refunds`): a hash,
+    an object or a list the answer holds anyway names nothing to expand, and Stripe refuses
+    it as it refuses a number, before any work is done."""
+    intent = pay(client, "pm_card_visa")
+    one = f"/v1/payment_intents/{intent.id}"
+    for field in (
+        "metadata",
+        "shipping",
+        "amount_details",
+        "payment_method_types",
+        "latest_charge.outcome",
+        "latest_charge.payment_method_details.card",
+    ):
+        refused = _get(platform, account, one, field)
+        _cannot_expand(refused)
+        error = refused.json()["error"]
+        assert (error["message"], error["code"]) == (
+            f"This property cannot be expanded ({field}).",
+            "parameter_invalid",
+        )
+    refused = _post(platform, account, "/v1/payment_intents", {"amount": "1000",
+                    "currency": "usd"}, "metadata")  # fmt: skip
+    _cannot_expand(refused)
+    assert client.v1.payment_intents.list(params={"limit": 100}).data[0].id == intent.id
+    # What only expanding shows still may be asked for, at any depth.
+    charge = ok(_get(platform, account, f"/v1/charges/{intent.latest_charge}", "refunds"))
+    assert charge["refunds"]["object"] == "list"
+    expanded = ok(_get(platform, account, one, "latest_charge.refunds"))
+    assert expanded["latest_charge"]["refunds"]["object"] == "list"
 
 
 def test_a_webhook_endpoint_has_nothing_to_expand_and_says_so(

@@ -138,6 +138,11 @@ def cannot_expand(path: str) -> StripeError:
     )
 
 
+def can_include(resource: str, field: str) -> bool:
+    """Whether `field` of `resource` is one shown only when expanded (`register_included`)."""
+    return (resource, field) in _INCLUDERS
+
+
 def can_fetch(resource: str) -> bool:
     """Whether an id naming `resource` can be expanded: a fetcher is registered for it."""
     return resource in _FETCHERS

@@ -11,16 +11,22 @@ The schema is the OpenAPI document's at the version (remit.versioning.openapi), 
 what the version adds back (a PaymentIntent's `charges` before 2022-11-15) and what only
 expanding shows (a charge's `refunds`). A path is valid if each of its fields exists, each one
 it goes through is an object (or an id expandable into one, or a list's `data`), and its last
-field is an expandable id, an object or an array (nothing to expand there, but a charge's
-`refunds` is shown only when asked for): what `expand.expand` accepts for an object of that
-shape, whatever its values, so that expanding the answer has no path left to refuse.
+field is an expandable id, or an object or an array that expanding shows: a field shown only
+when asked for (a charge's `refunds`, `expand.register_included`), or one that only older
+versions show, embedded (a PaymentIntent's `charges`, a Customer's `sources` before
+2020-08-27). Any other object or array (`metadata`, `shipping`, a charge's `outcome`) is there
+already and names nothing to expand, and Stripe refuses it as it refuses a number or a string:
+400 "This property cannot be expanded (metadata)." Every path accepted is one `expand.expand`
+accepts for an object of that shape, whatever its values, so that expanding the answer has no
+path left to refuse.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
 
 from remit.core.jsonview import JsonObject, JsonValue
-from remit.rest.expand import can_fetch, cannot_expand
+from remit.rest.expand import can_fetch, can_include, cannot_expand
 from remit.versioning.openapi import document, response_schema
+from versions import LATEST_VERSION
 
 _REF = "#/components/schemas/"
 _LIST_OBJECTS = frozenset({"list", "search_result"})
@@ -38,16 +44,26 @@ def refuse_unexpandable(paths: Iterable[str], method: str, path: str, version: s
     answer = response_schema(method, path)
     if answer == {"type": "object"}:
         return
+    schemas = _schemas(version)
+    latest = _schemas(LATEST_VERSION)
+    for expand_path in paths:
+        if not _expandable(answer, expand_path.split("."), schemas, latest):
+            raise cannot_expand(expand_path)
+
+
+def _schemas(version: str) -> Schemas:
     components = document(version)["components"]
     assert isinstance(components, dict)
     schemas = components["schemas"]
     assert isinstance(schemas, dict)
-    for expand_path in paths:
-        if not _expandable(answer, expand_path.split("."), schemas):
-            raise cannot_expand(expand_path)
+    return schemas
 
 
-def _expandable(schema: JsonValue, segments: Sequence[str], schemas: Schemas) -> bool:
+def _expandable(
+    schema: JsonValue, segments: Sequence[str], schemas: Schemas, latest: Schemas
+) -> bool:
+    """`latest`: the schemas of the latest version, which tell the fields only older versions
+    show."""
     head, rest = segments[0], segments[1:]
     shape = _object_shape(schema, schemas)
     if shape is None:
@@ -57,19 +73,47 @@ def _expandable(schema: JsonValue, segments: Sequence[str], schemas: Schemas) ->
     if _is_list(properties) and head == "data":
         items = properties.get("data")
         assert isinstance(items, dict)
-        return not rest or _expandable(items.get("items"), rest, schemas)
+        return not rest or _expandable(items.get("items"), rest, schemas, latest)
     field = properties.get(head)
     if field is None:
         return False
     targets = [t for t in _expansion_targets(field) if can_fetch(t)]
     if targets:
-        return not rest or any(_expandable({"$ref": _REF + t}, rest, schemas) for t in targets)
+        return not rest or any(
+            _expandable({"$ref": _REF + t}, rest, schemas, latest) for t in targets
+        )
     if not rest:
-        # An object or an array holds nothing to expand but may be asked for (a charge's
-        # `refunds` is shown only then); a number, a string or a flag names no object.
-        return _holds_values(field, schemas)
+        # An object or an array is there already: only one that expanding shows may be asked
+        # for; a number, a string or a flag names no object.
+        component = _component_name(schema, schemas)
+        return (
+            _holds_values(field, schemas)
+            and component is not None
+            and (can_include(component, head) or _only_older_versions_show(component, head, latest))
+        )
     inner = _object_shape(field, schemas)
-    return inner is not None and _expandable(inner, rest, schemas)
+    return inner is not None and _expandable(inner, rest, schemas, latest)
+
+
+def _component_name(schema: JsonValue, schemas: Schemas) -> str | None:
+    """The name of the component `schema` refers to (a resource's is its `object`: "charge"),
+    following references to references; None for an object described in place."""
+    alternatives = _alternatives(schema)
+    if len(alternatives) != 1:
+        return None
+    reference = alternatives[0].get("$ref")
+    if not isinstance(reference, str):
+        return None
+    name = reference.removeprefix(_REF)
+    return _component_name(schemas.get(name), schemas) or name
+
+
+def _only_older_versions_show(component: str, field: str, latest: Schemas) -> bool:
+    """Whether `field` of `component` is one a version change adds back for older versions
+    (the latest schema lacks it): an object those versions embed, whose expansion they took."""
+    shape = latest.get(component)
+    properties = shape.get("properties") if isinstance(shape, dict) else None
+    return isinstance(properties, dict) and field not in properties
 
 
 def _alternatives(schema: JsonValue) -> list[JsonObject]:

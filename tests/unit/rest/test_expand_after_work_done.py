@@ -23,6 +23,7 @@ from versions import LATEST_VERSION
 
 KEY = "sk_test_" + "a" * 24
 BEFORE_2022_11_15 = "2022-08-01"
+BEFORE_2020_08_27 = "2020-03-02"
 
 
 @dataclass
@@ -160,12 +161,15 @@ def test_a_read_that_cannot_expand_still_fails() -> None:
         ("POST", "/v1/payment_intents", "latest_charge.refunds.data.balance_transaction", None),
         ("POST", "/v1/payment_intents", "charges.data.balance_transaction", BEFORE_2022_11_15),
         ("POST", "/v1/payment_intents", "last_payment_error.payment_method.customer", None),
-        ("POST", "/v1/payment_intents", "next_action", None),
+        ("GET", "/v1/charges/{charge}", "refunds", None),
+        ("POST", "/v1/payment_intents", "latest_charge.refunds", None),
+        ("POST", "/v1/payment_intents", "charges", BEFORE_2022_11_15),
+        ("GET", "/v1/charges/{charge}", "refunds", BEFORE_2022_11_15),
+        ("GET", "/v1/customers/{customer}", "sources", BEFORE_2020_08_27),
         ("GET", "/v1/payment_intents", "data.customer", None),
         ("GET", "/v1/charges/{charge}/refunds", "data.charge.payment_intent", None),
         ("GET", "/v1/balance_transactions/{id}", "source.payment_intent", None),
         ("GET", "/v1/balance_transactions/{id}", "source.original_payout", None),
-        ("GET", "/v1/balance", "available", None),
     ],
 )
 def test_paths_the_schema_has_are_accepted(
@@ -185,6 +189,18 @@ def test_paths_the_schema_has_are_accepted(
         ("GET", "/v1/payment_intents", "customer"),
         ("GET", "/v1/payment_intents", "data.no_such_field"),
         ("POST", "/v1/refunds", "metadata.order_id"),
+        # Objects and arrays shown already, which expanding would not change: Stripe refuses
+        # them as it refuses a number.
+        ("POST", "/v1/payment_intents", "metadata"),
+        ("POST", "/v1/payment_intents", "shipping"),
+        ("POST", "/v1/payment_intents", "amount_details"),
+        ("POST", "/v1/payment_intents", "next_action"),
+        ("POST", "/v1/payment_intents", "latest_charge.outcome"),
+        ("POST", "/v1/payment_intents", "latest_charge.payment_method_details.card"),
+        ("POST", "/v1/payment_intents", "payment_method_types"),
+        ("GET", "/v1/charges/{charge}", "payment_method_details"),
+        ("GET", "/v1/customers/{customer}", "invoice_settings"),
+        ("GET", "/v1/balance", "available"),
     ],
 )
 def test_paths_the_schema_lacks_are_refused(method: str, path: str, expand: str) -> None:
