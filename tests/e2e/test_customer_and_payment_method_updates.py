@@ -50,7 +50,8 @@ def test_an_empty_billing_address_clears_a_payment_methods_address(
     cleared = dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
     retrieved = client.v1.payment_methods.retrieve(method.id)
     for address in (updated.billing_details.address, retrieved.billing_details.address):
-        assert address is not None and address.to_dict() == cleared
+        assert address is not None
+        assert address.to_dict() == cleared
     assert updated.billing_details.name == "Ada Lovelace"
 
 

@@ -30,7 +30,8 @@ def test_a_decline_links_the_page_of_its_code_in_the_error_and_on_the_intent(
     assert error is not None
     assert (error.code, error.doc_url) == ("card_declined", CARD_DECLINED_PAGE)
     intent = error.payment_intent
-    assert intent is not None and intent.last_payment_error is not None
+    assert intent is not None
+    assert intent.last_payment_error is not None
     assert intent.last_payment_error.doc_url == CARD_DECLINED_PAGE
     retrieved = client.v1.payment_intents.retrieve(intent.id)
     assert retrieved.last_payment_error is not None

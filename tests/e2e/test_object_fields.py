@@ -351,7 +351,8 @@ def rendered(
 
     challenged = _paid(client, payment_method="pm_card_authenticationRequired")
     action = challenged.next_action
-    assert action is not None and action.redirect_to_url is not None
+    assert action is not None
+    assert action.redirect_to_url is not None
     challenge = str(action.redirect_to_url.url)
     assert httpx.post(challenge, data={"outcome": "succeed"}).status_code == 303
     authenticated = client.v1.payment_intents.retrieve(challenged.id)
