@@ -35,6 +35,7 @@ from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.body_deadline import BodyReadDeadline, BodyReadTimeoutError
 from remit.rest.connect_headers import refuse_other_accounts
 from remit.rest.context import ApiContext, request_path_for_core
+from remit.rest.cors import CrossOriginHeaders, preflight_routes
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
 from remit.rest.expand import expand, expand_always, expand_present
@@ -616,6 +617,9 @@ def build_app(
     if stopping is None:
         stopping = asyncio.Event()  # never set: a server that does not stop, as in tests
     routes += [_route(op, deps, stopping) for op in ops]
+    # A browser's preflight of a path served (an operation's route answers only its method):
+    # ahead of the catch-all, which answers an unserved path's preflight with its 404.
+    routes += preflight_routes(_methods_by_path(ops) | {"/v1/openapi.json": ["GET"]})
     routes += three_d_secure.routes(deps)
     # Anything unmatched, including a known path with the wrong method, is Stripe's 404.
     routes.append(Route("/{path:path}", _not_found, methods=_ANY_METHOD))
@@ -623,6 +627,9 @@ def build_app(
     app = Starlette(
         routes=routes,
         middleware=[
+            # Outermost, so that every answer, a refusal of the in-flight bound's included, is
+            # one a browser page may read.
+            Middleware(CrossOriginHeaders),
             Middleware(AdmissionLimit, max_in_flight=limit, refusal=_overloaded),
             Middleware(BodyReadDeadline, timeout_s=read_timeout_s or api_read_timeout_s()),
         ],
@@ -636,6 +643,13 @@ def build_app(
     app.router.redirect_slashes = False
     app.router.default = _unmatched
     return app
+
+
+def _methods_by_path(operations: Sequence[Operation]) -> dict[str, list[str]]:
+    methods: dict[str, list[str]] = {}
+    for operation in operations:
+        methods.setdefault(operation.path, []).append(operation.method)
+    return methods
 
 
 def _overloaded(headers: Headers) -> Response:

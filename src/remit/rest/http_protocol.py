@@ -36,6 +36,7 @@ from uvicorn.server import ServerState
 
 from remit.config import DEFAULT_API_MAX_CONNECTIONS, DEFAULT_API_READ_TIMEOUT_S
 from remit.core.ids import new_id
+from remit.rest.cors import CROSS_ORIGIN_HEADERS
 from remit.rest.errors import StripeError
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ _BODY: Final = json.dumps(
     {"error": {"type": "invalid_request_error", "message": _MESSAGE}}, separators=(",", ":")
 ).encode()
 _OVERLOADED_BODY: Final = json.dumps(StripeError.rate_limited().to_body()).encode()
+# Readable by a browser page, as every answer of the app is (`remit.rest.cors`).
+_CROSS_ORIGIN_LINES: Final = tuple(
+    name + b": " + value + b"\r\n" for name, value in CROSS_ORIGIN_HEADERS
+)
 
 # How long, and for how many bytes, a refused connection is read from before it is closed: a
 # client that reads its answer closes within a round trip of it, and a request's head and a
@@ -167,6 +172,7 @@ class StripeShapedHttpToolsProtocol(HttpToolsProtocol):
                 b"content-type: application/json\r\n",
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"request-id: " + new_id("req").encode("ascii") + b"\r\n",
+                *_CROSS_ORIGIN_LINES,
                 b"connection: close\r\n",
                 b"\r\n",
             ]
