@@ -717,7 +717,10 @@ def test_a_charge_with_a_test_card_has_billing_details_with_null_fields(
     charge = client.v1.charges.retrieve(intent.latest_charge)
     billing = charge.billing_details
     assert billing is not None
-    assert (billing.name, billing.email, billing.phone, billing.address) == (None, None, None, None)
+    assert (billing.name, billing.email, billing.phone) == (None, None, None)
+    # The address is there all the same, as Stripe shows it: each part null.
+    assert billing.address is not None
+    assert set(billing.address.to_dict().values()) == {None}
     assert (charge.receipt_email, charge.statement_descriptor_suffix, charge.shipping) == (
         None,
         None,
