@@ -8,7 +8,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import Refund
-from remit.payments.repository import RefundRepository
+from remit.payments.repository import Budget, RefundRepository
 from remit.versioning import MAX_EMBEDDED
 
 REFUNDS_PAGE: Final = MAX_EMBEDDED
@@ -22,9 +22,13 @@ class ChargeRefunds:
 
     first: list[Refund] = field(default_factory=list)
     has_more: bool = False
+    left_out: bool = False
+    """Not read for the answer: the refunds of the page's charges before it took its budget
+    (`read_refunds_of_charges`). The caller lists them on their own (ListRefundsOfCharges)."""
 
 
 NOT_READ: Final = ChargeRefunds()
+LEFT_OUT: Final = ChargeRefunds(left_out=True)
 
 
 async def read_refunds(
@@ -39,10 +43,22 @@ async def read_refunds(
 
 
 async def read_refunds_of_charges(
-    db: AsyncConnection, account_id: str, charge_ids: Sequence[str], *, wanted: bool
+    db: AsyncConnection,
+    account_id: str,
+    charge_ids: Sequence[str],
+    *,
+    wanted: bool,
+    budget_bytes: int | None = None,
 ) -> dict[str, ChargeRefunds]:
-    """`read_refunds` of each of `charge_ids` (a page of charges), in one query."""
+    """`read_refunds` of each of `charge_ids` (a page of charges), in one query: of as many of
+    them, in order, as `budget_bytes` holds (all without one; maybe none, as the page of
+    charges takes its own part of the answer besides), the others `left_out`."""
     if not wanted:
         return {charge_id: NOT_READ for charge_id in charge_ids}
-    pages = await RefundRepository(db).first_of_charges(account_id, charge_ids, limit=REFUNDS_PAGE)
-    return {charge_id: ChargeRefunds(first, more) for charge_id, (first, more) in pages.items()}
+    budget = None if budget_bytes is None else Budget(budget_bytes, first_whole=False)
+    pages, left_out = await RefundRepository(db).first_of_charges(
+        account_id, charge_ids, limit=REFUNDS_PAGE, budget=budget
+    )
+    read = {charge_id: ChargeRefunds(first, more) for charge_id, (first, more) in pages.items()}
+    read.update((charge_id, LEFT_OUT) for charge_id in left_out)
+    return read

@@ -1024,7 +1024,9 @@ class PaymentsServicer(
             with_refunds=not request.without_refunds,
         )
         return pb.ListChargesResponse(
-            data=[charge_message(c, r) for c, r in charges], has_more=has_more
+            data=[charge_message(c, r) for c, r in charges],
+            has_more=has_more,
+            refunds_left_out=[c.id for c, r in charges if r.left_out],
         )
 
     async def ListChargesOfPaymentIntents(
@@ -1042,8 +1044,9 @@ class PaymentsServicer(
                     has_more=page.has_more,
                     total_count=page.total_count,
                 )
-                for intent_id, page in pages.items()
-            ]
+                for intent_id, page in pages.pages.items()
+            ],
+            left_out=pages.left_out,
         )
 
     async def ListRefundsOfCharges(
@@ -1061,8 +1064,9 @@ class PaymentsServicer(
                     has_more=page.has_more,
                     total_count=page.total_count,
                 )
-                for charge_id, page in pages.items()
-            ]
+                for charge_id, page in pages.pages.items()
+            ],
+            left_out=pages.left_out,
         )
 
     # --- Refunds ---

@@ -85,7 +85,7 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
                             has_more=page.has_more,
                             total_count=page.total_count,
                         )
-                        for intent_id, page in charges.items()
+                        for intent_id, page in charges.pages.items()
                     }
                 case ("refund", "charge"):
                     refunds = await RefundRepository(db).first_pages_of_charges(
@@ -97,7 +97,7 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
                             has_more=page.has_more,
                             total_count=page.total_count,
                         )
-                        for charge_id, page in refunds.items()
+                        for charge_id, page in refunds.pages.items()
                     }
         raise UnsupportedRelatedListError(
             f"the core database does not list {need.resource} by {need.filter_param}"

@@ -6,7 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Row, Table, func, select
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Row,
+    Select,
+    Subquery,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.payments.charges import (
@@ -41,6 +57,31 @@ class FirstPage(Generic[T]):
     first: list[T]
     has_more: bool
     total_count: int
+
+
+@dataclass(frozen=True)
+class FirstPages(Generic[T]):
+    """The first pages of the parents asked, in the order asked, as many as fit the answer's
+    byte budget (all of them without one); `left_out` holds the ids of the others, in the
+    order asked, for a later call to ask again."""
+
+    pages: dict[str, FirstPage[T]]
+    left_out: list[str]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many bytes the pages of one answer may take (remit.payments.embedded_budget), and
+    whether the first page comes back whole when it alone takes more (so that each answer of
+    a call that lists nothing else moves on), or is left out too (a call that answers a page of
+    its own besides, whose caller asks for what was left out through such a call)."""
+
+    bytes: int
+    first_whole: bool = True
+
+
+Firsts = tuple[dict[str, tuple[list[Fields], bool]], list[str]]
+"""Each parent answered's first rows and whether it has more, and the parents left out."""
 
 
 def _intent_values(intent: PaymentIntent) -> dict[str, object]:
@@ -319,14 +360,20 @@ class _AccountScoped:
         *,
         limit: int,
         created: CreatedBounds,
-    ) -> dict[str, tuple[list[Fields], bool]]:
+        budget: Budget | None,
+    ) -> Firsts:
         """The newest `limit` rows of each of `parent_ids` (by the `parent` column), and
         whether it has more, in one query however many parents there are: each parent's rows
         are ranked newest first and only the first `limit` + 1 of each (the one past the page
-        says `has_more`) come back. Every id asked has an entry, empty when it has no rows."""
+        says `has_more`) come back. Every id answered has an entry, empty when it has no rows.
+
+        With a `budget`, the pages come back whole, in the order asked, as long as they fit its
+        bytes, and the parents after them are left out (`_within_budget`): the database cuts
+        them, so the pages left out are never read into memory."""
         found: dict[str, list[Fields]] = {parent_id: [] for parent_id in parent_ids}
         if not found:
-            return {}
+            return {}, []
+        asked = list(found)
         table = self.table
         rank = (
             func.row_number()
@@ -337,19 +384,32 @@ class _AccountScoped:
             select(table, rank)
             .where(
                 table.c.account_id == account_id,
-                parent.in_(list(found)),
+                parent.in_(asked),
                 *created.conditions(table),
             )
             .subquery()
         )
-        query = (
-            select(ranked)
-            .where(ranked.c.rank_in_parent <= limit + 1)
-            .order_by(ranked.c[parent.name], ranked.c.rank_in_parent)
-        )
+        if budget is None:
+            query = (
+                select(ranked)
+                .where(ranked.c.rank_in_parent <= limit + 1)
+                .order_by(ranked.c[parent.name], ranked.c.rank_in_parent)
+            )
+        else:
+            query = _within_budget(ranked, parent.name, asked, limit=limit, budget=budget)
+        last: Fields | None = None
         for row in await self._db.execute(query):
-            found[row._mapping[parent.name]].append(row._mapping)
-        return {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
+            last = row._mapping
+            found[last[parent.name]].append(last)
+        left_out: list[str] = []
+        if budget is not None and last is not None:
+            answered, cut = _answered(last, budget)
+            if cut:
+                left_out = asked[answered:]
+                for parent_id in left_out:
+                    del found[parent_id]
+        pages = {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
+        return pages, left_out
 
     async def _first_pages(
         self,
@@ -359,11 +419,12 @@ class _AccountScoped:
         *,
         limit: int,
         created: CreatedBounds,
-    ) -> dict[str, tuple[list[Fields], bool, int]]:
-        """`_first_of_each`, with how many rows each parent has in all: counted for the parents
-        with more than a page, all of them in one more query."""
-        firsts = await self._first_of_each(
-            account_id, parent, parent_ids, limit=limit, created=created
+        budget: Budget | None,
+    ) -> tuple[dict[str, tuple[list[Fields], bool, int]], list[str]]:
+        """`_first_of_each`, with how many rows each parent answered has in all: counted for
+        the parents with more than a page, all of them in one more query."""
+        firsts, left_out = await self._first_of_each(
+            account_id, parent, parent_ids, limit=limit, created=created, budget=budget
         )
         longer = [parent_id for parent_id, (_, more) in firsts.items() if more]
         totals: dict[str, int] = {}
@@ -378,10 +439,68 @@ class _AccountScoped:
                 .group_by(parent)
             )
             totals = {str(row[0]): int(row[1]) for row in counted}
-        return {
+        pages = {
             parent_id: (rows, more, totals[parent_id] if more else len(rows))
             for parent_id, (rows, more) in firsts.items()
         }
+        return pages, left_out
+
+
+def _within_budget(
+    ranked: Subquery, parent_name: str, asked: list[str], *, limit: int, budget: Budget
+) -> Select[Any]:
+    """The first `limit` + 1 rows of each parent of `ranked` (ranked within its parent), whole
+    pages in the order of `asked`, up to the page that would take them past the budget's bytes
+    (the first page comes back whole, however large, when the budget says so; otherwise the
+    first row of the page past the budget comes back, to say where it stops). A row's bytes
+    are those of its JSON text, which runs above its protobuf message's; the row past a page
+    (`has_more`) counts none, as it is not answered. Each row says the position of its parent
+    in `asked` (`parent_position`, from 1), the bytes of the pages through its parent's
+    (`bytes_through_parent`) and of its parent's alone (`bytes_of_parent`), and the last
+    position of a parent with rows (`last_parent_position`): `_answered` reads where the
+    answer stops from them."""
+    parent = ranked.c[parent_name]
+    position = func.array_position(literal(asked, ARRAY(Text)), parent)
+    row_bytes = case(
+        (
+            ranked.c.rank_in_parent <= limit,
+            func.octet_length(cast(func.row_to_json(ranked.table_valued()), Text)),
+        ),
+        else_=0,
+    )
+    sized = (
+        select(
+            ranked,
+            position.label("parent_position"),
+            # Through the end of the row's parent page (its rows are peers in this order).
+            func.sum(row_bytes).over(order_by=position).label("bytes_through_parent"),
+            func.sum(row_bytes).over(partition_by=parent).label("bytes_of_parent"),
+            func.max(position).over().label("last_parent_position"),
+        )
+        .where(ranked.c.rank_in_parent <= limit + 1)
+        .subquery()
+    )
+    through, alone = sized.c.bytes_through_parent, sized.c.bytes_of_parent
+    if budget.first_whole:
+        past_the_budget = through == alone  # the first page
+    else:
+        past_the_budget = and_(sized.c.rank_in_parent == 1, through - alone <= budget.bytes)
+    return (
+        select(sized)
+        .where(or_(through <= budget.bytes, past_the_budget))
+        .order_by(sized.c.parent_position, sized.c.rank_in_parent)
+    )
+
+
+def _answered(last: Fields, budget: Budget) -> tuple[int, bool]:
+    """From the last row `_within_budget` answered: how many of the parents asked are answered
+    (their pages whole), and whether some are left out."""
+    position = int(last["parent_position"])
+    whole = last["bytes_through_parent"] <= budget.bytes or (
+        budget.first_whole and last["bytes_through_parent"] == last["bytes_of_parent"]
+    )
+    answered = position if whole else position - 1
+    return answered, answered < int(last["last_parent_position"])
 
 
 class PaymentIntentRepository(_AccountScoped):
@@ -491,16 +610,26 @@ class ChargeRepository(_AccountScoped):
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-    ) -> dict[str, FirstPage[Charge]]:
+        budget: Budget | None = None,
+    ) -> FirstPages[Charge]:
         """The newest `limit` charges of each PaymentIntent, whether it has more and how many
-        it has, in two queries however many intents there are."""
-        pages = await self._first_pages(
-            account_id, self.table.c.payment_intent_id, intent_ids, limit=limit, created=created
+        it has, in two queries however many intents there are: for as many intents as fit
+        `budget` bytes (`_first_of_each`), all of them without one."""
+        pages, left_out = await self._first_pages(
+            account_id,
+            self.table.c.payment_intent_id,
+            intent_ids,
+            limit=limit,
+            created=created,
+            budget=budget,
         )
-        return {
-            intent_id: FirstPage([charge_from_row(row) for row in rows], more, total)
-            for intent_id, (rows, more, total) in pages.items()
-        }
+        return FirstPages(
+            {
+                intent_id: FirstPage([charge_from_row(row) for row in rows], more, total)
+                for intent_id, (rows, more, total) in pages.items()
+            },
+            left_out,
+        )
 
 
 class RefundRepository(_AccountScoped):
@@ -560,16 +689,24 @@ class RefundRepository(_AccountScoped):
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-    ) -> dict[str, tuple[list[Refund], bool]]:
+        budget: Budget | None = None,
+    ) -> tuple[dict[str, tuple[list[Refund], bool]], list[str]]:
         """The newest `limit` refunds of each charge, and whether it has more, in one query
-        however many charges there are."""
-        rows = await self._first_of_each(
-            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
+        however many charges there are: for as many charges as fit `budget` bytes
+        (`_first_of_each`), all of them without one; the others are left out (listed last)."""
+        rows, left_out = await self._first_of_each(
+            account_id,
+            self.table.c.charge_id,
+            charge_ids,
+            limit=limit,
+            created=created,
+            budget=budget,
         )
-        return {
+        pages = {
             charge_id: ([refund_from_row(row) for row in first], more)
             for charge_id, (first, more) in rows.items()
         }
+        return pages, left_out
 
     async def first_pages_of_charges(
         self,
@@ -578,13 +715,23 @@ class RefundRepository(_AccountScoped):
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-    ) -> dict[str, FirstPage[Refund]]:
+        budget: Budget | None = None,
+    ) -> FirstPages[Refund]:
         """The newest `limit` refunds of each charge, whether it has more and how many it has,
-        in two queries however many charges there are."""
-        pages = await self._first_pages(
-            account_id, self.table.c.charge_id, charge_ids, limit=limit, created=created
+        in two queries however many charges there are: for as many charges as fit `budget`
+        bytes (`_first_of_each`), all of them without one."""
+        pages, left_out = await self._first_pages(
+            account_id,
+            self.table.c.charge_id,
+            charge_ids,
+            limit=limit,
+            created=created,
+            budget=budget,
         )
-        return {
-            charge_id: FirstPage([refund_from_row(row) for row in rows], more, total)
-            for charge_id, (rows, more, total) in pages.items()
-        }
+        return FirstPages(
+            {
+                charge_id: FirstPage([refund_from_row(row) for row in rows], more, total)
+                for charge_id, (rows, more, total) in pages.items()
+            },
+            left_out,
+        )

@@ -80,6 +80,7 @@ from remit.payments.domain import (
     unexpected_state,
     update_event,
 )
+from remit.payments.embedded_budget import EMBEDDED_ANSWER_BYTES
 from remit.payments.held_requests import (
     HeldRequest,
     Retried,
@@ -134,8 +135,9 @@ from remit.payments.ports import (
     save_card_in,
 )
 from remit.payments.repository import (
+    Budget,
     ChargeRepository,
-    FirstPage,
+    FirstPages,
     PaymentIntentRepository,
     RefundRepository,
 )
@@ -587,6 +589,7 @@ class PaymentsService:
         hooks: PaymentHooks | None = None,
         clock: Clock | None = None,
         radar: RadarGate | None = None,
+        embedded_bytes: int = EMBEDDED_ANSWER_BYTES,
     ) -> None:
         # `present` turns an intent into the message a card error embeds (Stripe returns the
         # declined PaymentIntent inside the error).
@@ -600,6 +603,8 @@ class PaymentsService:
         )
         self._clock = clock or SystemClock()
         self._radar: RadarGate = radar or NoRadar()
+        # What the lists embedded in one answer may take (remit.payments.embedded_budget).
+        self._embedded_bytes = embedded_bytes
         # Network steps whose caller was cancelled, still running (`_outliving_its_caller`).
         self._outliving: set[asyncio.Task[Any]] = set()
 
@@ -2322,7 +2327,8 @@ class PaymentsService:
         with_refunds: bool = False,
     ) -> tuple[list[tuple[Charge, ChargeRefunds]], bool]:
         """A page of charges, each with its first refunds when `with_refunds` (read for the
-        whole page in one query; otherwise none is read)."""
+        whole page in one query; otherwise none is read): those of the first charges that fit
+        the embedded budget, the others `left_out` for the caller to list on their own."""
         async with self._engine.begin() as db:
             repo = ChargeRepository(db)
             after, before = await self._cursors(
@@ -2338,32 +2344,40 @@ class PaymentsService:
                 payment_intent_id=payment_intent_id,
             )
             refunds = await read_refunds_of_charges(
-                db, account_id, [c.id for c in page], wanted=with_refunds
+                db,
+                account_id,
+                [c.id for c in page],
+                wanted=with_refunds,
+                budget_bytes=self._embedded_bytes,
             )
             return [(c, refunds[c.id]) for c in page], more
 
     async def charges_of_intents(
         self, account_id: str, intent_ids: Sequence[str], *, limit: int
-    ) -> dict[str, FirstPage[Charge]]:
+    ) -> FirstPages[Charge]:
         """The first `limit` charges of each of `intent_ids` (newest first), whether more follow
         and how many there are, read in two queries for them all: what versions before
-        2022-11-15 embed in each intent of a page. An id of no intent of the account has none."""
+        2022-11-15 embed in each intent of a page. An id of no intent of the account has none.
+        Only the first intents' whose charges fit the embedded budget are answered (the first
+        always): the others are left out, for the caller to ask again."""
         _check_embedded(intent_ids, limit, "payment_intents")
         async with self._engine.begin() as db:
             return await ChargeRepository(db).first_pages_of_intents(
-                account_id, intent_ids, limit=limit
+                account_id, intent_ids, limit=limit, budget=Budget(self._embedded_bytes)
             )
 
     async def refunds_of_charges(
         self, account_id: str, charge_ids: Sequence[str], *, limit: int
-    ) -> dict[str, FirstPage[Refund]]:
+    ) -> FirstPages[Refund]:
         """The first `limit` refunds of each of `charge_ids` (newest first), whether more follow
         and how many there are, read in two queries for them all: what versions before
-        2022-11-15 embed in each charge of a page. An id of no charge of the account has none."""
+        2022-11-15 embed in each charge of a page. An id of no charge of the account has none.
+        Only the first charges' whose refunds fit the embedded budget are answered (the first
+        always): the others are left out, for the caller to ask again."""
         _check_embedded(charge_ids, limit, "charges")
         async with self._engine.begin() as db:
             return await RefundRepository(db).first_pages_of_charges(
-                account_id, charge_ids, limit=limit
+                account_id, charge_ids, limit=limit, budget=Budget(self._embedded_bytes)
             )
 
     # --- Refunds ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import grpc
 from remit.accounts.domain import Principal
 from remit.config import PlatformConfig, client_rate_limit_per_s, rate_limit_per_s
 from remit.grpcutil.errors import remit_error_from_rpc_error
+from remit.grpcutil.facade_limits import FACADE_RECEIVE_BYTES
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.rest.auth import Authenticator
 from remit.rest.errors import StripeError
@@ -29,7 +30,7 @@ PIN_TIMEOUT_S = 10.0
 
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", FACADE_RECEIVE_BYTES),
 ]
 
 

@@ -3,7 +3,7 @@ versions embed (a PaymentIntent's charges, a Charge's refunds), and finds those 
 expanded (a Charge's Radar rule), over gRPC, on behalf of the caller's account. Each is asked
 for many parents at once (all the intents of a page, all their charges), so a list at an old
 version costs a few calls, not a few per object; the core counts each list's `total_count` in
-the same call."""
+the same call. Lists too large for one answer take more calls (remit.rest.embedded_lists)."""
 
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -12,9 +12,9 @@ from remit.accounts.domain import KeyKind
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.embedded_lists import charges_of_intents, refunds_of_charges
 from remit.rest.grpc_call import call
-from remit.versioning import MAX_EMBEDDED, Fetch, Need, RelatedObject, RelatedPage
-from remit_api.payments.v1 import payments_pb2 as pb
+from remit.versioning import Fetch, Need, RelatedObject, RelatedPage
 from remit_api.radar.v1 import radar_pb2 as rpb
 
 IDS_PER_CALL: Final = 100
@@ -54,29 +54,27 @@ def related_fetch(deps: Dependencies, context: ApiContext) -> Fetch:
         )
 
     async def _charges_of_intents(keys: Sequence[str]) -> Mapping[str, RelatedPage]:
-        asked = pb.ListChargesOfPaymentIntentsRequest(payment_intents=keys, limit=MAX_EMBEDDED)
-        reply = await call(deps.payments.ListChargesOfPaymentIntents, asked, context)
+        pages = await charges_of_intents(deps, context, keys)
         # As listed at the latest schema: without `refunds`, which the version that embeds the
         # charges adds back in its own shape (gathered in turn).
         return {
-            page.payment_intent: RelatedPage(
+            intent_id: RelatedPage(
                 [_without_refunds(to_json(charge)) for charge in page.data],
                 has_more=page.has_more,
                 total_count=page.total_count,
             )
-            for page in reply.pages
+            for intent_id, page in pages.items()
         }
 
     async def _refunds_of_charges(keys: Sequence[str]) -> Mapping[str, RelatedPage]:
-        asked = pb.ListRefundsOfChargesRequest(charges=keys, limit=MAX_EMBEDDED)
-        reply = await call(deps.payments.ListRefundsOfCharges, asked, context)
+        pages = await refunds_of_charges(deps, context, keys)
         return {
-            page.charge: RelatedPage(
+            charge_id: RelatedPage(
                 [to_json(refund) for refund in page.data],
                 has_more=page.has_more,
                 total_count=page.total_count,
             )
-            for page in reply.pages
+            for charge_id, page in pages.items()
         }
 
     async def _rules(need: RelatedObject, keys: Sequence[str]) -> Mapping[str, RelatedPage]:

@@ -24,7 +24,7 @@ from remit.payments.charges import Refund, RefundStatus
 from remit.payments.events import charge_json
 from remit.payments.grpc import PaymentsServicer
 from remit.payments.related import database_fetch, event_renderer
-from remit.payments.repository import ChargeRepository, FirstPage, RefundRepository
+from remit.payments.repository import ChargeRepository, FirstPage, FirstPages, RefundRepository
 from remit.payments.service import PaymentsService
 from remit.radar.domain import ItemType, Rule, RuleAction
 from remit.radar.grpc import RadarServicer
@@ -284,9 +284,9 @@ async def test_the_core_answers_for_a_page_of_parents_at_most(
     with pytest.raises(RemitError, match="limit"):
         await payments.refunds_of_charges(account_id, ["ch_1"], limit=101)
     # An id of no object of the account has nothing, and an id asked twice is answered once.
-    assert await payments.refunds_of_charges(account_id, ["ch_none", "ch_none"], limit=10) == {
-        "ch_none": FirstPage([], has_more=False, total_count=0)
-    }
+    assert await payments.refunds_of_charges(
+        account_id, ["ch_none", "ch_none"], limit=10
+    ) == FirstPages({"ch_none": FirstPage([], has_more=False, total_count=0)}, left_out=[])
 
 
 async def test_a_list_longer_than_a_page_is_counted_in_the_same_call(

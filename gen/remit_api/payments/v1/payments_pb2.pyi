@@ -4996,18 +4996,28 @@ class ListChargesResponse(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     HAS_MORE_FIELD_NUMBER: _builtins.int
+    REFUNDS_LEFT_OUT_FIELD_NUMBER: _builtins.int
     has_more: _builtins.bool
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Charge]: ...
+    @_builtins.property
+    def refunds_left_out(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The charges of `data` whose `refunds` this answer leaves empty (in the order of `data`),
+        as the refunds of the charges before them filled the part of the answer lists may take
+        (each a page of up to 100 refunds, metadata and all): list theirs with ListRefundsOfCharges.
+        Empty when every charge holds its refunds, or the request says `without_refunds`.
+        """
+
     def __init__(
         self,
         *,
         data: _abc.Iterable[Global___Charge] | None = ...,
         has_more: _builtins.bool = ...,
+        refunds_left_out: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more", "refunds_left_out", b"refunds_left_out"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -5438,21 +5448,30 @@ Global___ChargesOfPaymentIntent: _TypeAlias = ChargesOfPaymentIntent  # noqa: Y0
 
 @_typing.final
 class ListChargesOfPaymentIntentsResponse(_message.Message):
-    """One ChargesOfPaymentIntent per id asked, in the order asked (an id asked twice, once)."""
+    """One ChargesOfPaymentIntent per id answered, in the order asked (an id asked twice, once)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGES_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChargesOfPaymentIntent]: ...
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids asked after those answered (in the order asked), left out as the pages before them
+        filled the part of the answer lists may take: ask for them again. The first id asked is
+        always answered, so each call moves on. Empty when every id asked is answered.
+        """
+
     def __init__(
         self,
         *,
         pages: _abc.Iterable[Global___ChargesOfPaymentIntent] | None = ...,
+        left_out: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["left_out", b"left_out", "pages", b"pages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -5524,21 +5543,30 @@ Global___RefundsOfCharge: _TypeAlias = RefundsOfCharge  # noqa: Y015
 
 @_typing.final
 class ListRefundsOfChargesResponse(_message.Message):
-    """One RefundsOfCharge per id asked, in the order asked (an id asked twice, once)."""
+    """One RefundsOfCharge per id answered, in the order asked (an id asked twice, once)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGES_FIELD_NUMBER: _builtins.int
+    LEFT_OUT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def pages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefundsOfCharge]: ...
+    @_builtins.property
+    def left_out(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids asked after those answered (in the order asked), left out as the pages before them
+        filled the part of the answer lists may take: ask for them again. The first id asked is
+        always answered, so each call moves on. Empty when every id asked is answered.
+        """
+
     def __init__(
         self,
         *,
         pages: _abc.Iterable[Global___RefundsOfCharge] | None = ...,
+        left_out: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pages", b"pages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["left_out", b"left_out", "pages", b"pages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -339,7 +339,8 @@ class PaymentsServiceServicer:
 
     def ListChargesOfPaymentIntents(self, request, context):
         """The first charges of each of several PaymentIntents, in one call: what API versions before
-        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent;
+        again for those an answer leaves out to keep within its size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -347,7 +348,8 @@ class PaymentsServiceServicer:
 
     def ListRefundsOfCharges(self, request, context):
         """The first refunds of each of several charges, in one call: what API versions before
-        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge;
+        again for those an answer leaves out to keep within its size).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

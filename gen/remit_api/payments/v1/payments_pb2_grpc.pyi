@@ -81,11 +81,13 @@ class PaymentsServiceStub:
     """GET /v1/refunds, newest first."""
     ListChargesOfPaymentIntents: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListChargesOfPaymentIntentsRequest, _payments_pb2.ListChargesOfPaymentIntentsResponse]
     """The first charges of each of several PaymentIntents, in one call: what API versions before
-    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent;
+    again for those an answer leaves out to keep within its size).
     """
     ListRefundsOfCharges: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsOfChargesRequest, _payments_pb2.ListRefundsOfChargesResponse]
     """The first refunds of each of several charges, in one call: what API versions before
-    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge;
+    again for those an answer leaves out to keep within its size).
     """
     CreateCustomer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]
     """POST /v1/customers."""
@@ -179,11 +181,13 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     """GET /v1/refunds, newest first."""
     ListChargesOfPaymentIntents: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListChargesOfPaymentIntentsRequest, _payments_pb2.ListChargesOfPaymentIntentsResponse]  # type: ignore[assignment]
     """The first charges of each of several PaymentIntents, in one call: what API versions before
-    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+    2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent;
+    again for those an answer leaves out to keep within its size).
     """
     ListRefundsOfCharges: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsOfChargesRequest, _payments_pb2.ListRefundsOfChargesResponse]  # type: ignore[assignment]
     """The first refunds of each of several charges, in one call: what API versions before
-    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+    2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge;
+    again for those an answer leaves out to keep within its size).
     """
     CreateCustomer: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateCustomerRequest, _payments_pb2.CreateCustomerResponse]  # type: ignore[assignment]
     """POST /v1/customers."""
@@ -354,7 +358,8 @@ class PaymentsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListChargesOfPaymentIntentsResponse, _abc.Awaitable[_payments_pb2.ListChargesOfPaymentIntentsResponse]]:
         """The first charges of each of several PaymentIntents, in one call: what API versions before
-        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent).
+        2022-11-15 embed in each intent's `charges` (a page of intents asks once, not per intent;
+        again for those an answer leaves out to keep within its size).
         """
 
     def ListRefundsOfCharges(
@@ -363,7 +368,8 @@ class PaymentsServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListRefundsOfChargesResponse, _abc.Awaitable[_payments_pb2.ListRefundsOfChargesResponse]]:
         """The first refunds of each of several charges, in one call: what API versions before
-        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge).
+        2022-11-15 embed in each charge's `refunds` (a page of charges asks once, not per charge;
+        again for those an answer leaves out to keep within its size).
         """
 
     def CreateCustomer(

@@ -4,6 +4,7 @@ further (description, metadata, receipt email, shipping) but not otherwise chang
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
+from remit.rest.embedded_lists import refunds_of_charges
 from remit.rest.expand import register_included, register_resource
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
@@ -110,6 +111,19 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
     return _rendered(reply.charge, context)
 
 
+async def _add_refunds_left_out(
+    reply: pb.ListChargesResponse, context: ApiContext, deps: Dependencies
+) -> None:
+    """The refunds of the charges the page's answer left without them, as its refunds took
+    what one answer may hold: asked for on their own, as many calls as they need."""
+    pages = await refunds_of_charges(deps, context, reply.refunds_left_out)
+    for charge in reply.data:
+        if charge.id in pages:
+            page = pages[charge.id]
+            charge.refunds.data.extend(page.data)
+            charge.refunds.has_more = page.has_more
+
+
 async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
     if "transfer_group" in context.params:
         # remit has no transfer groups (no separate charges and transfers): no charge is in
@@ -124,6 +138,8 @@ async def list_charges(context: ApiContext, deps: Dependencies) -> JsonObject:
         if value is not None:
             setattr(request, name, value)
     reply = await call(deps.payments.ListCharges, request, context)
+    if reply.refunds_left_out:
+        await _add_refunds_left_out(reply, context, deps)
     return {
         "object": "list",
         "data": [render_charge(charge, item_expand) for charge in reply.data],
