@@ -52,6 +52,8 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
     """Lists the related objects of one account that existed at `as_of`, latest schema: for
     all the parents asked at once (a page and, for lists longer than a page, their counts)."""
     existing = CreatedBounds(lte=as_of)
+    # Read in process, whole: no answer carries them over gRPC, so no byte budget cuts them
+    # (remit.payments.embedded_budget is for the facade's calls).
 
     async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
         async with engine.begin() as db:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import KeyKind, Principal
 from remit.grpcutil.errors import ErrorMappingInterceptor
-from remit.payments.charges import Refund, RefundStatus
+from remit.payments.charges import RefundStatus
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.service import PaymentsService
 from remit.rest.app import build_app
@@ -33,7 +33,6 @@ from remit_api.payments.v1 import payments_pb2_grpc
 from tests.integration.payments.conftest import FakeMethods
 from tests.integration.payments.test_payments_service import pay
 from tests.integration.payments.test_related_calls_of_old_versions import (
-    KEY,
     CountingInterceptor,
     Facade,
 )
