@@ -23,7 +23,7 @@ class ChargeRefunds:
     first: list[Refund] = field(default_factory=list)
     has_more: bool = False
     left_out: bool = False
-    """Not read for the answer: the refunds of the page's charges before it took its budget
+    """Not read: the refunds of the charges before it in the page filled the answer's budget
     (`read_refunds_of_charges`). The caller lists them on their own (ListRefundsOfCharges)."""
 
 

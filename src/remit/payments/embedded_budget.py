@@ -4,17 +4,24 @@ each object of a page (a PaymentIntent's charges, a Charge's refunds). Each list
 a page (100) of items, and a page holds at most 100 objects, but nothing else held their bytes:
 100 refunds at Stripe's metadata limits (50 keys of 40 characters, values of 500) are ~2.7 MB,
 and a page of 100 charges with such refunds ~270 MB, built in the core's memory and refused by
-the facade. The core answers the lists that fit this budget, whole (the first always, however
-large: at most one page of items), and names the parents it left out; the facade asks for those
-again until it has them all."""
+the facade, whose channel takes `FACADE_RECEIVE_BYTES`.
+
+The core answers the lists that fit this budget, whole and in the order asked, and names the
+parents it left out; the facade asks for those again until it has them all
+(remit.rest.embedded_lists). The database cuts the lists (remit.payments.repository), so those
+left out are never read into the core's memory."""
 
 from typing import Final
 
 from remit.grpcutil.facade_limits import FACADE_RECEIVE_BYTES
 
 EMBEDDED_ANSWER_BYTES: Final = FACADE_RECEIVE_BYTES // 4
-"""4 MiB of a 16 MiB answer. What is counted is each item's JSON text as the database holds it,
-which runs above its protobuf encoding (names and timestamps spelled out), so the lists answered
-take at most this much, or one list alone (100 items of at most ~28 KB: under 3 MB). The rest
-of an answer is its page of parents (ListCharges: at most 100 charges of a few tens of KB each,
-about as much again), which leaves the answer well within the facade's limit."""
+"""4 MiB of a 16 MiB answer. What is counted is each item's JSON text as the database renders
+its row, which runs above its protobuf encoding (names and timestamps spelled out: about twice
+as large for a refund with metadata), so the lists answered take less than this. A call that
+answers only lists (ListRefundsOfCharges, ListChargesOfPaymentIntents) answers its first list
+even when it alone takes more, so that each call moves on: one list of at most 100 items, no
+larger than a plain page of such objects (100 refunds with ASCII metadata at Stripe's limits
+are under 3 MB). ListCharges holds a page of up to 100 charges besides, which leaves its
+refunds out rather than pass the budget. Either way an answer stays well within the facade's
+limit."""

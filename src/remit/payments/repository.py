@@ -71,17 +71,19 @@ class FirstPages(Generic[T]):
 
 @dataclass(frozen=True)
 class Budget:
-    """How many bytes the pages of one answer may take (remit.payments.embedded_budget), and
-    whether the first page comes back whole when it alone takes more (so that each answer of
-    a call that lists nothing else moves on), or is left out too (a call that answers a page of
-    its own besides, whose caller asks for what was left out through such a call)."""
+    """How many bytes the pages of one answer may take (remit.payments.embedded_budget). With
+    `first_whole`, the first page comes back even when it alone takes more, so that each
+    answer of a call that holds only such pages answers one parent at least (and a caller that
+    asks again for those left out gets them all); without it, that page is left out like those
+    after it, for a call whose answer holds a page of its own besides (ListCharges: its
+    caller asks for the refunds left out through the former kind of call)."""
 
     bytes: int
     first_whole: bool = True
 
 
 Firsts = tuple[dict[str, tuple[list[Fields], bool]], list[str]]
-"""Each parent answered's first rows and whether it has more, and the parents left out."""
+"""The first rows of each parent answered and whether it has more; the parents left out."""
 
 
 def _intent_values(intent: PaymentIntent) -> dict[str, object]:

@@ -1566,7 +1566,8 @@ class Charge(_message.Message):
     def refunds(self) -> Global___RefundList:
         """The charge's first refunds (at most 100, `has_more` when there are more); left empty when
         the request sets `without_refunds`, as the facade does unless the client expands `refunds`
-        (Stripe omits the key since 2022-11-15 unless it is expanded).
+        (Stripe omits the key since 2022-11-15 unless it is expanded), and in a ListCharges answer
+        that names the charge in `refunds_left_out`.
         """
 
     @_builtins.property
