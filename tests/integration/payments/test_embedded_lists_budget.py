@@ -17,7 +17,7 @@ from typing import Any, cast
 import grpc
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import KeyKind, Principal
@@ -232,3 +232,29 @@ async def test_a_page_of_intents_at_an_old_version_embeds_all_its_charges_and_re
     assert shown == {charge_id: (ids, False, REFUNDS) for charge_id, ids in made.items()}
     assert platform.facade.calls["ListChargesOfPaymentIntents"] > 1
     assert platform.facade.calls["ListRefundsOfCharges"] > 1
+
+
+async def test_the_refunds_left_out_are_never_read(
+    core_engine: AsyncEngine, platform: Platform
+) -> None:
+    """The database cuts the answer: the core reads the rows of the pages it answers, not every
+    page asked before cutting them in memory."""
+    made = await _charges_with_fat_refunds(core_engine, platform)
+    read: list[int] = []
+
+    def count(*args: Any) -> None:
+        statement, cursor = str(args[2]), args[1]
+        if "FROM refunds" in statement:
+            read.append(cursor.rowcount)
+
+    event.listen(core_engine.sync_engine, "after_cursor_execute", count)
+    try:
+        answer = await platform.payments.refunds_of_charges(
+            platform.account_id, list(made), limit=100
+        )
+    finally:
+        event.remove(core_engine.sync_engine, "after_cursor_execute", count)
+    answered = len(answer.pages)
+    assert 0 < answered < CHARGES
+    assert list(answer.pages) + answer.left_out == list(made)
+    assert read == [answered * REFUNDS]
