@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from remit.core.secrets import Secret
-from remit.grpcutil.internal_roles import CALLER_ONLY_ROLES, role_credential
+from remit.grpcutil.internal_roles import (
+    ACQUIRER,
+    API,
+    CALLER_ONLY_ROLES,
+    CORE,
+    VAULT,
+    WORKER,
+    role_credential,
+)
 from remit.hosts import bracketed, host_problem, ip_literal, resolved_addresses, unbracketed
 
 # The internal token (`remit.grpcutil.internal_auth`): its variable, and its file in the data
@@ -233,43 +241,65 @@ def _has_valid_port(url: str) -> bool:
     return port is None or 0 <= port <= 65535
 
 
-# Only the vault process may hold its database credentials and key settings; the vault in turn
-# gets no credentials for anyone else's database.
-VAULT_ONLY_ENV = frozenset(
-    {"VAULT_DATABASE_URL", "REMIT_VAULT_KEYS", "REMIT_VAULT_KEY_FILE", "REMIT_VAULT_DESTINATIONS"}
-)
-KEPT_FROM_VAULT_ENV = frozenset({"DATABASE_URL", "ACQUIRER_DATABASE_URL"})
 # The key that authenticates the ledger's checkpoints (`remit.ledger.checkpoints`): of the
 # processes `remit serve` starts, only the worker writes checkpoints. Whoever holds it can
 # forge one, so the processes that face callers (the api, the core) do not get it.
 LEDGER_CHECKPOINT_KEY_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY"
 LEDGER_CHECKPOINT_KEY_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_KEY_FILE"
 LEDGER_CHECKPOINT_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_FILE"
-WORKER_ONLY_ENV = frozenset({LEDGER_CHECKPOINT_KEY_ENV, LEDGER_CHECKPOINT_KEY_FILE_ENV})
 # The checkpoints' earlier keys, which only `remit ledger verify` needs (to check the lines
 # written before the key changed): no process `remit serve` starts gets them.
 LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV: Final = "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS"
 LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV: Final = "REMIT_LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE"
-VERIFY_ONLY_ENV = frozenset(
+
+# The settings that open a database or hold a key, each handed only to the processes that use
+# it: whoever takes over a process gets what its environment holds, and a database's password
+# lets them past every check its owner makes (the api, which faces the internet, would hand
+# out the core database's, and with it every account, payment and balance). The api uses no
+# database; the core and the worker the core's (reconciliation reads the acquirer's settlement
+# reports through its gRPC service, not its database); the vault and the acquirer their own.
+# A role not listed gets none of them.
+ROLE_ONLY_ENV: Final[Mapping[str, frozenset[str]]] = {
+    API: frozenset(),
+    CORE: frozenset({"DATABASE_URL"}),
+    WORKER: frozenset({"DATABASE_URL", LEDGER_CHECKPOINT_KEY_ENV, LEDGER_CHECKPOINT_KEY_FILE_ENV}),
+    VAULT: frozenset(
+        {
+            "VAULT_DATABASE_URL",
+            "REMIT_VAULT_KEYS",
+            "REMIT_VAULT_KEY_FILE",
+            "REMIT_VAULT_DESTINATIONS",
+        }
+    ),
+    ACQUIRER: frozenset({"ACQUIRER_DATABASE_URL"}),
+}
+# Withheld from every process `remit serve` starts: for `remit ledger verify` alone.
+VERIFY_ONLY_ENV: Final = frozenset(
     {LEDGER_CHECKPOINT_PREVIOUS_KEYS_ENV, LEDGER_CHECKPOINT_PREVIOUS_KEYS_FILE_ENV}
 )
+RESTRICTED_ENV: Final = frozenset().union(*ROLE_ONLY_ENV.values()) | VERIFY_ONLY_ENV
+# libpq reads its own variables (PGPASSWORD, PGPASSFILE, PGSERVICEFILE, PGSSLKEY, ...) besides
+# the URL: a process without a database gets none of them.
+LIBPQ_ENV_PREFIX: Final = "PG"
 
 
 def environment_for(role: str, env: Mapping[str, str]) -> dict[str, str]:
     """The environment a child process of `role` is started with: only what it may know.
 
-    A process that answers gRPC calls gets the platform token, to check its callers' roles
-    with, and works out its own credential; a process that only calls (the REST facade, the
-    worker) gets its role's credential instead, so that taking it over does not hand out the
-    other roles'. No child inherits another's credential."""
-    withheld = KEPT_FROM_VAULT_ENV if role == "vault" else VAULT_ONLY_ENV
-    if role != "worker":
-        withheld = withheld | WORKER_ONLY_ENV
-    withheld = withheld | VERIFY_ONLY_ENV
+    Of the database URLs and keys (`ROLE_ONLY_ENV`), only its role's own. A process that
+    answers gRPC calls gets the platform token, to check its callers' roles with, and works
+    out its own credential; a process that only calls (the REST facade, the worker) gets its
+    role's credential instead, so that taking it over does not hand out the other roles'. No
+    child inherits another's credential."""
+    allowed = ROLE_ONLY_ENV.get(role, frozenset())
+    withheld = RESTRICTED_ENV - allowed
+    uses_a_database = any(name.endswith("DATABASE_URL") for name in allowed)
     child = {
         name: value
         for name, value in env.items()
-        if name not in withheld and name != CREDENTIAL_ENV
+        if name not in withheld
+        and name != CREDENTIAL_ENV
+        and (uses_a_database or not name.startswith(LIBPQ_ENV_PREFIX))
     }
     token = child.get(TOKEN_ENV)
     if role in CALLER_ONLY_ROLES and token:

@@ -134,6 +134,30 @@ def test_the_facade_holds_only_its_roles_credential_which_is_refused_admin_calls
     assert "refused /remit_api.accounts.v1.AccountsService/CreateApiKey" in platform.log_text()
 
 
+def test_each_process_holds_only_its_own_database_url_and_the_platform_still_pays(
+    platform: RunningPlatform, client: stripe.StripeClient
+) -> None:
+    """The api, taken over, holds no database password; each other process only its own."""
+    databases = {"DATABASE_URL", "VAULT_DATABASE_URL", "ACQUIRER_DATABASE_URL"}
+    children = children_by_role(platform.process.pid)
+    held = {role: databases & set(child.environ()) for role, child in children.items()}
+    assert held == {
+        "api": set(),
+        "core": {"DATABASE_URL"},
+        "worker": {"DATABASE_URL"},
+        "vault": {"VAULT_DATABASE_URL"},
+        "acquirer": {"ACQUIRER_DATABASE_URL"},
+    }
+    # Every process still does its part of a payment, and of its refund.
+    paid = client.v1.payment_intents.create(
+        params={"amount": 1200, "currency": "usd", "payment_method": "pm_card_visa",
+                "confirm": True, "return_url": "https://shop.example/r"}
+    )  # fmt: skip
+    assert paid.status == "succeeded"
+    refund = client.v1.refunds.create(params={"payment_intent": paid.id})
+    assert refund.status == "succeeded"
+
+
 # Beside the module's platform, on its databases, as a second installation of the same
 # platform would run (tests/e2e/conftest.py refuses a test on the databases without it).
 @pytest.mark.usefixtures("platform")
