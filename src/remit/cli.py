@@ -124,6 +124,8 @@ def _config_from(args: argparse.Namespace) -> PlatformConfig:
         env["REMIT_API_WORKERS"] = str(args.api_workers)
     if getattr(args, "core_processes", None):
         env["REMIT_CORE_PROCESSES"] = str(args.core_processes)
+    if getattr(args, "default_account", False):
+        env["REMIT_DEFAULT_ACCOUNT"] = "1"
     return from_env(env)
 
 
@@ -143,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Start the REST facade, the core gRPC services, the vault, the simulated acquirer "
             "and the worker as separate processes, wait until each is healthy, print their "
-            "addresses and the test keys, and stop them all on Ctrl-C or SIGTERM. Databases "
+            "addresses (and, on an embedded core database or with --default-account, a test "
+            "account's keys), and stop them all on Ctrl-C or SIGTERM. Databases "
             "come from DATABASE_URL, VAULT_DATABASE_URL and ACQUIRER_DATABASE_URL, or from "
             "embedded PostgreSQL servers under the data directory."
         ),
@@ -159,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="core processes; the REST facade spreads its calls over them "
         "(env REMIT_CORE_PROCESSES, default 1)",
+    )
+    serve.add_argument(
+        "--default-account",
+        action="store_true",
+        help="create a test account on the first start and print its keys at every start, "
+        "even on databases of DATABASE_URL (env REMIT_DEFAULT_ACCOUNT=1; by default only on "
+        "an embedded core database; REMIT_DEFAULT_ACCOUNT=0 never)",
     )
     _add_fault_flags(serve)
 

@@ -42,6 +42,9 @@ PLAINTEXT_ENV: Final = "REMIT_INTERNAL_PLAINTEXT"
 # Set to `off` to run a gRPC service, or call one, without the internal token: for development
 # only, as the service then answers anyone who reaches its port, for any account.
 INTERNAL_AUTH_ENV: Final = "REMIT_INTERNAL_AUTH"
+# `1` makes `remit serve` create a test account and print its keys whatever its databases,
+# `0` never; unset, only on an embedded core database (`remit.serve.wants_default_account`).
+DEFAULT_ACCOUNT_ENV: Final = "REMIT_DEFAULT_ACCOUNT"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,10 @@ class PlatformConfig:
     # REMIT_INTERNAL_PLAINTEXT=allow: plaintext internal gRPC beyond loopback is the
     # operator's choice (`refuse_plaintext_beyond_loopback`).
     internal_plaintext_allowed: bool = False
+    # Whether `remit serve` makes a test account and prints its keys (REMIT_DEFAULT_ACCOUNT,
+    # `--default-account`): True `1`, False `0`; None (unset) only when the core database is
+    # an embedded one (`remit.serve.wants_default_account`).
+    default_account: bool | None = None
 
     def acting_as(self, role: str) -> "PlatformConfig":
         """This config for a process of `role`: it shows that role's credential on its calls.
@@ -181,6 +188,8 @@ class PlatformConfig:
             env[PLAINTEXT_ENV] = "allow"
         if self.internal_auth_off:
             env[INTERNAL_AUTH_ENV] = "off"
+        if self.default_account is not None:
+            env[DEFAULT_ACCOUNT_ENV] = "1" if self.default_account else "0"
         for name, url in (
             ("DATABASE_URL", self.database_url),
             ("VAULT_DATABASE_URL", self.vault_database_url),
@@ -1022,6 +1031,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         internal_tls=_internal_tls(env),
         internal_plaintext_allowed=env.get(PLAINTEXT_ENV) == "allow",
         internal_auth_off=env.get(INTERNAL_AUTH_ENV) == "off",
+        default_account=_default_account(env),
     )
     refuse_plaintext_beyond_loopback(
         (config.core.host, config.vault.host, config.acquirer.host), config
@@ -1033,6 +1043,15 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     statement_timeout_s(env)
     database_connect_timeout_s(env)
     return config
+
+
+def _default_account(env: Mapping[str, str]) -> bool | None:
+    raw = (env.get(DEFAULT_ACCOUNT_ENV) or "").strip()
+    if not raw:
+        return None
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{DEFAULT_ACCOUNT_ENV} must be 1 or 0, got {raw!r}")
+    return raw == "1"
 
 
 def is_loopback(host: str) -> bool:

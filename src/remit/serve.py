@@ -1,4 +1,4 @@
-"""`remit serve`: databases, migrations, the default account, then every process.
+"""`remit serve`: databases, migrations, the default test account, then every process.
 
 Its exit code: 0 stopped as asked; 1 a process did not come up (an embedded PostgreSQL that
 refused to start among them), or kept dying; 2 a setting is missing or wrong (a database
@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from remit.accounts.service import AccountsService
 from remit.command_exits import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
-from remit.config import ConfigError, PlatformConfig
+from remit.config import DEFAULT_ACCOUNT_ENV, ConfigError, PlatformConfig
 from remit.core.errors import RemitError
 from remit.databases import ResolvedDatabases, migrate_all, resolve_databases
 from remit.grpcutil.internal_auth import token_in
@@ -46,6 +46,19 @@ log = logging.getLogger(__name__)
 EXIT_PROCESS_FAILED = 1
 
 
+def wants_default_account(config: PlatformConfig) -> bool:
+    """Whether this start makes the test account (on its first start) and prints its keys:
+    as the operator says (REMIT_DEFAULT_ACCOUNT, `--default-account`), else only on an
+    embedded core database (`make run`'s). That one lives under the data directory beside the
+    file the keys are kept in, and on a developer's machine. A core database of DATABASE_URL
+    is a server's: an account with a working key made at every start on an ephemeral data
+    directory (a container's), its secret key printed in full to logs many can read, would be
+    a key nobody asked for, left working."""
+    if config.default_account is not None:
+        return config.default_account
+    return config.database_url is None
+
+
 def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
     """`_default_account`, a database lost on the way said as a failure of that database."""
     try:
@@ -57,7 +70,8 @@ def _ensure_default_account(config: PlatformConfig) -> dict[str, str]:
 
 
 async def _default_account(config: PlatformConfig) -> dict[str, str]:
-    """Create the default test account on first start; afterwards reuse the saved keys."""
+    """Create the default test account on first start; afterwards reuse the saved keys, those
+    that still work (one rolled or revoked since is left out)."""
     engine = make_engine(config.require_database_url(), pool_size=1)
     try:
         service = AccountsService(engine)
@@ -65,9 +79,10 @@ async def _default_account(config: PlatformConfig) -> dict[str, str]:
         if saved is not None:
             try:
                 await service.get_account(saved["id"])
-                return saved
             except RemitError:
                 log.warning("saved default account %s is not in the database", saved["id"])
+            else:
+                return await _working_keys(service, saved)
         created = await service.create_account()
     finally:
         await dispose(engine)
@@ -80,7 +95,26 @@ async def _default_account(config: PlatformConfig) -> dict[str, str]:
     return account
 
 
-def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
+_SAVED_KEYS = ("secret_key", "publishable_key")
+
+
+async def _working_keys(service: AccountsService, saved: dict[str, str]) -> dict[str, str]:
+    """`saved` without the keys that no longer work for its account, so that none is shown."""
+    kept = {name: value for name, value in saved.items() if name not in _SAVED_KEYS}
+    for name in _SAVED_KEYS:
+        key = saved.get(name)
+        if key is None:
+            continue
+        try:
+            principal = await service.authenticate(key)
+        except RemitError:
+            continue
+        if principal.account_id == saved["id"]:
+            kept[name] = key
+    return kept
+
+
+def _banner(config: PlatformConfig, account: dict[str, str] | None) -> str:
     return "\n".join(
         [
             "",
@@ -91,15 +125,35 @@ def _banner(config: PlatformConfig, account: dict[str, str]) -> str:
             f"  vault gRPC      {config.vault.target}",
             f"  acquirer gRPC   {config.acquirer.target}",
             "",
-            "test account",
-            f"  account         {account['id']}",
-            f"  secret key      {account['secret_key']}",
-            f"  publishable key {account['publishable_key']}",
+            *_account_lines(account),
             "",
             "Press Ctrl-C to stop.",
             "",
         ]
     )
+
+
+def _account_lines(account: dict[str, str] | None) -> list[str]:
+    if account is None:
+        return [
+            "no test account made: `remit accounts create` makes an account and prints its",
+            f"keys (or start with --default-account, {DEFAULT_ACCOUNT_ENV}=1)",
+        ]
+    account_id = account["id"]
+    lines = ["test account", f"  account         {account_id}"]
+    for name, label, flag in (
+        ("secret_key", "secret key     ", ""),
+        ("publishable_key", "publishable key", " --publishable"),
+    ):
+        key = account.get(name)
+        if key is not None:
+            lines.append(f"  {label} {key}")
+        else:
+            lines.append(
+                f"  {label} the saved one no longer works: "
+                f"`remit accounts keys create {account_id}{flag}` makes another"
+            )
+    return lines
 
 
 def with_core_instance_ports(config: PlatformConfig) -> PlatformConfig:
@@ -133,6 +187,8 @@ def serve(config: PlatformConfig) -> int:
     supervisor = Supervisor(config)
     install_stop_handlers(supervisor)
     resolved = ResolvedDatabases(config)
+    # Decided before the embedded databases are given URLs.
+    default_account = wants_default_account(config)
     try:
         with supervisor.preparing():
             try:
@@ -148,7 +204,7 @@ def serve(config: PlatformConfig) -> int:
             if supervisor.stopping:
                 return 0  # asked to stop while the databases started: nothing else begun
             migrate_all(resolved.config)
-            account = _ensure_default_account(resolved.config)
+            account = _ensure_default_account(resolved.config) if default_account else None
         supervisor.start()
         if not supervisor.stopping:  # (asked to stop meanwhile: it is not running)
             print(_banner(resolved.config, account), flush=True)

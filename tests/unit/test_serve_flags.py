@@ -4,7 +4,10 @@
 import argparse
 import re
 
-from remit.cli import build_parser
+import pytest
+
+from remit.cli import _config_from, build_parser
+from remit.config import ConfigError, from_env
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -30,3 +33,13 @@ def test_every_serve_flag_names_its_environment_variable() -> None:
 def test_the_api_workers_flag_names_its_variable_and_default() -> None:
     api_workers = next(a for a in _serve_parser()._actions if "--api-workers" in a.option_strings)
     assert "(env REMIT_API_WORKERS, default 1)" in (api_workers.help or "")
+
+
+def test_the_default_account_flag_asks_for_the_test_account_and_its_variable_is_checked() -> None:
+    asked = _config_from(build_parser().parse_args(["serve", "--default-account"]))
+    assert asked.default_account is True
+    assert from_env({"REMIT_DEFAULT_ACCOUNT": "0"}).default_account is False
+    # Unset: `remit serve` decides by whether the core database is an embedded one.
+    assert from_env({}).default_account is None
+    with pytest.raises(ConfigError, match="REMIT_DEFAULT_ACCOUNT must be 1 or 0"):
+        from_env({"REMIT_DEFAULT_ACCOUNT": "yes"})

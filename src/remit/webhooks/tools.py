@@ -53,8 +53,9 @@ def api_key_for(config: PlatformConfig, given: str | None) -> str:
     saved = read_default_account(config.data_dir)
     if saved is None:
         raise ToolError(
-            f"no --api-key given and no default account in {config.data_dir}; start the "
-            "platform with `remit serve` or pass --api-key sk_test_..."
+            f"no --api-key given and no default account in {config.data_dir} (`remit serve` "
+            "makes one on an embedded core database, or with --default-account); pass "
+            "--api-key sk_test_..."
         )
     return saved["secret_key"]
 
