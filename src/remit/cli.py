@@ -120,9 +120,10 @@ def _config_from(args: argparse.Namespace) -> PlatformConfig:
             env[f"REMIT_{role.upper()}_HOST"] = host
         if port is not None:
             env[f"REMIT_{role.upper()}_PORT"] = str(port)
-    if getattr(args, "api_workers", None):
+    # `is not None`: a 0 given is refused by `from_env`, not taken for no flag at all.
+    if getattr(args, "api_workers", None) is not None:
         env["REMIT_API_WORKERS"] = str(args.api_workers)
-    if getattr(args, "core_processes", None):
+    if getattr(args, "core_processes", None) is not None:
         env["REMIT_CORE_PROCESSES"] = str(args.core_processes)
     if getattr(args, "default_account", False):
         env["REMIT_DEFAULT_ACCOUNT"] = "1"

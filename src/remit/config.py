@@ -876,6 +876,15 @@ def _private_file(path: Path, name: str) -> str:
         raise ConfigError(f"{name} {path} cannot be read: {type(error).__name__}") from None
 
 
+def _readable_file(path: Path, name: str) -> None:
+    """Nothing when the file setting `name` names can be read, else a ConfigError naming it."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise ConfigError(f"{name} {path} cannot be read: {type(error).__name__}") from None
+
+
 def _checkpoint_key(text: str, name: str) -> Secret[bytes]:
     if len(text) < MIN_LEDGER_CHECKPOINT_KEY_CHARS:
         raise ConfigError(
@@ -981,6 +990,22 @@ def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     return port
 
 
+# Copies of the REST facade, and core processes, `remit serve` runs: each is a process with
+# its own connections to the core (and its database), and more than this on one machine is a
+# typing mistake rather than a plan.
+MAX_API_WORKERS: Final = 64
+MAX_CORE_PROCESSES: Final = 64
+
+
+def _process_count(environ: Mapping[str, str], name: str, most: int) -> int:
+    """How many processes setting `name` asks for (1 when unset), or a ConfigError naming it.
+    ASCII digits only: `str.isdigit` also holds for "²", which `int` cannot read."""
+    raw = environ.get(name) or "1"
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= most:
+        raise ConfigError(f"{name} must be between 1 and {most}, got {raw!r}")
+    return int(raw)
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     env = os.environ if environ is None else environ
 
@@ -992,12 +1017,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
             raise ConfigError(f"REMIT_{upper}_HOST is no host ({host!r}): {problem}")
         return Endpoint(host=host, port=_port(env, f"REMIT_{upper}_PORT", DEFAULT_PORTS[role]))
 
-    workers_raw = env.get("REMIT_API_WORKERS") or "1"
-    if not workers_raw.isdigit() or int(workers_raw) < 1:
-        raise ConfigError(f"REMIT_API_WORKERS must be a positive integer, got {workers_raw!r}")
-    cores_raw = env.get("REMIT_CORE_PROCESSES") or "1"
-    if not cores_raw.isdigit() or not 1 <= int(cores_raw) <= 64:
-        raise ConfigError(f"REMIT_CORE_PROCESSES must be between 1 and 64, got {cores_raw!r}")
+    api_workers = _process_count(env, "REMIT_API_WORKERS", MAX_API_WORKERS)
+    core_processes = _process_count(env, "REMIT_CORE_PROCESSES", MAX_CORE_PROCESSES)
     instance_ports = tuple(
         _port({"REMIT_CORE_INSTANCE_PORTS": raw.strip()}, "REMIT_CORE_INSTANCE_PORTS", 0)
         for raw in (env.get("REMIT_CORE_INSTANCE_PORTS") or "").split(",")
@@ -1014,7 +1035,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
         database_url=env.get("DATABASE_URL") or None,
         vault_database_url=env.get("VAULT_DATABASE_URL") or None,
         acquirer_database_url=env.get("ACQUIRER_DATABASE_URL") or None,
-        api_workers=int(workers_raw),
+        api_workers=api_workers,
         development=env.get("REMIT_DEVELOPMENT") == "1",
         webhook_allowed_hosts=tuple(
             host.strip()
@@ -1022,7 +1043,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
             if host.strip()
         ),
         public_url=env.get("REMIT_PUBLIC_URL") or None,
-        core_processes=int(cores_raw),
+        core_processes=core_processes,
         core_instance_ports=instance_ports,
         # A process given only a credential must not pick the platform token up from the
         # data directory, which it may be able to read.
@@ -1042,6 +1063,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> PlatformConfig:
     idempotency_lease_s(env)
     statement_timeout_s(env)
     database_connect_timeout_s(env)
+    refuse_shared_databases(config)
     return config
 
 
@@ -1052,6 +1074,56 @@ def _default_account(env: Mapping[str, str]) -> bool | None:
     if raw not in ("0", "1"):
         raise ConfigError(f"{DEFAULT_ACCOUNT_ENV} must be 1 or 0, got {raw!r}")
     return raw == "1"
+
+
+_DATABASE_SETTINGS: Final = ("DATABASE_URL", "VAULT_DATABASE_URL", "ACQUIRER_DATABASE_URL")
+
+
+def refuse_shared_databases(config: PlatformConfig) -> None:
+    """A ConfigError when two of the platform's database URLs name one database (the same
+    server and database name, however the URLs spell them): the core's, the vault's and the
+    acquirer's migration trees each record their revision in that database's
+    `alembic_version`, so the second tree's migrations would fail on the first's revision,
+    after the first's tables were made in it; and the vault's cards must be kept apart from
+    everything else. The embedded databases are several on one cluster, under names of their
+    own. A URL that cannot be read is left to the check where it is used."""
+    seen: dict[tuple[str, int, str], str] = {}
+    urls = (config.database_url, config.vault_database_url, config.acquirer_database_url)
+    for name, url in zip(_DATABASE_SETTINGS, urls, strict=True):
+        identity = None if url is None else _database_identity(url)
+        if identity is None:
+            continue
+        earlier = seen.setdefault(identity, name)
+        if earlier != name:
+            raise ConfigError(
+                f"{earlier} and {name} name the same database: the core, the vault and the "
+                "acquirer each need a database of their own (their migrations would collide "
+                "in one)"
+            )
+
+
+def _database_identity(url: str) -> tuple[str, int, str] | None:
+    """The server (host or Unix socket directory, a loopback address as one name) and port
+    `url` connects to, and its database name (libpq's default: the user's); None when the URL
+    cannot be read."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        return None
+    host = parsed.host or _query_value(parsed.query.get("host")) or "(the default socket)"
+    host = "(loopback)" if is_loopback(host) else host.lower()
+    database = parsed.database or parsed.username or ""
+    return host, 5432 if port is None else port, database
+
+
+def _query_value(value: str | Sequence[str] | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value[0] if value else None
 
 
 def is_loopback(host: str) -> bool:
@@ -1119,7 +1191,10 @@ def refuse_plaintext_beyond_loopback(hosts: Iterable[str], config: PlatformConfi
 
 
 def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:
-    """The mutual-TLS files: all three of certificate, key and CA, or none."""
+    """The mutual-TLS files: all three of certificate, key and CA, or none. Each is read here,
+    at start, so that one missing or unreadable stops the process naming its setting, rather
+    than the first gRPC channel or server with a traceback; the key, a secret, is refused
+    unless only its owner can read it."""
     files = {part: env.get(f"{TLS_ENV}_{part}") or "" for part in ("CERT", "KEY", "CA")}
     given = [part for part, value in files.items() if value]
     if not given:
@@ -1127,6 +1202,9 @@ def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:
     if len(given) != len(files):
         missing = ", ".join(f"{TLS_ENV}_{part}" for part, value in files.items() if not value)
         raise ConfigError(f"mutual TLS needs a certificate, a key and a CA; missing {missing}")
+    for part in ("CERT", "CA"):
+        _readable_file(Path(files[part]), f"{TLS_ENV}_{part}")
+    _private_file(Path(files["KEY"]), f"{TLS_ENV}_KEY")
     return InternalTls(
         cert=Path(files["CERT"]),
         key=Path(files["KEY"]),

@@ -62,6 +62,8 @@ def make_tls(directory: Path, label: str = "remit") -> InternalTls:
             serialization.NoEncryption(),
         )
     )
+    # As an operator keeps it: a key others can read is refused (`remit.config._internal_tls`).
+    paths.key.chmod(0o600)
     return paths
 
 

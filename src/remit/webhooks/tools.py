@@ -490,7 +490,8 @@ async def roll_secret(
 
 def parse_since(text: str) -> datetime:
     """A unix timestamp or an ISO 8601 time (UTC unless it says otherwise)."""
-    if text.isdigit():
+    # ASCII only: `str.isdigit` is true of "²" too, which `int` cannot read.
+    if text.isascii() and text.isdigit():
         return datetime.fromtimestamp(int(text), UTC)
     try:
         moment = datetime.fromisoformat(text)

@@ -7,12 +7,13 @@ import pytest
 
 from remit.config import ConfigError, from_env, is_loopback, target_hosts
 from remit.vault.process import VaultSettings
+from tests.support.tls import make_tls, tls_env
 
-_TLS = {
-    "REMIT_INTERNAL_TLS_CERT": "/etc/remit/node.pem",
-    "REMIT_INTERNAL_TLS_KEY": "/etc/remit/node.key",
-    "REMIT_INTERNAL_TLS_CA": "/etc/remit/ca.pem",
-}
+
+@pytest.fixture
+def tls(tmp_path: Path) -> dict[str, str]:
+    """Mutual-TLS settings naming files that are there (they are read at start)."""
+    return tls_env(make_tls(tmp_path / "tls"))
 
 
 @pytest.mark.parametrize(
@@ -38,8 +39,8 @@ def test_the_public_rest_facade_may_listen_anywhere() -> None:
     assert from_env({"REMIT_API_HOST": "0.0.0.0"}).api.host == "0.0.0.0"
 
 
-def test_mutual_tls_lets_the_services_listen_beyond_loopback() -> None:
-    config = from_env({"REMIT_VAULT_HOST": "10.0.0.7", **_TLS})
+def test_mutual_tls_lets_the_services_listen_beyond_loopback(tls: dict[str, str]) -> None:
+    config = from_env({"REMIT_VAULT_HOST": "10.0.0.7", **tls})
     assert config.vault.host == "10.0.0.7"
     assert config.internal_tls is not None
 
@@ -58,8 +59,8 @@ def test_a_vault_destination_beyond_loopback_without_tls_is_refused() -> None:
     assert dict(local.allowlist) == {"acquirer": "127.0.0.1:7423"}
 
 
-def test_a_vault_destination_beyond_loopback_is_accepted_with_tls() -> None:
-    config = from_env(_TLS)
+def test_a_vault_destination_beyond_loopback_is_accepted_with_tls(tls: dict[str, str]) -> None:
+    config = from_env(tls)
     settings = VaultSettings.from_env(
         {"REMIT_VAULT_DESTINATIONS": "acquirer=203.0.113.9:7423"}, config
     )

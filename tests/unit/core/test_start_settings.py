@@ -1,0 +1,97 @@
+"""Settings `remit serve` and each process read as they start: one malformed says so naming its
+variable (a `ConfigError`, exit 2), never with a traceback from wherever it is first used."""
+
+from pathlib import Path
+
+import pytest
+
+from remit.cli import _config_from, build_parser
+from remit.config import ConfigError, from_env
+from tests.support.tls import make_tls, tls_env
+
+
+@pytest.mark.parametrize("setting", ["REMIT_API_WORKERS", "REMIT_CORE_PROCESSES"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "65", "\u00b2", "\u00b9", "\u0661", " 2"])
+def test_a_process_count_out_of_range_or_not_in_ascii_digits_names_its_variable(
+    setting: str, value: str
+) -> None:
+    # Superscripts pass `str.isdigit` but not `int`; an Arabic-Indic one passes `int` too.
+    with pytest.raises(ConfigError, match=f"{setting} must be between 1 and 64"):
+        from_env({setting: value})
+
+
+def test_the_api_workers_are_capped_as_the_core_processes_are() -> None:
+    assert from_env({"REMIT_API_WORKERS": "64"}).api_workers == 64
+
+
+def test_api_workers_0_on_the_command_line_is_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="REMIT_API_WORKERS must be between 1 and 64, got '0'"):
+        _config_from(build_parser().parse_args(["serve", "--api-workers", "0"]))
+    with pytest.raises(ConfigError, match="REMIT_CORE_PROCESSES must be between 1 and 64"):
+        _config_from(build_parser().parse_args(["serve", "--core-processes", "0"]))
+
+
+@pytest.mark.parametrize("part", ["CERT", "KEY", "CA"])
+def test_a_missing_mutual_tls_file_is_refused_at_start_naming_its_variable(
+    part: str, tmp_path: Path
+) -> None:
+    env = tls_env(make_tls(tmp_path))
+    Path(env[f"REMIT_INTERNAL_TLS_{part}"]).unlink()
+    with pytest.raises(ConfigError, match=rf"REMIT_INTERNAL_TLS_{part} .* cannot be read"):
+        from_env(env)
+
+
+def test_a_mutual_tls_key_others_can_read_is_refused(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path)
+    tls.key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"REMIT_INTERNAL_TLS_KEY .* readable by other users"):
+        from_env(tls_env(tls))
+
+
+_SETTINGS = ("DATABASE_URL", "VAULT_DATABASE_URL", "ACQUIRER_DATABASE_URL")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("postgresql://remit:a@db:5432/remit", "postgresql://other:b@DB/remit"),
+        ("postgresql://remit@127.0.0.1:5433/remit", "postgres://remit@localhost:5433/remit"),
+        (
+            "postgresql://remit@[::1]/remit?sslmode=disable",
+            "postgresql+psycopg://x@127.0.0.1/remit",
+        ),
+        ("postgresql:///remit?host=/run/pg", "postgresql://u@/remit?host=/run/pg"),
+        ("postgresql://remit@db/", "postgresql://remit@db:5432/remit"),
+    ],
+)
+@pytest.mark.parametrize(("a", "b"), [(0, 1), (0, 2), (1, 2)])
+def test_two_database_urls_naming_one_database_are_refused(
+    first: str, second: str, a: int, b: int
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        from_env({_SETTINGS[a]: first, _SETTINGS[b]: second})
+    assert str(refused.value) == (
+        f"{_SETTINGS[a]} and {_SETTINGS[b]} name the same database: the core, the vault and "
+        "the acquirer each need a database of their own (their migrations would collide in one)"
+    )
+    assert "remit:a" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ("postgresql://r@db/remit_core", "postgresql://r@db/remit_vault", "postgresql://r@db/x"),
+        ("postgresql://r@db/remit", "postgresql://r@db:5433/remit", "postgresql://r@db2/remit"),
+        ("postgresql:///remit?host=/run/a", "postgresql:///remit?host=/run/b", ""),
+    ],
+)
+def test_databases_of_their_own_are_accepted(urls: tuple[str, str, str]) -> None:
+    config = from_env(dict(zip(_SETTINGS, urls, strict=True)))
+    assert config.database_url == urls[0]
+
+
+def test_a_since_in_other_digits_is_refused_as_no_time() -> None:
+    from remit.webhooks.tools import ToolError, parse_since
+
+    with pytest.raises(ToolError, match="--since must be a unix timestamp"):
+        parse_since("\u00b2")
