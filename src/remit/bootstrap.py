@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import ConfigError, PlatformConfig, statement_timeout_s
-from remit.core.logging import configure_logging
+from remit.core.logging import configure_logging, install_masked_excepthook
 from remit.grpcutil.internal_auth import InternalAccess
 from remit.payments.crashpoints import check_crash_settings
 from remit.readiness import follow_parent
@@ -44,6 +44,8 @@ def run_process(role: str, config: PlatformConfig) -> int:
     URL's user, password or database)."""
     follow_parent()
     configure_logging(role)
+    # A bug's traceback, which nothing here catches, is masked as the log is.
+    install_masked_excepthook()
     runners = {
         "core": _run_core,
         "vault": _run_vault,

@@ -14,10 +14,12 @@ from remit.acquirer.faults import FAULTS_HELP
 from remit.command_exits import (
     EXIT_CODES_HELP,
     EXIT_REFUSED,
+    CommandFailedError,
     CommandRefusedError,
     CommandTemporaryFailureError,
     refused,
     run_reporting_failures,
+    summary,
 )
 from remit.config import ConfigError, PlatformConfig, from_env
 from remit.core.logging import configuration_kept, configure_logging
@@ -820,12 +822,21 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _serve(config: PlatformConfig) -> int:
     """Supervises the platform's processes and reports their failures itself."""
-    from remit.serve import serve
+    from remit.serve import EXIT_PROCESS_FAILED, serve
 
     try:
         return serve(config)
     except ConfigError as error:
         return refused("serve", str(error))
+    except Exception as error:
+        # A failure `serve` did not put into words: still one line, as every failure to
+        # start is (README); its traceback, which may quote SQL and values, at DEBUG only.
+        log.debug("remit serve failed", exc_info=error)
+        print(
+            f"remit serve: failed ({summary(error)}); REMIT_LOG_LEVEL=DEBUG logs the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_PROCESS_FAILED
 
 
 def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -1007,13 +1018,13 @@ def _radar_command(args: argparse.Namespace, config: PlatformConfig) -> int:
 
 
 def _migrate(config: PlatformConfig) -> int:
-    from remit.databases import migrate_all, resolve_databases
+    from remit.databases import MigrationFailedError, migrate_all, resolve_databases
     from remit.storage.migration_locks import MigrationLockTimeoutError
     from remit.storage.migration_stops import MigrationStoppedError
 
     resolved = resolve_databases(config)
     try:
-        migrate_all(resolved.config)
+        left_alone = migrate_all(resolved.config)
     except MigrationLockTimeoutError as error:
         # Another transaction held a lock through every attempt: the message names it, and
         # the same command may pass once it has ended.
@@ -1022,7 +1033,13 @@ def _migrate(config: PlatformConfig) -> int:
         # It needs an operator's decision, which its message asks for: run unchanged, it
         # stops the same way, so it is a refusal, not a failure to retry.
         raise CommandRefusedError(str(error)) from error
+    except MigrationFailedError as error:
+        # Its message names the database and the failure; the traceback is kept for DEBUG.
+        raise CommandFailedError(str(error)) from error
     finally:
         resolved.stop_embedded()
+    # A database a newer remit migrated is no failure: this version runs on it.
+    for note in left_alone:
+        print(note)
     print("migrations applied")
     return 0

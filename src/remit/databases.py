@@ -5,16 +5,18 @@ Anything without an external URL (`DATABASE_URL`, `VAULT_DATABASE_URL`,
 the acquirer's databases on one, the vault's on its own.
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from remit.command_exits import CommandRefusedError
+from remit.command_exits import CommandRefusedError, summary
 from remit.config import PlatformConfig
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.embedded import CORE_CLUSTER, VAULT_CLUSTER, EmbeddedCluster, start_cluster
 from remit.storage.migrate import TREES, SchemaRevisions, schema_revisions, upgrade
 from remit.storage.migration_locks import MigrationLockTimeoutError
+from remit.storage.migration_stops import MigrationStoppedError
 from remit.storage.reachability import (
     DatabasesUnavailableError,
     PlatformDatabase,
@@ -22,6 +24,8 @@ from remit.storage.reachability import (
     failure_of,
     platform_databases,
 )
+
+log = logging.getLogger(__name__)
 
 CORE_DATABASE = "remit_core"
 VAULT_DATABASE = "remit_vault"
@@ -92,25 +96,56 @@ def _with_embedded_databases(
     return config.with_databases(core_url, vault_url, acquirer_url)
 
 
-def migrate_all(config: PlatformConfig) -> None:
+class MigrationFailedError(Exception):
+    """A database's migrations failed for a reason none of the others names (a migration that
+    met data it did not expect, Alembic refusing the revision it found): starting again
+    unchanged fails the same way. The message is one line naming the database, never its
+    password; the failure it was raised from keeps the traceback."""
+
+
+def migrate_all(config: PlatformConfig) -> list[str]:
     """Check that every database can be reached (a `DatabasesUnavailableError` naming each
-    that cannot), then apply each one's pending migrations."""
-    migrate(platform_databases(config))
+    that cannot), then apply each one's pending migrations; what `migrate` says of those it
+    left alone."""
+    return migrate(platform_databases(config))
 
 
-def migrate(databases: Sequence[PlatformDatabase]) -> None:
+def migrate(databases: Sequence[PlatformDatabase]) -> list[str]:
+    """Apply each database's pending migrations, but leave alone one a newer remit version
+    migrated (at a revision this version does not know): this version's processes run on the
+    newer schema (`remit.storage.schema_check`), as while an upgrade rolls through, or after
+    one is rolled back. A line for each left alone (logged too); a `MigrationFailedError` for
+    a failure no other error names."""
     check_all_reachable(databases)
+    left_alone: list[str] = []
     for database in databases:
         tree = next(tree for tree in TREES if tree == database.name)
         try:
+            revisions = schema_revisions(tree, database.url)
+            if revisions.current and not revisions.known:
+                note = _ahead(database, revisions)
+                log.warning("%s", note)
+                left_alone.append(note)
+                continue
             upgrade(tree, database.url)
-        except MigrationLockTimeoutError:
-            raise  # its message names the transaction in the way
+        except (MigrationLockTimeoutError, MigrationStoppedError):
+            raise  # their messages name the transaction in the way, or what to decide
         except Exception as error:
-            if not database_unavailable(error):
-                raise
-            # It was there a moment ago: it went away (a restart, the network) part-way.
-            raise DatabasesUnavailableError([failure_of(database, error)]) from error
+            if database_unavailable(error):
+                # It was there a moment ago: it went away (a restart, the network) part-way.
+                raise DatabasesUnavailableError([failure_of(database, error)]) from error
+            raise MigrationFailedError(
+                f"the migrations of {database.described()} failed: {summary(error)}"
+            ) from error
+    return left_alone
+
+
+def _ahead(database: PlatformDatabase, revisions: SchemaRevisions) -> str:
+    return (
+        f"{database.described()} is at schema revision {', '.join(revisions.current)}, newer "
+        f"than this remit version's {', '.join(revisions.head)}: left as it is (a newer "
+        "version migrated it; this one runs on it)"
+    )
 
 
 def require_at_head(databases: Sequence[PlatformDatabase], command: str) -> None:

@@ -1,15 +1,22 @@
 """`remit serve`: databases, migrations, the default test account, then every process.
 
 Its exit code: 0 stopped as asked; 1 a process did not come up (an embedded PostgreSQL that
-refused to start among them), or kept dying; 2 a setting is missing or wrong (a database
-refused the URL's user, password or database among them, and a port one of its servers cannot
-listen on: another program holds it, which an operator must mend, so starting again unchanged
-fails the same way); 75 (EX_TEMPFAIL) a database was out of reach, an embedded PostgreSQL was
-still starting when pgserver stopped waiting, or another transaction held a lock a migration
-needs: the same start may succeed later; 130 stopped a second time while migrating
-(`remit.supervisor.Supervisor.preparing`). Each failure to start is one line, naming what failed
-(the database and the processes that need it, the data directory, the port and its setting),
-never a password.
+refused to start among them), or kept dying, or `remit serve` itself failed in a way nothing
+here names (a bug: one line still, its traceback logged at DEBUG); 2 a setting is missing or
+wrong (a database refused the URL's user, password or database among them, two database
+settings naming one database, a port one of its servers cannot listen on: another program
+holds it, which an operator must mend, so starting again unchanged fails the same way; a
+default account file that cannot be read), or a migration stopped or failed, which it would
+again started unchanged; 75 (EX_TEMPFAIL) a database was out of reach, an embedded PostgreSQL
+was still starting when pgserver stopped waiting, or another transaction held a lock a
+migration needs: the same start may succeed later; 130 stopped a second time while migrating
+(`remit.supervisor.Supervisor.preparing`). Each failure to start is one line, naming what
+failed (the database and the processes that need it, the data directory, the port and its
+setting, the file), never a password.
+
+A database a newer remit version migrated (at a schema revision this version does not know: an
+upgrade rolled back) is left as it is, with a warning, and the platform starts on it: a
+process of the earlier version runs on the newer schema (`remit.storage.schema_check`).
 """
 
 import asyncio
@@ -22,7 +29,12 @@ from remit.accounts.service import AccountsService
 from remit.command_exits import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import DEFAULT_ACCOUNT_ENV, ConfigError, PlatformConfig
 from remit.core.errors import RemitError
-from remit.databases import ResolvedDatabases, migrate_all, resolve_databases
+from remit.databases import (
+    MigrationFailedError,
+    ResolvedDatabases,
+    migrate_all,
+    resolve_databases,
+)
 from remit.grpcutil.internal_auth import token_in
 from remit.hosts import free_port, listen_problem
 from remit.payments.crashpoints import check_crash_settings
@@ -223,6 +235,11 @@ def serve(config: PlatformConfig) -> int:
         log.error("could not start: %s", error)
         return EXIT_TEMPORARY_FAILURE
     except MigrationStoppedError as error:
+        log.error("could not start: %s", error)
+        return EXIT_REFUSED
+    except MigrationFailedError as error:
+        # Started again unchanged, the same migration fails the same way.
+        log.debug("the migrations failed", exc_info=error)
         log.error("could not start: %s", error)
         return EXIT_REFUSED
     except StartupError as error:

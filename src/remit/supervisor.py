@@ -10,11 +10,11 @@ a fault: it is started again every `DATABASE_WAIT_S` for as long as the outage l
 counting against that limit, while the others ride the outage out.
 
 Children run in their own sessions so that Ctrl-C reaches only the supervisor, which then stops
-them in dependency order (front door first, data owners last). A second Ctrl-C or SIGTERM
-stops at once: the processes still stopping are killed, and migrations still running are
-interrupted (`Supervisor.preparing`). Each child also asks the kernel to SIGTERM it if the
-supervisor dies (`remit.readiness.follow_parent`), so no process outlives it even after a
-SIGKILL.
+them in dependency order (front door first, data owners last); so does SIGTERM, and SIGHUP
+(the terminal running it closed). A second Ctrl-C, SIGTERM or SIGHUP stops at once: the
+processes still stopping are killed, and migrations still running are interrupted
+(`Supervisor.preparing`). Each child also asks the kernel to SIGTERM it if the supervisor dies
+(`remit.readiness.follow_parent`), so no process outlives it even after a SIGKILL.
 """
 
 import contextlib
@@ -40,12 +40,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from remit.command_exits import EXIT_REFUSED, EXIT_TEMPORARY_FAILURE
 from remit.config import (
     CORE_INSTANCE_PORT_ENV,
+    ConfigError,
     Endpoint,
     PlatformConfig,
     environment_for,
     network_timeout_s,
     shutdown_grace_s,
 )
+from remit.core.atomic_file import AtomicFile
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
 from remit.grpcutil.server import CLEANUP_WAIT_S
 from remit.readiness import PARENT_PID_ENV, READY_FD_ENV
@@ -435,22 +437,56 @@ def _kill(child: Child) -> None:
             os.killpg(child.process.pid, signal.SIGKILL)
 
 
+DEFAULT_ACCOUNT_FILE = "default-account.json"
+_DEFAULT_ACCOUNT_FIELDS = ("id", "secret_key", "publishable_key")
+
+
 def write_default_account(data_dir: Path, account: dict[str, str]) -> None:
-    """Keep the default test account's keys beside the data so every start can print them."""
-    path = data_dir / "default-account.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(account, handle)
+    """Keep the default test account's keys beside the data so every start can print them:
+    whole or not at all (a crash part-way leaves the file as it was, never empty), and
+    readable by its owner only."""
+    written = AtomicFile.create(data_dir / DEFAULT_ACCOUNT_FILE, mode=0o600)
+    try:
+        json.dump(account, written.handle)
+        written.commit()
+    except BaseException:
+        written.discard()
+        raise
 
 
 def read_default_account(data_dir: Path) -> dict[str, str] | None:
-    path = data_dir / "default-account.json"
-    if not path.exists():
+    """The saved default account, None before the first start; a `ConfigError` naming the file
+    when it cannot be read or holds no account: creating another would leave the one the
+    file names, and whatever was set up for it, behind without a word."""
+    path = data_dir / DEFAULT_ACCOUNT_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    loaded: dict[str, str] = json.loads(path.read_text())
-    return loaded
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(_unreadable_account(path, type(error).__name__)) from None
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError:
+        raise ConfigError(_unreadable_account(path, "it is not JSON")) from None
+    if not (
+        isinstance(loaded, dict)
+        and all(isinstance(loaded.get(name), str) for name in _DEFAULT_ACCOUNT_FIELDS)
+    ):
+        raise ConfigError(_unreadable_account(path, "it holds no account id and keys"))
+    return {name: loaded[name] for name in _DEFAULT_ACCOUNT_FIELDS}
+
+
+def _unreadable_account(path: Path, why: str) -> str:
+    return (
+        f"the default account file {path} cannot be read ({why}): restore it, or remove it "
+        "to have a new test account created"
+    )
 
 
 def install_stop_handlers(supervisor: Supervisor) -> None:
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
+    """Stop in order on SIGTERM, SIGINT (Ctrl-C) and SIGHUP (the terminal running `remit serve`
+    closed): Python's default for SIGTERM and SIGHUP ends the process at once, leaving the
+    embedded PostgreSQL running with nobody to stop it."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(stop_signal, supervisor.request_stop)

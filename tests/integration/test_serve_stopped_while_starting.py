@@ -1,6 +1,7 @@
 """`remit serve` asked to stop while its embedded PostgreSQL starts: its stop handlers are in
-before the first cluster starts, so a SIGTERM then (Python's default would end the process at
-once) stops what was started, starts nothing more, and exits 0, leaving no server running."""
+before the first cluster starts, so a SIGTERM or SIGHUP then (Python's default would end the
+process at once) stops what was started, starts nothing more, and exits 0, leaving no server
+running."""
 
 import asyncio
 import signal
@@ -30,14 +31,16 @@ def _wait_for_processes_on(data_dir: Path) -> None:
         time.sleep(0.01)
 
 
-async def test_a_sigterm_while_the_embedded_postgresql_starts_leaves_none_running(
-    tmp_path: Path,
+# SIGHUP: the terminal running `make run` or `remit serve` closed.
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+async def test_a_stop_signal_while_the_embedded_postgresql_starts_leaves_none_running(
+    stop_signal: signal.Signals, tmp_path: Path
 ) -> None:
     serve = await start_remit("serve", "--api-port", "0", tmp_path=tmp_path, DATABASE_URL="",
                               ACQUIRER_DATABASE_URL="", VAULT_DATABASE_URL="")  # fmt: skip
     # As early as can be seen from outside: the first cluster's initdb or server under way.
     await asyncio.to_thread(_wait_for_processes_on, tmp_path / "pg-core")
-    serve.send_signal(signal.SIGTERM)
+    serve.send_signal(stop_signal)
     _, err = await asyncio.wait_for(serve.communicate(), 60)
 
     assert serve.returncode == 0, err.decode()

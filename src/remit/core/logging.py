@@ -17,7 +17,9 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
 from typing import Final
 
 _CARD_LENGTHS: Final = range(13, 20)
@@ -167,6 +169,36 @@ class SensitiveDataMaskingFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+def install_masked_excepthook() -> None:
+    """Print an exception nothing caught (in the main thread or another) masked as the log
+    is: Python's own hooks write its traceback, whose message and locals' reprs may quote a
+    card number or a secret, straight to stderr, past the log's filter."""
+    import threading
+
+    def masked_excepthook(
+        kind: type[BaseException], error: BaseException, trace: TracebackType | None
+    ) -> None:
+        _write_masked(traceback.format_exception(kind, error, trace))
+
+    def masked_thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return  # as Python's own hook: a thread's SystemExit is no failure
+        name = args.thread.name if args.thread is not None else "a thread"
+        lines = traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+        _write_masked([f"Exception in thread {name}:\n", *lines])
+
+    sys.excepthook = masked_excepthook
+    threading.excepthook = masked_thread_excepthook
+
+
+def _write_masked(lines: list[str]) -> None:
+    stream = sys.stderr
+    if stream is None:  # (no stderr at all: nothing to write to)
+        return
+    stream.write(mask_sensitive("".join(lines)))
+    stream.flush()
 
 
 def level_from_env(environ: Mapping[str, str]) -> int:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from remit.config import PlatformConfig
+from remit.config import PlatformConfig, refuse_shared_databases
 from remit.core.logging import mask_sensitive
 from remit.storage.embedded import to_sqlalchemy_url
 
@@ -91,7 +91,9 @@ def acquirer_database(config: PlatformConfig) -> PlatformDatabase:
 
 
 def platform_databases(config: PlatformConfig) -> list[PlatformDatabase]:
-    """Every database of the platform (a `ConfigError` for a URL missing or malformed)."""
+    """Every database of the platform (a `ConfigError` for a URL missing or malformed, or two
+    naming one database: `from_env` checks those set, this the embedded ones too)."""
+    refuse_shared_databases(config)
     return [core_database(config), vault_database(config), acquirer_database(config)]
 
 
