@@ -1,5 +1,6 @@
 """`remit serve` whose embedded PostgreSQL will not start, or one of whose ports another program
-holds, and each process alone on a port in use: one line naming what failed, no traceback,
+holds, or given a process count or a mutual-TLS file it cannot use, and each process alone on
+a port in use or without its mutual-TLS file: one line naming what failed, no traceback,
 and the exit code of `remit.serve` (1 a process, the embedded database among them, did not
 come up; 2 a setting is wrong: a port no server can listen on is one)."""
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.support.commands import remit
 from tests.support.postgres import WorkerDatabases
+from tests.support.tls import make_tls, tls_env
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +98,35 @@ async def test_a_process_on_a_port_in_use_says_so_in_one_line_and_exits_2(
     )
     # Nor gRPC's own line about it.
     assert "Failed to add port" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (("--api-workers", "0"), {}, "REMIT_API_WORKERS must be between 1 and 64, got '0'"),
+        ((), {"REMIT_API_WORKERS": "\u00b2"},
+         "REMIT_API_WORKERS must be between 1 and 64, got '²'"),
+        ((), {"REMIT_CORE_PROCESSES": "\u00b9"},
+         "REMIT_CORE_PROCESSES must be between 1 and 64, got '¹'"),
+    ],
+)  # fmt: skip
+async def test_serve_with_a_process_count_it_cannot_use_says_so_and_exits_2(
+    args: tuple[str, ...], env: dict[str, str], line: str, tmp_path: Path
+) -> None:
+    ran = await remit("serve", "--api-port", "0", *args, tmp_path=tmp_path, **env)
+    assert ran.returncode == 2, ran.stderr
+    assert ran.failure_line() == f"remit serve: {line}"
+    assert not (tmp_path / "pg-core").exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "core"])
+async def test_a_mutual_tls_file_missing_is_named_in_one_line_with_exit_2(
+    command: str, tmp_path: Path
+) -> None:
+    tls = tls_env(make_tls(tmp_path / "tls"))
+    missing = tmp_path / "tls" / "gone.crt"
+    ran = await remit(command, tmp_path=tmp_path, **{**tls, "REMIT_INTERNAL_TLS_CA": str(missing)})
+    assert ran.returncode == 2, ran.stderr
+    assert ran.failure_line() == (
+        f"remit {command}: REMIT_INTERNAL_TLS_CA {missing} cannot be read: FileNotFoundError"
+    )
