@@ -5,7 +5,6 @@ Anything without an external URL (`DATABASE_URL`, `VAULT_DATABASE_URL`,
 the acquirer's databases on one, the vault's on its own.
 """
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -24,8 +23,6 @@ from remit.storage.reachability import (
     failure_of,
     platform_databases,
 )
-
-log = logging.getLogger(__name__)
 
 CORE_DATABASE = "remit_core"
 VAULT_DATABASE = "remit_vault"
@@ -114,8 +111,8 @@ def migrate(databases: Sequence[PlatformDatabase]) -> list[str]:
     """Apply each database's pending migrations, but leave alone one a newer remit version
     migrated (at a revision this version does not know): this version's processes run on the
     newer schema (`remit.storage.schema_check`), as while an upgrade rolls through, or after
-    one is rolled back. A line for each left alone (logged too); a `MigrationFailedError` for
-    a failure no other error names."""
+    one is rolled back. A line for each left alone, for the caller to say; a
+    `MigrationFailedError` for a failure no other error names."""
     check_all_reachable(databases)
     left_alone: list[str] = []
     for database in databases:
@@ -123,9 +120,7 @@ def migrate(databases: Sequence[PlatformDatabase]) -> list[str]:
         try:
             revisions = schema_revisions(tree, database.url)
             if revisions.current and not revisions.known:
-                note = _ahead(database, revisions)
-                log.warning("%s", note)
-                left_alone.append(note)
+                left_alone.append(_ahead(database, revisions))
                 continue
             upgrade(tree, database.url)
         except (MigrationLockTimeoutError, MigrationStoppedError):

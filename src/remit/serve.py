@@ -215,7 +215,8 @@ def serve(config: PlatformConfig) -> int:
             supervisor.use_config(resolved.config)
             if supervisor.stopping:
                 return 0  # asked to stop while the databases started: nothing else begun
-            migrate_all(resolved.config)
+            for left_alone in migrate_all(resolved.config):
+                log.warning("%s", left_alone)
             account = _ensure_default_account(resolved.config) if default_account else None
         supervisor.start()
         if not supervisor.stopping:  # (asked to stop meanwhile: it is not running)

@@ -65,7 +65,7 @@ async def test_migrate_leaves_a_database_a_newer_version_migrated_as_it_is(
     ran = await remit("migrate", tmp_path=tmp_path, **scratch.env())
 
     assert ran.returncode == 0, ran.stderr
-    assert "Traceback" not in ran.stderr
+    assert ran.stderr == ""  # no failure: said once, on stdout
     note, applied = ran.stdout.strip().splitlines()
     assert note.startswith("the core database (DATABASE_URL postgresql://")
     assert note.endswith(

@@ -54,7 +54,8 @@ def _start(role: str) -> Child:
 @pytest.fixture
 def signals_restored() -> Iterator[None]:
     """`remit serve` installs its own handlers in this process; put the test's back."""
-    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    stop_signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    kept = {signum: signal.getsignal(signum) for signum in stop_signals}
     try:
         yield
     finally:
@@ -97,7 +98,7 @@ def test_a_second_request_kills_the_processes_still_stopping(
 def _serve_standing_in(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    migrate: Callable[[PlatformConfig], None],
+    migrate: Callable[[PlatformConfig], list[str]],
     stopped: list[str],
 ) -> PlatformConfig:
     """`remit serve` without databases: `migrate` stands in for the migrations, the embedded
@@ -125,11 +126,12 @@ def test_a_second_request_while_migrating_interrupts_them_and_stops_the_database
 ) -> None:
     stopped: list[str] = []
 
-    def migrate(config: PlatformConfig) -> None:
+    def migrate(config: PlatformConfig) -> list[str]:
         _signal_self(signal.SIGTERM)
         _signal_self(signal.SIGINT)
         time.sleep(MIGRATIONS_S)  # (a long index build)
         stopped.append("migrations finished")
+        return []
 
     config = _serve_standing_in(tmp_path, monkeypatch, migrate, stopped)
     began = time.monotonic()
@@ -148,9 +150,10 @@ def test_a_platform_asked_to_stop_while_migrating_says_so_and_not_that_it_runs(
 ) -> None:
     stopped: list[str] = []
 
-    def migrate(config: PlatformConfig) -> None:
+    def migrate(config: PlatformConfig) -> list[str]:
         _signal_self(signal.SIGTERM)
         stopped.append("migrations finished")
+        return []
 
     config = _serve_standing_in(tmp_path, monkeypatch, migrate, stopped)
     caplog.set_level(logging.WARNING, logger=supervisor_module.__name__)
