@@ -229,3 +229,25 @@ def test_a_command_run_in_process_leaves_the_logging_as_it_found_it(
     assert capsys.readouterr().err == (
         "remit jobs failed: --limit must be between 1 and 1000, got 0\n"
     )
+
+
+def test_a_failure_remit_serve_has_no_words_for_is_one_line_masked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug in `remit serve` itself: one line, as every failure to start is, exit 1 (its
+    traceback only at DEBUG)."""
+    import remit.serve
+
+    def broken(config: PlatformConfig) -> int:
+        raise RuntimeError("card 4242424242424242 at postgresql://remit:s3cret@db/remit\nmore")
+
+    monkeypatch.setattr(remit.serve, "serve", broken)
+    monkeypatch.setenv("REMIT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("REMIT_LOG_LEVEL", raising=False)
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("remit serve: failed (RuntimeError: card ")
+    assert err.endswith("; REMIT_LOG_LEVEL=DEBUG logs the traceback\n")
+    assert "4242424242424242" not in err
+    assert "s3cret" not in err
