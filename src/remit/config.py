@@ -1193,8 +1193,10 @@ def refuse_plaintext_beyond_loopback(hosts: Iterable[str], config: PlatformConfi
 def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:
     """The mutual-TLS files: all three of certificate, key and CA, or none. Each is read here,
     at start, so that one missing or unreadable stops the process naming its setting, rather
-    than the first gRPC channel or server with a traceback; the key, a secret, is refused
-    unless only its owner can read it."""
+    than the first gRPC channel or server with a traceback. The key's mode is not checked, as
+    the vault's keys are: an orchestrator's secret volumes are commonly group- or
+    world-readable (0640, 0644) inside a container that runs one user, and refusing them would
+    stop deployments that started before."""
     files = {part: env.get(f"{TLS_ENV}_{part}") or "" for part in ("CERT", "KEY", "CA")}
     given = [part for part, value in files.items() if value]
     if not given:
@@ -1202,9 +1204,8 @@ def _internal_tls(env: Mapping[str, str]) -> InternalTls | None:
     if len(given) != len(files):
         missing = ", ".join(f"{TLS_ENV}_{part}" for part, value in files.items() if not value)
         raise ConfigError(f"mutual TLS needs a certificate, a key and a CA; missing {missing}")
-    for part in ("CERT", "CA"):
+    for part in ("CERT", "KEY", "CA"):
         _readable_file(Path(files[part]), f"{TLS_ENV}_{part}")
-    _private_file(Path(files["KEY"]), f"{TLS_ENV}_KEY")
     return InternalTls(
         cert=Path(files["CERT"]),
         key=Path(files["KEY"]),

@@ -41,11 +41,13 @@ def test_a_missing_mutual_tls_file_is_refused_at_start_naming_its_variable(
         from_env(env)
 
 
-def test_a_mutual_tls_key_others_can_read_is_refused(tmp_path: Path) -> None:
+def test_a_mutual_tls_key_of_a_shared_secret_volume_is_accepted(tmp_path: Path) -> None:
+    """Orchestrators' secret volumes are often 0644 inside a one-user container."""
     tls = make_tls(tmp_path)
     tls.key.chmod(0o644)
-    with pytest.raises(ConfigError, match=r"REMIT_INTERNAL_TLS_KEY .* readable by other users"):
-        from_env(tls_env(tls))
+    config = from_env(tls_env(tls))
+    assert config.internal_tls is not None
+    assert config.internal_tls.key == tls.key
 
 
 _SETTINGS = ("DATABASE_URL", "VAULT_DATABASE_URL", "ACQUIRER_DATABASE_URL")
