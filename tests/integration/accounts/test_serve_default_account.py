@@ -39,7 +39,7 @@ def without_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     """`remit serve` up to its banner: nothing listens, starts or is migrated."""
     monkeypatch.setattr(serve_module, "refuse_ports_in_use", lambda config: None)
     monkeypatch.setattr(serve_module, "install_stop_handlers", lambda supervisor: None)
-    monkeypatch.setattr(serve_module, "migrate_all", lambda config: None)
+    monkeypatch.setattr(serve_module, "migrate_all", lambda config: [])
     monkeypatch.setattr(Supervisor, "start", lambda self: None)
     monkeypatch.setattr(Supervisor, "wait", lambda self: 0)
 
