@@ -200,6 +200,13 @@ class WebhookSender:
             return _failure(elapsed_ms(), f"connection failed: {_reason(error)}")
         except (aiohttp.ClientError, OSError) as error:
             return _failure(elapsed_ms(), f"{type(error).__name__}: {_reason(error)}")
+        except ValueError as error:
+            # A URL saved before its host was checked as a name: the resolver's `idna` codec
+            # refuses an empty label or one over 63 characters with a UnicodeError (a
+            # ValueError, as yarl's and the socket module's other refusals of a URL are). It
+            # is the endpoint's failed attempt, retried and counted towards disabling it like
+            # any other, not an error of the delivery job (nor of a resend).
+            return _failure(elapsed_ms(), f"invalid URL: {type(error).__name__}: {error}")
 
     async def _read_snippet(
         self, response: aiohttp.ClientResponse, started: float

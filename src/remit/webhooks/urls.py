@@ -30,6 +30,10 @@ from remit.config import PlatformConfig
 from remit.core.errors import invalid
 
 MAX_URL_LENGTH: Final = 2048
+# DNS limits (RFC 1035 2.3.4), as IDNA-encoded: a name of at most 253 characters (without the
+# trailing dot of a fully qualified one), each dot-separated label 1 to 63.
+MAX_HOST_NAME_LENGTH: Final = 253
+MAX_LABEL_LENGTH: Final = 63
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -158,6 +162,26 @@ def _is_loopback_name(host: str) -> bool:
     return name in ("localhost", "localhost.localdomain") or name.endswith(".localhost")
 
 
+def _host_name_problem(host: str) -> str | None:
+    """Why the resolver would never look `host` (yarl's, IDNA-encoded) up, or None. yarl accepts
+    an empty label and labels or names of any length, which the resolver refuses: with a
+    UnicodeError from the `idna` codec it encodes a name with, or an unresolvable name."""
+    name = host.removesuffix(".")
+    if len(name) > MAX_HOST_NAME_LENGTH:
+        return f"it is longer than {MAX_HOST_NAME_LENGTH} characters"
+    labels = name.split(".")
+    if any(not label for label in labels):
+        return "it has an empty label (two dots in a row, or a leading dot)"
+    if any(len(label) > MAX_LABEL_LENGTH for label in labels):
+        return f"it has a label (between dots) longer than {MAX_LABEL_LENGTH} characters"
+    try:
+        # The codec `socket.getaddrinfo` encodes a name with before resolving it.
+        host.encode("idna")
+    except UnicodeError as error:
+        return f"it cannot be encoded as a domain name ({error})"
+    return None
+
+
 def validate_endpoint_url(url: str, policy: UrlPolicy) -> str:
     """The URL if an endpoint may use it; otherwise a precise `RemitError` on `url`."""
     url = url.strip()
@@ -171,6 +195,10 @@ def validate_endpoint_url(url: str, policy: UrlPolicy) -> str:
     if not host:
         raise invalid("Invalid URL: it has no host.", "url", code="url_invalid")
     address = literal_address(host)
+    problem = None if address is not None else _host_name_problem(host)
+    if problem is not None:
+        raise invalid(f"Invalid URL: its host is not a valid host name: {problem}.", "url",
+                      code="url_invalid")  # fmt: skip
     if address is None and _is_numeric_ipv4_form(host):
         # Whatever the policy: aiohttp connects to none of these but the hexadecimal ones, and
         # those reach an address that the checks above read as a name.

@@ -364,6 +364,45 @@ def test_malformed_urls_are_refused_precisely(url: str, why: str) -> None:
         validate_endpoint_url(url, UrlPolicy(allow_internal=True))
 
 
+_LABEL_63 = "a" * 63
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("a" * 64 + ".example.com", "longer than 63"),
+        ("a..b.com", "empty label"),
+        (".a.com", "empty label"),
+        ("a.com..", "empty label"),
+        (".".join([_LABEL_63] * 4) + ".com", "longer than 253"),
+    ],
+)
+def test_a_host_the_resolver_never_looks_up_is_refused_whatever_the_policy(
+    host: str, why: str
+) -> None:
+    """yarl accepts these hosts; the resolver refuses them (the `idna` codec raises a
+    UnicodeError), so an endpoint with one could never be delivered to."""
+    for policy in (UrlPolicy(allow_internal=False), UrlPolicy(allow_internal=True)):
+        with pytest.raises(RemitError, match=why) as refused:
+            validate_endpoint_url(f"https://{host}/hook", policy)
+        assert (refused.value.param, refused.value.code) == ("url", "url_invalid")
+        assert "not a valid host name" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        _LABEL_63 + ".example.com",
+        ".".join([_LABEL_63] * 3 + ["a" * 61]),  # 253 characters
+        ".".join([_LABEL_63] * 3 + ["a" * 61]) + ".",  # and the root's dot
+        "example.com.",
+    ],
+)
+def test_a_host_within_the_dns_limits_is_accepted(host: str) -> None:
+    url = f"https://{host}/hook"
+    assert validate_endpoint_url(url, UrlPolicy(allow_internal=False)) == url
+
+
 def _event() -> Event:
     return Event(
         id="evt_1",
