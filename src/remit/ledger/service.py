@@ -24,6 +24,7 @@ from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.ledger import journal, payouts, reconcile, reconciliation_runs, settlement_report
 from remit.ledger.anchoring import CheckpointFile, write_checkpoints
+from remit.ledger.balance_range import balances_in_range
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
 from remit.ledger.balances import read_balance
 from remit.ledger.domain import (
@@ -78,9 +79,10 @@ class LedgerService:
     async def post_transaction(self, account_id: str, request: TransactionRequest) -> PostResult:
         refuse_derived_id(request.transaction_id, "transaction_id")
         refuse_system_accounts(request.postings, "postings")
-        async with self._engine.begin() as db:
-            await account_for(db, account_id)
-            return await journal.post(db, account_id, request, now=self._clock.now())
+        with balances_in_range():
+            async with self._engine.begin() as db:
+                await account_for(db, account_id)
+                return await journal.post(db, account_id, request, now=self._clock.now())
 
     async def post_pending(
         self,
@@ -94,21 +96,22 @@ class LedgerService:
         refuse_derived_id(pending_transaction_id, "pending_transaction_id")
         refuse_derived_id(transaction_id, "transaction_id")
         refuse_system_accounts(postings, "postings")
-        async with self._engine.begin() as db:
-            pending = await JournalRepository(db).get_transaction(
-                account_id, pending_transaction_id
-            )
-            if pending is not None:
-                refuse_system_accounts(pending.postings, "pending_transaction_id")
-            return await journal.post_pending(
-                db,
-                account_id,
-                pending_transaction_id=pending_transaction_id,
-                transaction_id=transaction_id,
-                postings=postings,
-                metadata=metadata,
-                now=self._clock.now(),
-            )
+        with balances_in_range():
+            async with self._engine.begin() as db:
+                pending = await JournalRepository(db).get_transaction(
+                    account_id, pending_transaction_id
+                )
+                if pending is not None:
+                    refuse_system_accounts(pending.postings, "pending_transaction_id")
+                return await journal.post_pending(
+                    db,
+                    account_id,
+                    pending_transaction_id=pending_transaction_id,
+                    transaction_id=transaction_id,
+                    postings=postings,
+                    metadata=metadata,
+                    now=self._clock.now(),
+                )
 
     async def void_pending(
         self,

@@ -133,6 +133,8 @@ class LedgerServiceServicer:
 
     def PostTransaction(self, request, context):
         """Posts a transaction (or, with pending, reserves it for two-phase posting).
+        FAILED_PRECONDITION (balance_out_of_range) when it would take a ledger account's balance,
+        posted or reserved, past the int64 range.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -140,6 +142,7 @@ class LedgerServiceServicer:
 
     def PostPendingTransaction(self, request, context):
         """Posts a pending transaction, possibly for less than was reserved; the rest is released.
+        FAILED_PRECONDITION (balance_out_of_range) as PostTransaction.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -48,9 +48,14 @@ class LedgerServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> LedgerServiceAsyncStub: ...
     PostTransaction: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.PostTransactionRequest, _ledger_pb2.PostTransactionResponse]
-    """Posts a transaction (or, with pending, reserves it for two-phase posting)."""
+    """Posts a transaction (or, with pending, reserves it for two-phase posting).
+    FAILED_PRECONDITION (balance_out_of_range) when it would take a ledger account's balance,
+    posted or reserved, past the int64 range.
+    """
     PostPendingTransaction: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.PostPendingTransactionRequest, _ledger_pb2.PostPendingTransactionResponse]
-    """Posts a pending transaction, possibly for less than was reserved; the rest is released."""
+    """Posts a pending transaction, possibly for less than was reserved; the rest is released.
+    FAILED_PRECONDITION (balance_out_of_range) as PostTransaction.
+    """
     VoidPendingTransaction: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.VoidPendingTransactionRequest, _ledger_pb2.VoidPendingTransactionResponse]
     """Releases a pending transaction without posting it."""
     GetTransaction: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetTransactionRequest, _ledger_pb2.GetTransactionResponse]
@@ -103,9 +108,14 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PostTransaction: _aio.UnaryUnaryMultiCallable[_ledger_pb2.PostTransactionRequest, _ledger_pb2.PostTransactionResponse]  # type: ignore[assignment]
-    """Posts a transaction (or, with pending, reserves it for two-phase posting)."""
+    """Posts a transaction (or, with pending, reserves it for two-phase posting).
+    FAILED_PRECONDITION (balance_out_of_range) when it would take a ledger account's balance,
+    posted or reserved, past the int64 range.
+    """
     PostPendingTransaction: _aio.UnaryUnaryMultiCallable[_ledger_pb2.PostPendingTransactionRequest, _ledger_pb2.PostPendingTransactionResponse]  # type: ignore[assignment]
-    """Posts a pending transaction, possibly for less than was reserved; the rest is released."""
+    """Posts a pending transaction, possibly for less than was reserved; the rest is released.
+    FAILED_PRECONDITION (balance_out_of_range) as PostTransaction.
+    """
     VoidPendingTransaction: _aio.UnaryUnaryMultiCallable[_ledger_pb2.VoidPendingTransactionRequest, _ledger_pb2.VoidPendingTransactionResponse]  # type: ignore[assignment]
     """Releases a pending transaction without posting it."""
     GetTransaction: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetTransactionRequest, _ledger_pb2.GetTransactionResponse]  # type: ignore[assignment]
@@ -160,14 +170,19 @@ class LedgerServiceServicer:
         request: _ledger_pb2.PostTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.PostTransactionResponse, _abc.Awaitable[_ledger_pb2.PostTransactionResponse]]:
-        """Posts a transaction (or, with pending, reserves it for two-phase posting)."""
+        """Posts a transaction (or, with pending, reserves it for two-phase posting).
+        FAILED_PRECONDITION (balance_out_of_range) when it would take a ledger account's balance,
+        posted or reserved, past the int64 range.
+        """
 
     def PostPendingTransaction(
         self,
         request: _ledger_pb2.PostPendingTransactionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.PostPendingTransactionResponse, _abc.Awaitable[_ledger_pb2.PostPendingTransactionResponse]]:
-        """Posts a pending transaction, possibly for less than was reserved; the rest is released."""
+        """Posts a pending transaction, possibly for less than was reserved; the rest is released.
+        FAILED_PRECONDITION (balance_out_of_range) as PostTransaction.
+        """
 
     def VoidPendingTransaction(
         self,
