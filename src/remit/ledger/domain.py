@@ -177,6 +177,20 @@ def validate_postings(postings: Sequence[Posting], *, param: str = "postings") -
             )
 
 
+def currency_filter(currency: str | None) -> str | None:
+    """A list's currency filter as the ledger holds currencies, lower case: None for none, and
+    refused (`invalid_currency`) if it names no currency the ledger holds, as a posting's would
+    be, rather than matching nothing. Only ASCII is lower-cased: some other letters lower-case
+    to ASCII ones (the Kelvin sign to k)."""
+    if currency is None:
+        return None
+    lowered = currency.lower() if currency.isascii() else currency
+    if lowered not in SUPPORTED_CURRENCIES:
+        raise ledger_invalid(f"Invalid currency: {currency[:10]}.", "currency",
+                             code="invalid_currency")  # fmt: skip
+    return lowered
+
+
 def sums_by_currency(postings: Iterable[Posting]) -> dict[str, int]:
     totals: dict[str, int] = defaultdict(int)
     for posting in postings:

@@ -292,7 +292,7 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
             payout_id=_optional(request, "payout"),
             source_id=_optional(request, "source"),
             type=txn_type,
-            currency=None if not request.HasField("currency") else request.currency.lower(),
+            currency=_optional(request, "currency"),
         )
         return pb.ListBalanceTransactionsResponse(
             data=[balance_transaction_message(t) for t in found], has_more=has_more

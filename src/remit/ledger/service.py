@@ -33,6 +33,7 @@ from remit.ledger.domain import (
     Posting,
     PostResult,
     TransactionRequest,
+    currency_filter,
 )
 from remit.ledger.objects import (
     Balance,
@@ -163,6 +164,7 @@ class LedgerService:
         currency: str | None,
     ) -> tuple[list[LedgerAccount], bool]:
         _check_limit(limit, starting_after, ending_before)
+        currency = currency_filter(currency)
         async with self._engine.begin() as db:
             repo = JournalRepository(db)
 
@@ -211,6 +213,7 @@ class LedgerService:
         currency: str | None = None,
     ) -> tuple[list[BalanceTransaction], bool]:
         _check_limit(limit, starting_after, ending_before)
+        currency = currency_filter(currency)
         async with self._engine.begin() as db:
             repo = BalanceRepository(db)
 

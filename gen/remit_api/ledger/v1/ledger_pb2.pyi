@@ -981,6 +981,9 @@ class ListLedgerAccountBalancesRequest(_message.Message):
     name_prefix: _builtins.str
     """Only names starting with this."""
     currency: _builtins.str
+    """Only this currency, in any case; INVALID_ARGUMENT (invalid_currency) for one the ledger
+    does not hold.
+    """
     def __init__(
         self,
         *,
@@ -1442,6 +1445,9 @@ class ListBalanceTransactionsRequest(_message.Message):
     """Only transactions caused by this ch_/re_/po_ id."""
     type: Global___BalanceTransactionType.ValueType
     currency: _builtins.str
+    """Only this currency, in any case; INVALID_ARGUMENT (invalid_currency) for one the ledger
+    does not hold (the REST facade answers an empty list for those, as Stripe holds more).
+    """
     @_builtins.property
     def created(self) -> _common_pb2.CreatedFilter: ...
     def __init__(

@@ -1,5 +1,6 @@
 """`/v1/balance_transactions`: every movement of the merchant's balance, newest first."""
 
+from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -37,6 +38,11 @@ async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def list_balance_transactions(context: ApiContext, deps: Dependencies) -> JsonObject:
     page = PageRequest.from_params(context.params)
+    currency = context.optional_str("currency")
+    if currency is not None and currency not in SUPPORTED_CURRENCIES:
+        # Stripe supports currencies remit does not: filtering by one finds nothing here (the
+        # ledger refuses it, as it refuses a posting in one).
+        return list_envelope([], has_more=False, url=PATH)
     request = pb.ListBalanceTransactionsRequest(**page_fields(page))  # type: ignore[arg-type]
     for name in ("payout", "source", "currency"):
         value = context.optional_str(name)
