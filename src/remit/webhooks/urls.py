@@ -16,6 +16,11 @@ legacy numeric forms (`127.1`, `2130706433`, `0177.0.0.1`, `127.0.0.1.`), so an 
 one would fail every delivery; the hexadecimal ones (`0x7f.0.0.1`) it hands to the resolver,
 which reads them as the address, not the name they pass for when the URL is saved. Both are
 refused when the URL is saved; a host name with a trailing dot (`example.com.`) is not.
+
+A host name must be one the resolver looks up: yarl accepts an empty label (`a..b.com`) and
+labels or names of any length, which the resolver refuses (the `idna` codec it encodes a name
+with raises UnicodeError), so such a URL is refused when it is saved too. One saved before
+fails each delivery as the endpoint's failed attempt (`remit.webhooks.sender`).
 """
 
 import ipaddress
