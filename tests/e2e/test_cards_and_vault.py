@@ -228,10 +228,17 @@ def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
         params={"type": "card", "card": {"token": token.id}}
     )
     assert method.card is not None
-    assert method.card.fingerprint == token.card.fingerprint
+    assert method.card.last4 == "4242"
+    # A fingerprint matches a card across the merchant's payments: a public key, which anyone
+    # holding a card number could use, is not told it.
+    assert "fingerprint" not in method.card
+    assert "fingerprint" not in token.card
     with pytest.raises(stripe.PermissionError):
         publishable.v1.payment_methods.retrieve(method.id)
-    assert secret.v1.payment_methods.retrieve(method.id).id == method.id
+    saved = secret.v1.payment_methods.retrieve(method.id)
+    assert saved.id == method.id
+    assert saved.card is not None
+    assert saved.card.fingerprint is not None
     with pytest.raises(stripe.InvalidRequestError) as reused:
         secret.v1.payment_methods.create(params={"type": "card", "card": {"token": token.id}})
     assert reused.value.code == "token_already_used"

@@ -349,3 +349,82 @@ def test_grpc_refuses_a_client_secret_confirmation_lowering_setup_future_usage(
     confirm.ClearField("client_secret")  # the merchant itself may
     confirmed = payments_stub.ConfirmPaymentIntent(confirm, metadata=metadata, timeout=30)
     assert confirmed.payment_intent.setup_future_usage == payments_pb2.SETUP_FUTURE_USAGE_ON_SESSION
+
+
+def _saved_card_that_declines(client: stripe.StripeClient) -> tuple[str, str]:
+    """A customer and a card saved to it, with the merchant's metadata, which attaches but
+    declines every charge: (customer id, payment method id)."""
+    customer = client.v1.customers.create(params={"email": "saved@example.com"})
+    method = client.v1.payment_methods.create(
+        params={
+            "type": "card",
+            "card": {"token": "tok_chargeCustomerFail"},
+            "metadata": {"merchant_note": "fraud-watch"},
+        }
+    )
+    client.v1.payment_methods.attach(method.id, params={"customer": customer.id})
+    return customer.id, method.id
+
+
+def _assert_public_payment_method(shown: object, method_id: str) -> None:
+    assert isinstance(shown, dict)
+    assert shown["id"] == method_id
+    assert {"customer", "customer_account", "metadata"}.isdisjoint(shown)
+    assert "fingerprint" not in shown["card"]
+    assert shown["card"]["last4"] == "0341"
+
+
+def test_a_publishable_key_sees_the_payment_method_without_the_merchants_details(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """The card a payment used shows (expanded, or in the last error) as a payment page needs
+    it: not whom the merchant saved it to, the merchant's notes on it, nor its fingerprint."""
+    customer, method = _saved_card_that_declines(client)
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "customer": customer,
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        }
+    )
+    with pytest.raises(stripe.CardError):
+        client.v1.payment_intents.confirm(intent.id, params={"payment_method": method})
+    publishable = _publishable_client(platform, account)
+    secret = {"client_secret": intent.client_secret or ""}
+
+    seen = publishable.v1.payment_intents.retrieve(intent.id, params=secret).to_dict()
+    _assert_public_payment_method(seen["last_payment_error"]["payment_method"], method)
+
+    client.v1.payment_intents.update(intent.id, params={"payment_method": method})
+    seen = publishable.v1.payment_intents.retrieve(
+        intent.id, params={**secret, "expand": ["payment_method"]}
+    ).to_dict()
+    _assert_public_payment_method(seen["payment_method"], method)
+    # The secret key still sees them.
+    full = client.v1.payment_methods.retrieve(method)
+    assert (full.customer, full.metadata.to_dict()) == (customer, {"merchant_note": "fraud-watch"})
+
+
+def test_a_decline_shows_a_publishable_key_the_payment_method_without_the_merchants_details(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    customer, method = _saved_card_that_declines(client)
+    intent = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "customer": customer}
+    )
+    declined = httpx.post(
+        f"{platform.api_base}/v1/payment_intents/{intent.id}/confirm",
+        data={
+            "client_secret": intent.client_secret or "",
+            "payment_method": method,
+            "return_url": "https://example.com/back",
+        },
+        headers={"Authorization": f"Bearer {account.publishable_key}"},
+    )
+    assert declined.status_code == 402, declined.text
+    error = declined.json()["error"]
+    _assert_public_payment_method(error["payment_method"], method)
+    _assert_public_payment_method(
+        error["payment_intent"]["last_payment_error"]["payment_method"], method
+    )

@@ -53,6 +53,7 @@ from remit.rest.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from remit.rest.idempotency import checked_idempotency_key, well_formed_idempotency_key
 from remit.rest.params import PATH_PARAM, ExpandList, ParamError, Schema
 from remit.rest.publishable import (
+    public_object,
     publish_error_intent,
     publishable_view,
     refuse_other_expansions,
@@ -328,6 +329,9 @@ async def dispatch(
                 )
         if public:
             body = publishable_view(body)
+        elif publishable:
+            # A page's own payment method or token (`publishable_allowed`).
+            body = public_object(body)
     except StripeError as error:
         response = await _versioned_error(error, request_id, version, operation_name, deps, context)
     except RequestRefusedError as error:

@@ -75,19 +75,82 @@ def refuse_other_expansions(paths: list[str]) -> None:
 
 
 def publishable_view(intent: Mapping[str, object]) -> JsonObject:
-    """The properties of `intent` (a JSON object) a publishable key may see."""
-    return {
+    """The properties of `intent` (a JSON object) a publishable key may see: its payment
+    method, expanded or as its last error shows it, included only as `public_payment_method`
+    leaves it."""
+    view: JsonObject = {
         name: cast(JsonValue, value)
         for name, value in intent.items()
         if name in PAYMENT_INTENT_FIELDS
     }
+    if "payment_method" in view:
+        view["payment_method"] = public_payment_method(view["payment_method"])
+    error = view.get("last_payment_error")
+    if isinstance(error, dict):
+        view["last_payment_error"] = _public_error(error)
+    return view
+
+
+def public_payment_method(method: JsonValue) -> JsonValue:
+    """A PaymentMethod (a JSON object; an id or null is left as it is) as a publishable key
+    sees it. The reference does not say what Stripe leaves out of one for a public key; this
+    leaves out what ties the card to the merchant's records: the customer it is saved to (and
+    its account), the merchant's metadata, and the card's fingerprint, which matches a card
+    across payments and customers, and with a public key would tell whoever holds a card
+    number whether this merchant has seen it."""
+    if not isinstance(method, dict):
+        return method
+    view: JsonObject = {
+        name: value for name, value in method.items() if name not in _PRIVATE_METHOD_FIELDS
+    }
+    card = view.get("card")
+    if isinstance(card, dict):
+        view["card"] = _public_card(card)
+    return view
+
+
+def public_object(body: JsonObject) -> JsonObject:
+    """What a publishable key's own request answers with (a PaymentMethod or a Token made of
+    the card a page collected), as it may see it: no fingerprint. What else a private view
+    leaves out is not on such a new object (no customer), or is the page's own (metadata)."""
+    if body.get("object") == "payment_method":
+        method = public_payment_method(body)
+        assert isinstance(method, dict)
+        return method
+    card = body.get("card")
+    if body.get("object") == "token" and isinstance(card, dict):
+        return {**body, "card": _public_card(card)}
+    return body
 
 
 def publish_error_intent(body: JsonObject) -> None:
     """Reduce, in place, the PaymentIntent an error body carries (a decline's) to its public
-    properties: after rendering, so that nothing an older version adds back shows either."""
+    properties, and its payment method as `public_payment_method` shows it: after rendering,
+    so that nothing an older version adds back shows either."""
     error = body.get("error")
     if isinstance(error, dict):
-        intent = error.get("payment_intent")
+        public = _public_error(error)
+        intent = public.get("payment_intent")
         if isinstance(intent, dict):
-            error["payment_intent"] = publishable_view(intent)
+            public["payment_intent"] = publishable_view(intent)
+        body["error"] = public
+
+
+# What a public view of a PaymentMethod leaves out (see `public_payment_method`).
+_PRIVATE_METHOD_FIELDS: Final = frozenset({"customer", "customer_account", "metadata"})
+_PRIVATE_CARD_FIELDS: Final = frozenset({"fingerprint", "customer", "metadata"})
+
+
+def _public_card(card: JsonObject) -> JsonObject:
+    return {name: value for name, value in card.items() if name not in _PRIVATE_CARD_FIELDS}
+
+
+def _public_error(error: JsonObject) -> JsonObject:
+    """An error object (a decline's, or an intent's `last_payment_error`) with the payment
+    method it names shown as `public_payment_method` shows it (and, at versions that named it
+    so, its source)."""
+    view = dict(error)
+    for name in ("payment_method", "source"):
+        if name in view:
+            view[name] = public_payment_method(view[name])
+    return view
