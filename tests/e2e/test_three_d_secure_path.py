@@ -356,6 +356,24 @@ def test_a_payment_declined_after_its_challenge_still_sends_the_cardholder_back(
     assert client.v1.payment_intents.retrieve(intent.id).status == "requires_payment_method"
 
 
+def test_the_cardholder_goes_back_with_the_intent_in_the_query_and_the_fragment_kept(
+    client: stripe.StripeClient,
+) -> None:
+    """A return_url with a query and a fragment: the intent joins the query, before the
+    fragment, which the browser never sends."""
+    intent = pay(client, "pm_card_authenticationRequired",
+                 return_url="https://shop.example/return?x=1#frag")  # fmt: skip
+    answered = answer(challenge_url(intent), "succeed")
+    assert answered.status_code == 303
+    back = urlsplit(answered.headers["location"])
+    assert (back.netloc, back.path, back.fragment) == ("shop.example", "/return", "frag")
+    assert parse_qs(back.query) == {
+        "x": ["1"],
+        "payment_intent": [intent.id],
+        "payment_intent_client_secret": [intent.client_secret],
+    }
+
+
 def test_a_double_click_on_the_challenge_sends_the_cardholder_back_whichever_click_wins(
     client: stripe.StripeClient,
 ) -> None:

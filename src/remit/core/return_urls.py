@@ -2,7 +2,7 @@
 
 import re
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from remit.core.errors import invalid
 
@@ -17,12 +17,28 @@ MAX_RETURN_URL_LENGTH: Final = 2048
 
 def return_to(return_url: str, intent_id: str, client_secret: str) -> str:
     """Stripe's way back: the merchant's return_url with the intent and its client secret
-    appended, which the merchant's page needs to look up how the payment ended."""
-    joiner = "&" if "?" in return_url else "?"
-    return (
-        f"{return_url}{joiner}payment_intent={intent_id}"
-        f"&payment_intent_client_secret={client_secret}"
-    )
+    added to its query, which the merchant's page needs to look up how the payment ended.
+
+    Into the query, before any fragment (`#step-2`): after it, the browser never sends them,
+    and the page would read them, if at all, as part of the fragment. The URL is cut where
+    `urlsplit` cuts it (the fragment at the first `#`, the query at the first `?` before it)
+    but not put together again by `urlunsplit`, which rewrites some URLs (`myapp:///done`
+    comes back `myapp:/done`): the rest of the merchant's URL stays as it was written. A
+    parameter of these names the merchant's URL has already is left out, so that the page
+    reads this intent's, whichever of two it would have taken."""
+    before_fragment, hash_mark, fragment = return_url.partition("#")
+    base, _, query = before_fragment.partition("?")
+    kept = [part for part in query.split("&") if part and _param_name(part) not in _ADDED]
+    added = f"payment_intent={quote(intent_id)}&payment_intent_client_secret={quote(client_secret)}"
+    return f"{base}?{'&'.join([*kept, added])}{hash_mark}{fragment}"
+
+
+# The parameters `return_to` adds.
+_ADDED: Final = frozenset({"payment_intent", "payment_intent_client_secret"})
+
+
+def _param_name(part: str) -> str:
+    return unquote_plus(part.partition("=")[0])
 
 
 def return_url_problem(return_url: str, *, with_length: bool = True) -> str | None:

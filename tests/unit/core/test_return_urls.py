@@ -8,6 +8,7 @@ from remit.core.return_urls import (
     csp_source_of,
     may_send_cardholder_to,
     refuse_invalid_return_url,
+    return_to,
 )
 
 
@@ -82,3 +83,31 @@ def test_a_return_urls_origin_is_written_as_a_csp_source_only_when_it_is_safe(
     url: str, source: str | None
 ) -> None:
     assert csp_source_of(url) == source
+
+
+@pytest.mark.parametrize(
+    ("return_url", "back"),
+    [
+        ("https://shop.example/return", "https://shop.example/return?{added}"),
+        ("https://shop.example/return?x=1", "https://shop.example/return?x=1&{added}"),
+        ("https://shop.example/return#frag", "https://shop.example/return?{added}#frag"),
+        (
+            "https://shop.example/r?x=1&y=%20#a?b#c",
+            "https://shop.example/r?x=1&y=%20&{added}#a?b#c",
+        ),
+        ("https://shop.example/return?#frag", "https://shop.example/return?{added}#frag"),
+        ("https://shop.example/return?x=1#", "https://shop.example/return?x=1&{added}#"),
+        # An app's link, written as the app expects it (`urlunsplit` would drop two slashes).
+        ("myapp:///done", "myapp:///done?{added}"),
+        # The merchant's own parameters of these names give way to the intent's.
+        (
+            "https://shop.example/r?payment_intent=pi_old&x=1&payment%5Fintent_client_secret=s",
+            "https://shop.example/r?x=1&{added}",
+        ),
+    ],
+)
+def test_the_way_back_adds_the_intent_to_the_query_before_any_fragment(
+    return_url: str, back: str
+) -> None:
+    added = "payment_intent=pi_1&payment_intent_client_secret=pi_1_secret_2"
+    assert return_to(return_url, "pi_1", "pi_1_secret_2") == back.format(added=added)
