@@ -267,6 +267,32 @@ def test_cancel_releases_an_authorization(client: stripe.StripeClient) -> None:
     assert "canceled" in str(raised.value.user_message)
 
 
+def test_a_capture_after_the_authorization_expired_is_refused_though_the_expiry_job_is_late(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    intent = client.v1.payment_intents.create(
+        params={"amount": 700, "currency": "usd", "payment_method": "pm_card_visa",
+                "confirm": True, "return_url": RETURN_URL, "capture_method": "manual"}
+    )  # fmt: skip
+    engine = create_engine(to_sqlalchemy_url(platform.env["DATABASE_URL"]))
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text("UPDATE charges SET authorized_at = now() - interval '8 days' "
+                     "WHERE payment_intent_id = :id"),
+                {"id": intent.id},
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(intent.id)
+    assert raised.value.code == "charge_expired_for_capture"
+    assert raised.value.error is not None
+    assert raised.value.error.payment_intent is not None
+    assert raised.value.error.payment_intent.status == "requires_capture"
+    assert client.v1.payment_intents.retrieve(intent.id).amount_received == 0
+
+
 def test_confirming_a_created_intent_and_updating_it(client: stripe.StripeClient) -> None:
     intent = client.v1.payment_intents.create(params={"amount": 300, "currency": "usd"})
     updated = client.v1.payment_intents.update(

@@ -43,7 +43,11 @@ from remit.payments.abandoned_attempts import (
 from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
-from remit.payments.authorization_age import AUTHORIZATION_VALIDITY, check_expired
+from remit.payments.authorization_age import (
+    AUTHORIZATION_VALIDITY,
+    authorization_expires_at,
+    check_expired,
+)
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
 from remit.payments.charges import (
     Charge,
@@ -434,6 +438,23 @@ def _capture_refusal(intent: PaymentIntent, operation: OperationOutcome) -> Remi
         message=operation.message or "The capture was refused by the card network.",
         kind=ErrorKind.FAILED_PRECONDITION,
         code=operation.code or "charge_expired_for_capture",
+    )
+
+
+def _authorization_expired(intent: PaymentIntent) -> RemitError:
+    """A capture asked for once the authorization's 7 days have passed, before the expiry job
+    has released it (the job runs late: the worker was down, or the network refused the
+    release). The merchant may capture only until then (`remit.payments.authorization_age`):
+    the funds are held for 7 days, and the ledger's reservation of them ends then too. The
+    capture is refused as Stripe refuses one of an expired authorization, about the intent,
+    which is left as it is for the job to release and expire (voiding at the network, which a
+    capture request should not wait on), as it would have been had the job run on time."""
+    return RemitError(
+        message=f"This PaymentIntent ({intent.id}) cannot be captured: its authorization has "
+        "expired. An uncaptured payment must be captured within 7 days of its authorization.",
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="charge_expired_for_capture",
+        related=intent,
     )
 
 
@@ -1724,6 +1745,10 @@ class PaymentsService:
                     code="payment_intent_unexpected_state",
                     related=intent,
                 )
+            # `now` is the core's clock, the database's (`remit.storage.database_clock`), told
+            # without a statement: the expiry job holds the same time to the database's now().
+            if now >= authorization_expires_at(charge):
+                raise _authorization_expired(intent)
             params.check_metadata(intent.metadata)
             # The changes are recorded in the same update as the capture request, and so is
             # its place among the charge's captures, which gives it a reference of its own: the
