@@ -367,6 +367,15 @@ def test_an_update_both_setting_and_clearing_shipping_is_invalid_argument(
         ({"statement_descriptor": "A" * 23}, "parameter_invalid", "statement_descriptor"),
         ({"statement_descriptor_suffix": "9" * 23}, "parameter_invalid",
          "statement_descriptor_suffix"),
+        ({"statement_descriptor": "SHOP"}, "parameter_invalid", "statement_descriptor"),
+        ({"statement_descriptor": "shop<script>"}, "invalid_characters", "statement_descriptor"),
+        ({"statement_descriptor": "a\\bcdef"}, "invalid_characters", "statement_descriptor"),
+        ({"statement_descriptor": "a*bcdef"}, "invalid_characters", "statement_descriptor"),
+        ({"statement_descriptor": "a\nbcdef"}, "invalid_characters", "statement_descriptor"),
+        ({"statement_descriptor": "日本語の店です"}, "invalid_characters",
+         "statement_descriptor"),
+        ({"statement_descriptor_suffix": "ORDER<1>"}, "invalid_characters",
+         "statement_descriptor_suffix"),
     ],
 )  # fmt: skip
 def test_a_payment_refuses_a_malformed_receipt_email_or_descriptor_before_paying(
@@ -401,6 +410,27 @@ def test_a_descriptor_suffix_may_be_digits_and_an_email_clears_with_an_empty_val
     assert raised.value.code == "email_invalid"
     cleared = client.v1.payment_intents.update(intent.id, params={"receipt_email": ""})
     assert cleared.receipt_email is None
+
+
+def test_an_update_or_a_capture_refuses_a_descriptor_a_statement_cannot_show(
+    client: stripe.StripeClient,
+) -> None:
+    held = client.v1.payment_intents.create(
+        params={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa",
+                "confirm": True, "return_url": "https://shop.example/return",
+                "capture_method": "manual"}
+    )  # fmt: skip
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.update(held.id, params={"statement_descriptor": "shop<b>"})
+    assert (raised.value.code, raised.value.param) == ("invalid_characters", "statement_descriptor")
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(
+            held.id, params={"statement_descriptor_suffix": "ORDER\n1"}
+        )
+    assert (raised.value.code, raised.value.param) == (
+        "invalid_characters", "statement_descriptor_suffix",
+    )  # fmt: skip
+    assert client.v1.payment_intents.retrieve(held.id).status == "requires_capture"
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "shop.example/return"])

@@ -475,6 +475,45 @@ def test_a_statement_descriptor_suffix_may_be_digits_alone() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["shop<script>", "a\\bcdef", "a*bcdef", "SHOP'S PLACE", 'SAY "HI"', "a>b shop"],
+)
+@pytest.mark.parametrize("param", ["statement_descriptor", "statement_descriptor_suffix"])
+def test_a_statement_descriptor_may_not_contain_the_characters_stripe_refuses(
+    text: str, param: str
+) -> None:
+    field = StatementDescriptor(needs_letter=param == "statement_descriptor")
+    error = _field_error(field, text, param)
+    assert (error.code, error.param) == ("invalid_characters", param)
+    assert text not in error.message
+
+
+@pytest.mark.parametrize(
+    "text", ["a\nbcdef", "shop\tone", "shop\x00", "日本語の店", "МАГАЗИН", "SHOP \u20ac5"]
+)
+@pytest.mark.parametrize("param", ["statement_descriptor", "statement_descriptor_suffix"])
+def test_a_statement_descriptor_may_contain_only_latin_characters(text: str, param: str) -> None:
+    field = StatementDescriptor(needs_letter=param == "statement_descriptor")
+    error = _field_error(field, text, param)
+    assert (error.code, error.param) == ("invalid_characters", param)
+
+
+def test_a_statement_descriptor_may_have_latin_letters_and_punctuation() -> None:
+    field = StatementDescriptor()
+    for text in ("CAFÉ MÜLLER", "Straße 12", "A.B.C. & SONS-1", "shop #42 (web)"):
+        assert field.parse(text, "statement_descriptor") == text
+
+
+def test_a_full_statement_descriptor_has_at_least_five_characters_a_suffix_not() -> None:
+    error = _field_error(StatementDescriptor(), "SHOP", "statement_descriptor")
+    assert (error.code, error.param) == ("parameter_invalid", "statement_descriptor")
+    assert "at least 5 characters" in error.message
+    assert StatementDescriptor().parse("SHOPS", "statement_descriptor") == "SHOPS"
+    suffix = StatementDescriptor(needs_letter=False)
+    assert suffix.parse("A1", "statement_descriptor_suffix") == "A1"
+
+
 # --- Metadata -------------------------------------------------------------------------------
 
 
