@@ -391,19 +391,23 @@ def test_a_publishable_key_sees_the_payment_method_without_the_merchants_details
     with pytest.raises(stripe.CardError):
         client.v1.payment_intents.confirm(intent.id, params={"payment_method": method})
     publishable = _publishable_client(platform, account)
-    secret = {"client_secret": intent.client_secret or ""}
+    secret = intent.client_secret or ""
 
-    seen = publishable.v1.payment_intents.retrieve(intent.id, params=secret).to_dict()
+    seen = publishable.v1.payment_intents.retrieve(
+        intent.id, params={"client_secret": secret}
+    ).to_dict()
     _assert_public_payment_method(seen["last_payment_error"]["payment_method"], method)
 
     client.v1.payment_intents.update(intent.id, params={"payment_method": method})
     seen = publishable.v1.payment_intents.retrieve(
-        intent.id, params={**secret, "expand": ["payment_method"]}
+        intent.id, params={"client_secret": secret, "expand": ["payment_method"]}
     ).to_dict()
     _assert_public_payment_method(seen["payment_method"], method)
     # The secret key still sees them.
     full = client.v1.payment_methods.retrieve(method)
-    assert (full.customer, full.metadata.to_dict()) == (customer, {"merchant_note": "fraud-watch"})
+    assert full.customer == customer
+    assert full.metadata is not None
+    assert full.metadata.to_dict() == {"merchant_note": "fraud-watch"}
 
 
 def test_a_decline_shows_a_publishable_key_the_payment_method_without_the_merchants_details(
