@@ -134,14 +134,20 @@ def detail_from_rpc_error(error: grpc.aio.AioRpcError) -> common_pb2.ErrorDetail
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             try:
-                status = status_pb2.Status.FromString(value)
-                for packed in status.details:
-                    detail = common_pb2.ErrorDetail()
-                    if packed.Unpack(detail):
-                        return detail
+                return detail_of_status(status_pb2.Status.FromString(value))
             except DecodeError:
                 _warn_unreadable(error, "status details did not decode; ignored")
                 return None
+    return None
+
+
+def detail_of_status(status: status_pb2.Status) -> common_pb2.ErrorDetail | None:
+    """The `ErrorDetail` packed in a rich status (`to_rpc_status`), such as one a key stores
+    to replay; None if it holds none. Raises DecodeError for a detail that does not decode."""
+    for packed in status.details:
+        detail = common_pb2.ErrorDetail()
+        if packed.Unpack(detail):
+            return detail
     return None
 
 

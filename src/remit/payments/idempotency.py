@@ -519,8 +519,9 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
 async def forget_refusal(db: AsyncConnection, record: KeyRecord) -> None:
     """Drop a key finished with a refusal that made nothing (no refund, charge or intent
     recorded under it), for a caller whose next try must be a request of its own rather than
-    a replay: a review's close, whose refund runs under the review's key
-    (`remit.radar.reviewing`). A key holding anything else is left alone."""
+    a replay: a review's close, whose refund or cancel runs under the review's key and which
+    must not be kept from closing, nor an approval from going through, by a refusal such a
+    key kept (`remit.radar.reviewing`). A key holding anything else is left alone."""
     await db.execute(
         delete(idempotency_keys).where(
             idempotency_keys.c.account_id == record.account_id,

@@ -968,18 +968,21 @@ class PaymentsService:
                 return self._replay_of(record)
         return await self.resume_attempt(record, respond, ask)
 
-    async def _guard_validation(self, record: KeyRecord, step: Awaitable[T]) -> T | Replay:
+    async def _guard_validation(
+        self, record: KeyRecord, step: Awaitable[T], *, stores_refusals: bool = True
+    ) -> T | Replay:
         """Run the first local step. A refusal by the state of things (`is_stored_refusal`: the
         intent's status, an open review) is the request's answer, stored under its key as
         Stripe stores it once the endpoint's work has begun: a retry replays it instead of doing
         the work in a world changed since (a capture refused during a review must not capture
         when retried after the approval). Any other refusal (validation, an id naming nothing)
         means nothing happened: the key is dropped, for the client to fix and retry. A Replay: the
-        key was finished meanwhile by a retry that took it over (`_finish_refused`)."""
+        key was finished meanwhile by a retry that took it over (`_finish_refused`).
+        Without `stores_refusals`, every refusal drops the key (see `create_refund`)."""
         try:
             return await step
         except RemitError as error:
-            if is_stored_refusal(error):
+            if stores_refusals and is_stored_refusal(error):
                 return await self._finish_refused(record, error)
             await self._forget(record)
             raise
@@ -2417,7 +2420,18 @@ class PaymentsService:
         reason: RefundReason | None,
         metadata: dict[str, str],
         respond: Callable[[Refund], bytes],
+        stores_state_refusals: bool = True,
     ) -> Done[Refund] | Replay:
+        """A refund under `call`'s key. A refusal by the charge's state (`_not_refundable`) is
+        stored under the key and replayed, as any request's. Not with `stores_state_refusals`
+        off: the refusal drops the key, as a validation failure does, so the next request under
+        it tries the refund again against the charge as it stands then. That is for a key that
+        is no client's: a review's close refunds under the review's own key
+        (`remit.radar.reviewing`), and a refusal stored there would be replayed to every later
+        close even once the pending refund that reserved the charge failed. The close is told
+        the refusal as it happens, and its key is never finished with it: should the key's drop
+        not happen (the process dies), it stays at `started`, which an approval, a later close
+        and the completer take for a request that did nothing once its lease is over."""
         if (charge_id is None) == (payment_intent_id is None):
             raise invalid("Pass exactly one of charge or payment_intent.", "charge")
         if amount_minor is not None and amount_minor < 1:
@@ -2436,6 +2450,7 @@ class PaymentsService:
                 self._start_refund(
                     record, charge_id, payment_intent_id, amount_minor, reason, metadata
                 ),
+                stores_refusals=stores_state_refusals,
             )
             if isinstance(requested, Replay):
                 return requested

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
+from remit.grpcutil.errors import detail_of_status
 from remit.payments import idempotency
 from remit.payments.charges import Charge, Refund, RefundReason, RefundStatus
 from remit.payments.crashpoints import crash_after
@@ -223,18 +224,19 @@ class ReviewsService:
                 if resumed and review.closed_reason is reason:
                     return review
                 raise _closed_already(review)
-            if review.closing_reason is reason:
-                return review  # a close with this reason carries on
-            if review.closing_reason is not None and not await _abandon_a_close_never_begun(
-                db, review, self._now(), approving=False
-            ):
-                raise _being_closed(review)
-            charge = await ChargeRepository(db).get(account_id, review.charge_id)
-            assert charge is not None
-            _refuse_a_wrong_action(charge, reason)
-            closing = replace(review, closing_reason=reason)
-            await reviews.save(closing)
-            return closing
+            if review.closing_reason is not reason:  # else a close with this reason carries on
+                if review.closing_reason is not None and not await _abandon_a_close_never_begun(
+                    db, review, self._now(), approving=False
+                ):
+                    raise _being_closed(review)
+                charge = await ChargeRepository(db).get(account_id, review.charge_id)
+                assert charge is not None
+                _refuse_a_wrong_action(charge, reason)
+                review = replace(review, closing_reason=reason)
+                await reviews.save(review)
+            if reason is not ClosedReason.CANCELED:
+                await _drop_a_refusal_that_moved_nothing(db, review)
+            return review
 
     async def _refuse_payment(self, review: Review, reason: ClosedReason) -> None:
         """The refund or cancel a close asks for, under the review's own key. When it fails
@@ -269,6 +271,11 @@ class ReviewsService:
                 else RefundReason.REQUESTED_BY_CUSTOMER,
                 metadata={},
                 respond=_no_body,
+                # Refused for the charge's state (its other refunds reserve it, one pending),
+                # the refund is tried again by the next close, not replayed to it: the pending
+                # refund may have failed since. And a close that dies after the refusal leaves
+                # no finished key that would keep its mark from ever being taken back.
+                stores_state_refusals=False,
             )
         _refuse_if_failed(result)
         if reason is not ClosedReason.CANCELED:
@@ -280,13 +287,7 @@ class ReviewsService:
         """A close's refund or cancel failed: take back its `closing_reason` if the refusal
         certainly moved nothing (its key was never kept, or holds a refusal). One that may be
         under way at the acquirer (its outcome unknown, its key kept unfinished) keeps it, so
-        that no approval can win before its retry or the completer closes the review.
-
-        A refund refused for the charge's state (`charge_already_refunded` while other refunds
-        still pending reserve all of it) is stored under the review's key as under any key; it
-        is dropped here, with the mark, as no refund was made: the state may change (a pending
-        refund may fail), and the next close must try the refund again rather than replay a
-        refusal of the charge as it was then."""
+        that no approval can win before its retry or the completer closes the review."""
         async with self._engine.begin() as db:
             reviews = ReviewRepository(db)
             current = await reviews.get(account_id, review_id, for_update=True)
@@ -294,13 +295,10 @@ class ReviewsService:
                 return
             call = await _refusal_call_in_use(db, account_id, review_id, reason)
             stored = await idempotency.find(db, account_id, call.key)
-            refused = stored is not None and stored.finished and stored.response_code != 0
-            if stored is not None and not refused:
+            if stored is not None and not (stored.finished and stored.response_code != 0):
                 refund = await _refund_of(db, stored)
                 if not (stored.finished and refund is not None and _failed(refund)):
                     return
-            if stored is not None and refused and reason is not ClosedReason.CANCELED:
-                await idempotency.forget_refusal(db, stored)
             await reviews.save(replace(current, closing_reason=None))
 
     async def resume_refusal(self, record: KeyRecord) -> bool:
@@ -450,14 +448,22 @@ async def _abandon_a_close_never_begun(
 ) -> bool:
     """Whether the close that marked the (locked) review as being closed never began refusing
     the payment and is given up: the mark stays behind when that close died or was cancelled
-    before its refund or cancel got past `started` (the completer then drops such a key). Its
-    key absent, or at `started` with its lease over, it is taken over here: an approval
-    finishes it with a refusal, so that a close still on its way cannot refund or cancel after
-    it; a close with another action drops it, as the key is the review's for any action. A
-    key held or past `started` is a close under way: not given up."""
+    before its refund or cancel got past `started` (the completer then drops such a key), or
+    after it was refused having moved nothing but before it took the mark back (`_moved_nothing`:
+    the completer never looks at a finished key). Its key absent, at `started` with its lease
+    over, or holding such a refusal, it is taken over here: an approval finishes it with a
+    refusal, so that a close still on its way cannot refund or cancel after it; a close with
+    another action drops it, as the key is the review's for any action. A key held or past
+    `started` otherwise is a close under way: not given up."""
     assert review.closing_reason is not None
     call = await _refusal_call_in_use(db, review.account_id, review.id, review.closing_reason)
     found = await idempotency.find(db, review.account_id, call.key)
+    if found is not None and _moved_nothing(found):
+        # Refused before it refunded or canceled anything, and the close died before it took
+        # its mark back: no close is under way. Dropped, so that the key is taken over below
+        # as if that close had never begun.
+        await idempotency.forget_refusal(db, found)
+        found = None
     if found is not None and found.recovery_point is not RecoveryPoint.STARTED:
         return False
     try:
@@ -482,6 +488,35 @@ async def _abandon_a_close_never_begun(
     return True
 
 
+def _moved_nothing(record: KeyRecord) -> bool:
+    """Whether a close's refund or cancel key holds a refusal made before anything was
+    refunded or canceled: finished with an error, and no refund, charge or intent recorded
+    under it (`idempotency.forget_refusal` drops exactly such a key)."""
+    return (
+        record.finished
+        and record.response_code != 0
+        and record.refund_id is None
+        and record.charge_id is None
+        and record.payment_intent_id is None
+    )
+
+
+async def _drop_a_refusal_that_moved_nothing(db: AsyncConnection, review: Review) -> None:
+    """Before a close refunds, under the lock of its review (open, being closed with a refund),
+    drop a refusal its key holds that moved nothing, so the refund is tried against the charge
+    as it stands now instead of replayed as it was refused then. Refunds under a review's key
+    no longer store the charge's state refusals (`stores_state_refusals`), but a version
+    before did: such a refusal would otherwise fail every close of the review for a day, even
+    once the pending refund that reserved the charge failed. Never an approval's refusal: it
+    closes the review in the transaction that stores it."""
+    assert review.open
+    assert review.closing_reason is not None
+    call = await _refusal_call_in_use(db, review.account_id, review.id, review.closing_reason)
+    found = await idempotency.find(db, review.account_id, call.key)
+    if found is not None and _moved_nothing(found):
+        await idempotency.forget_refusal(db, found)
+
+
 def _failed(refund: Refund) -> bool:
     return refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED)
 
@@ -494,10 +529,14 @@ async def _refund_of(db: AsyncConnection, record: KeyRecord) -> Refund | None:
 
 
 def _refuse_if_failed(result: object) -> None:
-    """A refund or cancel stored as failed by an earlier try fails the close too."""
+    """A refund or cancel stored as failed by an earlier try fails the close too, with the
+    code it failed with (`charge_already_refunded`), for the client to tell why. Not its
+    param: that names a field of the refund or cancel, none of the close's request."""
     if isinstance(result, Replay) and result.code != 0:
         status = status_pb2.Status.FromString(result.body)
+        detail = detail_of_status(status)
         raise RemitError(
             message=f"The review's refund or cancellation failed earlier: {status.message}",
             kind=ErrorKind.FAILED_PRECONDITION,
+            code=None if detail is None else detail.code or None,
         )

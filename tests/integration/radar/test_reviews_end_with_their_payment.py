@@ -336,9 +336,9 @@ async def test_a_close_refused_while_pending_refunds_reserve_the_charge_refunds_
     parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
 ) -> None:
     """The close's refund is refused for the charge's state (its refunds reserve all of it,
-    one still pending): the refusal is stored under the review's key as under any, but the
-    close drops it with its mark, so that once the pending refund failed the next close
-    refunds the rest rather than replay the refusal of the charge as it was."""
+    one still pending): the refusal is not stored under the review's key, and the close takes
+    its mark back, so that once the pending refund failed the next close refunds the rest
+    rather than replay the refusal of the charge as it was."""
     intent = await _in_review(parts, account_id, "pay")
     review_id, charge_id = intent.review_id or "", intent.latest_charge_id or ""
     waiting = await _refund_left_pending(parts, account_id, "r1", charge_id, 10000)
