@@ -1,9 +1,9 @@
 """Process-wide logging with a filter that masks card numbers and secrets.
 
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
-record's final message, its traceback and its stack, masking each run of digits (any spaces or
-dashes between them, as the vault accepts a number typed) that holds a card number, keeping
-only that number's last four digits (`mask_card_numbers`).
+record's final message, its traceback and its stack, masking each card number (typed whole, or
+in groups with spaces or dashes between them, as the vault accepts one) and the CVC or expiry
+typed right after it, keeping only the number's last four digits (`mask_card_numbers`).
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
 (`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
 secrets (`pi_..._secret_...`, whose intent id stays readable) and the user and password of a
@@ -23,11 +23,34 @@ from types import TracebackType
 from typing import Final
 
 _CARD_LENGTHS: Final = range(13, 20)
+# What most cards have, Visa, Mastercard and Discover among them.
+_MOST_CARDS_LENGTH: Final = 16
 # Digits with any spaces or dashes between them, as `vault.cards.normalize_number` accepts a
 # number typed; ASCII digits only, as the vault takes no others. The lookahead passes over the
 # runs too short to hold a card (most numbers in a log line) without a call for each. Digits
 # and separators never overlap, so matching takes time linear in the run, however long.
 _DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-9]+)*")
+_GROUP: Final = re.compile(r"[0-9]+")
+# A date written with dashes, year first or last (2026-12-01, 01-12-2026). Its groups are
+# never taken for a card's, so that its year does not join the number before or after it
+# into a stretch that may pass the Luhn check by chance (no card is typed with a date's
+# shape: its groups of 2 would not be joined anyway).
+_DAY_OR_MONTH: Final = r"(?:0[1-9]|[12][0-9]|3[01])"
+_YEAR: Final = r"(?:19|20)[0-9]{2}"
+_DATE: Final = re.compile(
+    rf"(?<![0-9])(?:{_YEAR}-{_DAY_OR_MONTH}-{_DAY_OR_MONTH}"
+    rf"|{_DAY_OR_MONTH}-{_DAY_OR_MONTH}-{_YEAR})(?![0-9])"
+)
+# What it takes for groups of digits with separators between them to read as one card
+# number typed: at most 5 groups (4-4-4-4-3 for 19 digits, 4-6-5 for an Amex) of 3 to 6
+# digits, the last maybe fewer. Times, sort codes (12-34-56), phone numbers and lists of small
+# numbers have groups of 1 or 2 digits, ids longer ones, and lists run on past 5 groups:
+# joined, they would give stretches of 13-19 digits, one in ten passing the Luhn check. A
+# longer group after others is taken for a card's last group with its CVC typed on
+# (`4242 4242 4242 4242123`), never for a whole one: the last four digits shown would be the
+# CVC's.
+_MOST_GROUPS_IN_A_CARD: Final = 5
+_DIGITS_IN_A_GROUP_OF_SEVERAL: Final = range(3, 7)
 # The lengths a card number has, by its first digit (`vault.cards.BRAND_RULES`, coarsened): 2
 # and 5 Mastercard, 3 Amex, Diners and JCB, 4 Visa, 6 Discover and UnionPay, 8 UnionPay.
 _LENGTHS_BY_FIRST_DIGIT: Final = {
@@ -39,6 +62,9 @@ _LENGTHS_BY_FIRST_DIGIT: Final = {
     "8": (16, 17, 18, 19),
 }
 _NO_LENGTHS: Final[tuple[int, ...]] = ()
+# An American Express number (15 digits starting so) has a 4-digit CVC, every other brand a
+# 3-digit one (`vault.cards.BRAND_RULES`).
+_FOUR_DIGIT_CVC_PREFIXES: Final = ("34", "37")
 _LUHN_DOUBLED: Final = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
@@ -55,46 +81,157 @@ def luhn_valid(digits: str) -> bool:
 
 
 def mask_card_numbers(text: str) -> str:
-    """`text` with each run of digits that holds a card number (see `_card_number_in`)
-    replaced, whole, by `[card ****4242]`: what else the run holds (a CVC, an expiry typed
-    after the number) goes with it."""
+    """`text` with each card number in it replaced by `[card ****4242]`, the CVC or expiry
+    typed right after it with it (`_cards_in` says which digits are one); the rest of the text,
+    digits next to a card number included, is kept.
+
+    The masking chooses between two harms. This text is not only logged: gRPC and REST
+    refusals, webhook response snippets shown to merchants and network messages stored on
+    charges are masked with it. A card number missed leaks card data; an ordinary number
+    masked corrupts a merchant's data (an order id quoted in an error, dates in a snippet).
+    Wherever the text holds a Luhn-valid number of 13-19 digits formed as a card is typed
+    (whole, in a few groups, with its CVC or expiry after it) it is masked, though one in ten
+    ids of those lengths passes the Luhn check by chance. Longer numbers and longer lists of
+    numbers are only tried for a card number at the few places one would be typed: each other
+    stretch tried would be one more chance in ten that an ordinary number passes. About 1% of
+    ids of 20-32 digits are masked so (those of 20-23 digits whose start reads as a card with
+    a CVC or expiry typed on), against 23% when every start of every group was tried. What
+    this leaves unmasked is a card number typed as no one types one: in groups of 1 or 2
+    digits or in more than 5 groups, joined to digits before it with no space, or followed
+    with no space by digits that are neither its CVC nor an expiry."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < _CARD_LENGTHS.start:
+        if len(run) - run.count(" ") - run.count("-") < _CARD_LENGTHS.start:
             return run
-        number = _card_number_in(run)
-        return run if number is None else f"[card ****{number[-4:]}]"
+        pieces, kept_from = [], 0
+        for date in _DATE.finditer(run):
+            pieces += [_masked_groups(run[kept_from : date.start()]), date.group(0)]
+            kept_from = date.end()
+        pieces.append(_masked_groups(run[kept_from:]))
+        return "".join(pieces)
 
     return _DIGIT_RUN.sub(replace, text)
 
 
-def _card_number_in(run: str) -> str | None:
-    """A card number within `run` (digits, spaces and dashes), or None: 13-19 digits that pass
-    the Luhn check and are either whole groups of the run (`4242 4242 4242 4242 123`, a number
-    and its CVC) or start a group and go on into one, at a length a card starting so has
-    (`42424242424242421234`, the CVC typed on). Not every stretch of digits is tried: the
-    more are, the more long numbers (ids, timestamps) would pass by chance, one in ten each."""
-    groups = run.replace("-", " ").split()
-    digits = "".join(groups)
+def _masked_groups(run: str) -> str:
+    """`run` (digits, spaces and dashes) with the groups of each card number in it replaced.
+    Cards found from different groups that overlap are masked as one, showing the last four
+    digits of the one that ends last."""
+    groups = [(group.start(), group.end()) for group in _GROUP.finditer(run)]
+    digits = "".join(run[start:end] for start, end in groups)
     if len(digits) < _CARD_LENGTHS.start:
-        return None
-    starts = list(itertools.accumulate((len(group) for group in groups[:-1]), initial=0))
-    ends = set(itertools.accumulate(len(group) for group in groups))
-    # No stretch tried goes further than 19 digits past a group's start.
-    passes_luhn = _luhn_check_of_stretches(digits[: starts[-1] + _CARD_LENGTHS.stop - 1])
-    # Whole groups first, so that the number shown is the one typed, not a stretch of it
-    # that passes by chance.
-    for start in starts:
-        for end in range(start + _CARD_LENGTHS.start, start + _CARD_LENGTHS.stop):
-            if end in ends and passes_luhn(start, end):
-                return digits[start:end]
-    for start in starts:
-        for length in _LENGTHS_BY_FIRST_DIGIT.get(digits[start], _NO_LENGTHS):
-            end = start + length
-            if end <= len(digits) and end not in ends and passes_luhn(start, end):
-                return digits[start:end]
+        return run
+    masked: list[tuple[int, int, str]] = []  # first group, last group, last four digits
+    for first, last, last4 in _cards_in(digits, [end - start for start, end in groups]):
+        if masked and first <= masked[-1][1]:
+            if last > masked[-1][1]:
+                masked[-1] = (masked[-1][0], last, last4)
+        else:
+            masked.append((first, last, last4))
+    pieces, kept_from = [], 0
+    for first, last, last4 in masked:
+        pieces += [run[kept_from : groups[first][0]], f"[card ****{last4}]"]
+        kept_from = groups[last][1]
+    pieces.append(run[kept_from:])
+    return "".join(pieces)
+
+
+def _cards_in(digits: str, sizes: list[int]) -> Iterator[tuple[int, int, str]]:
+    """Each card number in a run of groups of digits (`digits` the groups joined, `sizes`
+    their lengths): the group it starts in, the last group it or what was typed after it
+    takes, and its last four digits. A card number is 13-19 digits passing the Luhn check
+    that start a group and are either
+    - whole groups, typed as a card is (`4242424242424242`, `4242 4242 4242 4242`), followed
+      maybe by a group that is its CVC or expiry (`4242424242424242 123`), or
+    - whole groups and the start of one more, that group going on by its CVC or expiry: the
+      CVC typed on with no space (`42424242424242421234`). Only the lengths a card starting
+      so has are tried, and only where the rest is a CVC or expiry: a 20-32 digit id has a
+      stretch passing the Luhn check at its start at one of the 13-19 lengths more often
+      than not.
+    Whole groups are read first, so that the number shown is the one typed, not a stretch of
+    it that passes by chance; but 17-19 digits that may be a card of at most 16 (what most
+    cards have) with its CVC typed on are read so, as the last four digits shown must never be
+    a CVC's. From each group at most 5 groups and 19 digits are tried, each stretch checked in
+    constant time: time linear in the run."""
+    ends = list(itertools.accumulate(sizes))
+    passes_luhn = _luhn_check_of_stretches(digits)
+    for first, start in enumerate([0, *ends[:-1]]):
+        reach = []  # the groups a card starting at `first` may end in
+        for last in range(first, min(first + _MOST_GROUPS_IN_A_CARD, len(sizes))):
+            if ends[last] - sizes[last] >= start + _CARD_LENGTHS.stop - 1:
+                break
+            reach.append(last)
+            if sizes[last] not in _DIGITS_IN_A_GROUP_OF_SEVERAL:
+                break
+        whole = [
+            last for last in reach if last == first or sizes[last] in _DIGITS_IN_A_GROUP_OF_SEVERAL
+        ]
+        as_whole = _card_of_whole_groups(digits, ends, start, whole, passes_luhn)
+        typed_on = _card_typed_on(digits, ends, sizes, start, reach, passes_luhn)
+        # The whole groups, unless they make 17-19 digits that may be fewer with a CVC on.
+        found = typed_on
+        if as_whole is not None and (typed_on is None or as_whole[1] - start <= _MOST_CARDS_LENGTH):
+            found = as_whole
+        if found is not None:
+            last, end = found
+            yield first, last, digits[end - 4 : end]
+
+
+def _card_of_whole_groups(
+    digits: str,
+    ends: list[int],
+    start: int,
+    reach: list[int],
+    passes_luhn: Callable[[int, int], bool],
+) -> tuple[int, int] | None:
+    """The last group taken by a card number that starts at `start` and ends with one of
+    `reach` (the group after it too, when that is its CVC or expiry), and where it ends."""
+    for last in reach:
+        end = ends[last]
+        if end - start in _CARD_LENGTHS and passes_luhn(start, end):
+            after = last + 1
+            if after < len(ends) and _typed_after(digits[start:end], digits[end : ends[after]]):
+                return after, end
+            return last, end
     return None
+
+
+def _card_typed_on(
+    digits: str,
+    ends: list[int],
+    sizes: list[int],
+    start: int,
+    reach: list[int],
+    passes_luhn: Callable[[int, int], bool],
+) -> tuple[int, int] | None:
+    """The group of `reach` in which a card number starting at `start` ends and its CVC or
+    expiry goes on to the group's end, and where the card ends."""
+    lengths = _LENGTHS_BY_FIRST_DIGIT.get(digits[start], _NO_LENGTHS)
+    for last in reach:
+        for length in lengths:
+            end = start + length
+            if (
+                ends[last] - sizes[last] < end < ends[last]
+                and _typed_after(digits[start:end], digits[end : ends[last]])
+                and passes_luhn(start, end)
+            ):
+                return last, end
+    return None
+
+
+def _typed_after(number: str, typed: str) -> bool:
+    """Whether digits typed right after the card number `number` may be its CVC (3 digits, 4
+    for an Amex) or its expiry: the month (01-12), alone or with the year's last two digits,
+    or a year 20YY. (`4242424242424242 5000` reads as a card number, then something else.)"""
+    if len(typed) == 3:
+        return True
+    if len(typed) == 2:
+        return "01" <= typed <= "12"
+    if len(typed) != 4:
+        return False
+    amex = len(number) == 15 and number.startswith(_FOUR_DIGIT_CVC_PREFIXES)
+    return amex or "01" <= typed[:2] <= "12" or typed[:2] == "20"
 
 
 def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:

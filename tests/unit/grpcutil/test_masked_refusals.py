@@ -32,3 +32,13 @@ def test_a_card_number_in_a_param_is_masked_in_the_detail() -> None:
     detail = common_pb2.ErrorDetail()
     assert to_rpc_status(error).details[0].Unpack(detail)
     assert detail.param == "metadata[[card ****4242]]"
+
+
+def test_a_long_id_that_is_no_card_number_is_quoted_as_it_is() -> None:
+    """An id of 20 digits whose first 19 pass the Luhn check: a caller must read it back."""
+    status = to_rpc_status(not_found("customer", "45678901234567890123"))
+    assert status.message == "No such customer: '45678901234567890123'"
+    error = invalid("Unknown parameter.", param="metadata[2026-12-01 2026-12-02 2026-12-03]")
+    detail = common_pb2.ErrorDetail()
+    assert to_rpc_status(error).details[0].Unpack(detail)
+    assert detail.param == "metadata[2026-12-01 2026-12-02 2026-12-03]"

@@ -22,3 +22,8 @@ def test_a_card_number_in_an_operations_message_is_masked() -> None:
     operation = acquirer_pb2.Operation(id="op_1", message="refused for 4000056655665556")
     assert outcome_of_operation(operation).message == "refused for [card ****5556]"
     assert outcome_of_operation(acquirer_pb2.Operation(id="op_2")).message is None
+
+
+def test_a_long_reference_in_a_network_message_is_kept() -> None:
+    operation = acquirer_pb2.Operation(id="op_1", message="refused, ref 45678901234567890123")
+    assert outcome_of_operation(operation).message == "refused, ref 45678901234567890123"

@@ -108,3 +108,13 @@ def test_a_card_number_as_a_parameter_name_is_never_echoed_however_typed(
     )
     _assert_unknown(response, "card[[card ****4242]]")
     assert "123]" not in response.text
+
+
+def test_a_long_number_that_is_no_card_number_is_echoed_as_it_is(client: TestClient) -> None:
+    response = client.post(
+        "/v1/tokens",
+        data={**CARD, "card[exp_month]": "45678901234567890123"},
+        auth=(PUBLISHABLE_KEY, ""),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == "Invalid integer: 45678901234567890123"

@@ -92,3 +92,12 @@ def test_what_the_cut_leaves_of_a_longer_run_spaced_out_is_masked() -> None:
 def test_a_short_run_of_digits_at_the_cut_is_kept() -> None:
     raw, more = read("x" * (SNIPPET_BYTES - 8) + "12  3456 and more" + "y" * 200)
     assert masked_snippet(raw, SNIPPET_BYTES, more=more) == "x" * (SNIPPET_BYTES - 8) + "12  3456"
+
+
+def test_long_numbers_and_dates_in_a_response_are_kept_as_they_are() -> None:
+    """Only card numbers are masked: a merchant reads the rest of the snippet as sent."""
+    body = (
+        b'{"order":"45678901234567890123","slots":"2026-12-01 2026-12-02 2026-12-03 '
+        b'2026-12-04 2026-12-05 2026-12-06 2026-12-07"}'
+    )
+    assert masked_snippet(body, SNIPPET_BYTES, more=False) == body.decode()
