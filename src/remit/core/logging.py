@@ -42,15 +42,16 @@ _DATE: Final = re.compile(
     rf"|{_DAY_OR_MONTH}-{_DAY_OR_MONTH}-{_YEAR})(?![0-9])"
 )
 # What it takes for groups of digits with separators between them to read as one card
-# number typed: at most 5 groups (4-4-4-4-3 for 19 digits, 4-6-5 for an Amex) of 3 to 6
-# digits, the last maybe fewer. Times, sort codes (12-34-56), phone numbers and lists of small
-# numbers have groups of 1 or 2 digits, ids longer ones, and lists run on past 5 groups:
+# number typed: at most 5 groups (4-4-4-4-3 for 19 digits, 4-6-5 for an Amex, 8-8 or 4-12 as
+# some forms split it) of 3 to 16 digits, the last maybe fewer, 13-19 digits in all. Times,
+# sort codes (12-34-56), phone numbers and lists of small numbers have groups of 1 or 2
+# digits, and lists run on past 5 groups:
 # joined, they would give stretches of 13-19 digits, one in ten passing the Luhn check. A
 # longer group after others is taken for a card's last group with its CVC typed on
 # (`4242 4242 4242 4242123`), never for a whole one: the last four digits shown would be the
 # CVC's.
 _MOST_GROUPS_IN_A_CARD: Final = 5
-_DIGITS_IN_A_GROUP_OF_SEVERAL: Final = range(3, 7)
+_DIGITS_IN_A_GROUP_OF_SEVERAL: Final = range(3, 17)
 # The lengths a card number has, by its first digit (`vault.cards.BRAND_RULES`, coarsened): 2
 # and 5 Mastercard, 3 Amex, Diners and JCB, 4 Visa, 6 Discover and UnionPay, 8 UnionPay.
 _LENGTHS_BY_FIRST_DIGIT: Final = {

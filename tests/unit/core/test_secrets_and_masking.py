@@ -323,3 +323,9 @@ def test_a_database_urls_password_is_masked_whatever_it_holds(password: str) -> 
     for scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         masked = mask_url_credentials(f"failed: {scheme}://remit:{password}@db:5432/remit (x)")
         assert masked == f"failed: {scheme}://***@db:5432/remit (x)"
+
+
+@pytest.mark.parametrize("typed", ["42424242 42424242", "4242 424242424242", "42424242-42424242"])
+def test_a_card_typed_in_two_long_groups_is_masked(typed: str) -> None:
+    """As some forms split it: 8-8, or 4-12."""
+    assert mask_card_numbers(f"card {typed} given") == "card [card ****4242] given"
