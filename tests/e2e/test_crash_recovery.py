@@ -1,6 +1,9 @@
 """Kill the core with SIGKILL right after each recovery point; a retry with the same key, or the
-completer alone, finishes the payment exactly once (checked against the acquirer's records)."""
+completer alone, finishes the payment exactly once (checked against the acquirer's records).
+So too for a capture, a refund and a cancel, and for the worker's expiry of an authorization."""
 
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -401,3 +404,256 @@ def test_a_payment_whose_card_was_detached_after_the_network_answered_succeeds_o
             processes.start("worker")
     assert [i["status"] for i in _intents(processes, account)] == ["succeeded"]
     assert _authorizations(processes, account) == 1
+
+
+# --- Capture, refund and cancel --------------------------------------------------------------
+#
+# Each is killed right after each of its recovery points, the `*_answered` ones most of all:
+# the money has moved at the network, and nothing here says so yet. Held and sale amounts are
+# those of `_paid`; a partial capture takes 3000 of 4200, a partial refund gives 1000 back.
+
+
+class Operation:
+    """One kind of operation on a payment of 4200: how to make it, and what it leaves."""
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        data: dict[str, str],
+        *,
+        capture_method: str,
+        done: str,
+        acquirer: list[tuple[str, int]],
+        intent: tuple[str, int],
+        charge: tuple[bool, int, int],
+    ) -> None:
+        self.name, self.path, self.data = name, path, data
+        self.capture_method = capture_method
+        # The answer's status once done: the intent's (capture, cancel) or the refund's.
+        self.done = done
+        # The account's operations at the acquirer, (kind, amount), sorted.
+        self.acquirer = acquirer
+        # The intent's (status, amount_received); the charge's (captured, amount_captured,
+        # amount_refunded).
+        self.intent, self.charge = intent, charge
+
+
+OPERATIONS = {
+    operation.name: operation
+    for operation in [
+        Operation(
+            "capture", "/v1/payment_intents/{intent}/capture", {},
+            capture_method="manual", done="succeeded",
+            acquirer=[("authorize", 4200), ("capture", 4200)],
+            intent=("succeeded", 4200), charge=(True, 4200, 0),
+        ),
+        Operation(
+            "partial_capture", "/v1/payment_intents/{intent}/capture",
+            {"amount_to_capture": "3000"},
+            capture_method="manual", done="succeeded",
+            acquirer=[("authorize", 4200), ("capture", 3000)],
+            intent=("succeeded", 3000), charge=(True, 3000, 0),
+        ),
+        Operation(
+            "partial_refund", "/v1/refunds", {"payment_intent": "{intent}", "amount": "1000"},
+            capture_method="automatic", done="succeeded",
+            acquirer=[("authorize", 4200), ("refund", 1000)],
+            intent=("succeeded", 4200), charge=(True, 4200, 1000),
+        ),
+        Operation(
+            "cancel", "/v1/payment_intents/{intent}/cancel",
+            {"cancellation_reason": "requested_by_customer"},
+            capture_method="manual", done="canceled",
+            acquirer=[("authorize", 4200), ("void", 4200)],
+            intent=("canceled", 0), charge=(False, 0, 0),
+        ),
+    ]
+}  # fmt: skip
+
+# (operation, recovery point). A full capture is interrupted only once the network answered
+# (its `attempt_created` is the metadata test's above); `started` only for a retry, since the
+# completer drops a key that never passed it whatever its request (the payment test above).
+INTERRUPTED_OPERATIONS = [
+    ("capture", "capture_answered"),
+    *(("partial_capture", p) for p in
+      ("started", "attempt_created", "capture_answered", "finished")),
+    *(("partial_refund", p) for p in
+      ("started", "attempt_created", "refund_answered", "finished")),
+    *(("cancel", p) for p in ("started", "attempt_created", "void_answered", "finished")),
+]  # fmt: skip
+
+
+def _get(processes: ProcessSet, account: TestAccount, resource: str) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{_api(processes)}/v1/{resource}",
+        headers={"Authorization": f"Bearer {account.secret_key}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def _acquirer_records(processes: ProcessSet, account: TestAccount) -> list[tuple[str, int]]:
+    """The account's operations at the acquirer, (kind, amount), sorted; the acquirer keeps
+    one per reference, so an operation done twice shows twice."""
+    engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                text("SELECT kind, amount_minor FROM operations WHERE merchant_id = :account"),
+                {"account": account.id},
+            ).all()
+    finally:
+        engine.dispose()
+    return sorted((str(kind), int(amount)) for kind, amount in rows)
+
+
+def _ledger_verifies(processes: ProcessSet, account: TestAccount) -> None:
+    verify = subprocess.run(
+        [sys.executable, "-m", "remit", "ledger", "verify", "--account", account.id],
+        env=processes.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _operated_status(
+    processes: ProcessSet, account: TestAccount, operation: Operation, intent_id: str
+) -> str | None:
+    """The status the operation left, as read (not through its key): the intent's, or its
+    refund's (None before there is one)."""
+    if operation.name != "partial_refund":
+        return str(_get(processes, account, f"payment_intents/{intent_id}")["status"])
+    refunds = _get(processes, account, f"refunds?payment_intent={intent_id}")["data"]
+    return None if not refunds else str(refunds[0]["status"])
+
+
+@pytest.mark.parametrize(
+    ("finisher", "name", "point"),
+    [("retry", *case) for case in INTERRUPTED_OPERATIONS]
+    # At `finished` the key is finished already: the completer has nothing to look at.
+    + [("completer", *c) for c in INTERRUPTED_OPERATIONS if c[1] not in ("started", "finished")],
+)
+def test_an_operation_interrupted_by_a_crash_is_done_once(
+    processes: ProcessSet, finisher: str, name: str, point: str, tmp_path: Path
+) -> None:
+    """The core died right after one of the operation's recovery points. The client's retry
+    with its key, or the completer alone, finishes it: the acquirer did it once, the intent,
+    charge and refund agree with the acquirer, the key replays the outcome, and the ledger
+    verifies."""
+    operation = OPERATIONS[name]
+    account = _account(processes)
+    paid = _post(
+        processes,
+        account,
+        "/v1/payment_intents",
+        {"amount": "4200", "currency": "usd", "payment_method": "pm_card_visa",
+         "confirm": "true", "return_url": "https://shop.example/return",
+         "capture_method": operation.capture_method},
+        None,
+    )  # fmt: skip
+    assert paid.status_code == 200, paid.text
+    intent_id = paid.json()["id"]
+    path = operation.path.format(intent=intent_id)
+    data = {field: value.format(intent=intent_id) for field, value in operation.data.items()}
+    key = f"{name}-{point}-{finisher}"
+
+    _crash_core_at(processes, point, tmp_path / "crashed")
+    interrupted = _post(processes, account, path, data, key)
+    assert interrupted.status_code >= 500, interrupted.text
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+
+    def finished() -> bool:
+        if finisher == "completer":
+            return _operated_status(processes, account, operation, intent_id) == operation.done
+        # (A 409 while the dead request's lease runs out, or while the completer holds it.)
+        answer = _post(processes, account, path, data, key)
+        return answer.status_code == 200 and answer.json()["status"] == operation.done
+
+    wait_for(finished, 30, every_s=0.25)
+
+    replayed = _post(processes, account, path, data, key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert replayed.json()["status"] == operation.done
+    assert _acquirer_records(processes, account) == operation.acquirer
+    intent = _get(processes, account, f"payment_intents/{intent_id}")
+    assert (intent["status"], intent["amount_received"]) == operation.intent
+    charge = _get(processes, account, f"charges/{intent['latest_charge']}")
+    assert (
+        charge["captured"],
+        charge["amount_captured"],
+        charge["amount_refunded"],
+    ) == operation.charge
+    if name == "partial_refund":
+        (refund,) = _get(processes, account, f"refunds?payment_intent={intent_id}")["data"]
+        assert (refund["status"], refund["amount"]) == ("succeeded", 1000)
+        assert replayed.json()["id"] == refund["id"]
+    _ledger_verifies(processes, account)
+
+
+def test_an_expiry_interrupted_after_its_void_was_answered_voids_once(
+    processes: ProcessSet, tmp_path: Path
+) -> None:
+    """The expiry job released an authorization 7 days old, and the worker died before
+    recording it. The job's next run, once its lease has run out, looks the release up rather
+    than send it again: the acquirer voided once, the intent expired, the ledger verifies."""
+    account = _account(processes)
+    held = _post(
+        processes,
+        account,
+        "/v1/payment_intents",
+        {"amount": "4200", "currency": "usd", "payment_method": "pm_card_visa",
+         "confirm": "true", "return_url": "https://shop.example/return",
+         "capture_method": "manual"},
+        None,
+    )  # fmt: skip
+    assert held.json()["status"] == "requires_capture", held.text
+    intent_id = held.json()["id"]
+    processes.kill("worker")
+    processes.start(
+        "worker",
+        {"REMIT_CRASH_AFTER": "void_answered", "REMIT_CRASH_MARKER": str(tmp_path / "crashed")},
+    )
+    engine = create_engine(to_sqlalchemy_url(processes.env["DATABASE_URL"]))
+    try:
+        with engine.begin() as db:
+            # 8 days old by the database's clock, and its expiry due.
+            db.execute(
+                text("UPDATE charges SET authorized_at = now() - interval '8 days' "
+                     "WHERE payment_intent_id = :id"),
+                {"id": intent_id},
+            )  # fmt: skip
+            db.execute(
+                text("UPDATE jobs SET run_at = now() WHERE kind = 'payments.expire_authorization' "
+                     "AND payload->>'payment_intent_id' = :id"),
+                {"id": intent_id},
+            )  # fmt: skip
+        assert processes.wait_for_exit("worker") == -9
+        with engine.begin() as db:
+            # The dead run's lease runs out (after a minute, unless hurried here).
+            db.execute(
+                text("UPDATE jobs SET locked_until = now() "
+                     "WHERE kind = 'payments.expire_authorization' "
+                     "AND payload->>'payment_intent_id' = :id"),
+                {"id": intent_id},
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    processes.start("worker")
+    wait_for(
+        lambda: _get(processes, account, f"payment_intents/{intent_id}")["status"] == "canceled",
+        30,
+        every_s=0.25,
+    )
+    intent = _get(processes, account, f"payment_intents/{intent_id}")
+    assert intent["cancellation_reason"] == "expired"
+    assert _acquirer_records(processes, account) == [("authorize", 4200), ("void", 4200)]
+    charge = _get(processes, account, f"charges/{intent['latest_charge']}")
+    assert (charge["captured"], charge["amount_captured"]) == (False, 0)
+    _ledger_verifies(processes, account)

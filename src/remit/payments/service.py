@@ -171,8 +171,13 @@ MAX_LIST_LIMIT = 100
 EXPIRE_JOB = "payments.expire_authorization"
 # How long an expiry whose attempts all failed waits before it is tried again.
 EXPIRY_RETRY_AFTER = timedelta(hours=1)
-# The test crash switch's point between the network's answer and its storing (crashpoints.py).
+# The test crash switch's points between the network's answer and its storing (crashpoints.py):
+# the operation has happened at the network, and nothing says so here yet.
 AUTHORIZATION_ANSWERED = "authorization_answered"
+CAPTURE_ANSWERED = "capture_answered"
+REFUND_ANSWERED = "refund_answered"
+# Both a cancel's release and the expiry job's (`_void`).
+VOID_ANSWERED = "void_answered"
 # An unfinished request this old is reported at every try of the completer (see
 # `complete_abandoned`): far longer than any outage the completer rides out by itself. Past its
 # first hour a key is tried at most hourly (`idempotency.abandoned_keys`), so it is reported
@@ -1679,6 +1684,7 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
+        crash_after(RecoveryPoint.STARTED.value)
         just_requested = record.recovery_point is RecoveryPoint.STARTED
         if just_requested:
             requested = await self._guard_validation(
@@ -1820,6 +1826,7 @@ class PaymentsService:
                 reference,
                 sent_before=sent_before,
             )
+        crash_after(CAPTURE_ANSWERED)
         now = self._now()
         refused: RemitError | None = None
         async with batched_unit(self._engine) as db:
@@ -1889,6 +1896,7 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
+        crash_after(RecoveryPoint.STARTED.value)
         just_decided = record.recovery_point is RecoveryPoint.STARTED
         if just_decided:
             decided = await self._guard_validation(record, self._start_cancel(record, intent_id))
@@ -1918,7 +1926,7 @@ class PaymentsService:
                 raise not_found("payment_intent", intent_id, param="intent")
             transition(intent, Canceled(at=now, reason=None))  # refuses an illegal cancel now
             needs_void = intent.status is Status.REQUIRES_CAPTURE
-            return await idempotency.advance(
+            record = await idempotency.advance(
                 db,
                 record,
                 RecoveryPoint.ATTEMPT_CREATED,
@@ -1926,6 +1934,8 @@ class PaymentsService:
                 payment_intent_id=intent.id,
                 charge_id=intent.latest_charge_id if needs_void else None,
             )
+        crash_after(RecoveryPoint.ATTEMPT_CREATED.value)
+        return record
 
     async def resume_cancel(
         self,
@@ -1968,6 +1978,7 @@ class PaymentsService:
                 intent = await self.get_payment_intent(record.account_id, record.payment_intent_id)
                 return await self._finish_refused(record, _already_captured(intent))
         now = self._now()
+        refusal: RemitError | None = None
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
             if stored.finished:
@@ -2015,8 +2026,10 @@ class PaymentsService:
                     self._hooks.intent_changed(db, current, after),
                     what=f"the cancel of {current.id}",
                 )
-                return Done(after)
-        raise refusal
+        if refusal is not None:
+            raise refusal
+        crash_after(RecoveryPoint.FINISHED.value)
+        return Done(after)
 
     async def _authorized_charge(self, account_id: str, intent_id: str) -> str | None:
         """The charge whose authorization an intent holds uncaptured, if it holds one."""
@@ -2050,7 +2063,7 @@ class PaymentsService:
         assert charge is not None
         assert charge.authorization_id is not None
         reference, authorization_id = f"{charge.id}_void", charge.authorization_id
-        return await self._settle(
+        released = await self._settle(
             lambda: self._network.void(authorization_id=authorization_id, reference=reference),
             lambda: self._network.lookup_operation(
                 reference, expected_void(charge, authorization_id)
@@ -2058,6 +2071,8 @@ class PaymentsService:
             reference,
             sent_before=sent_before,
         )
+        crash_after(VOID_ANSWERED)
+        return released
 
     async def expire_authorization(
         self, db: AsyncConnection, account_id: str, intent_id: str, *, sent_before: bool = False
@@ -2443,6 +2458,7 @@ class PaymentsService:
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)
+        crash_after(RecoveryPoint.STARTED.value)
         just_requested = record.recovery_point is RecoveryPoint.STARTED
         if just_requested:
             requested = await self._guard_validation(
@@ -2606,6 +2622,7 @@ class PaymentsService:
                     reference,
                     sent_before=sent_before,
                 )
+            crash_after(REFUND_ANSWERED)
         now = self._now()
         async with batched_unit(self._engine) as db:
             stored = await idempotency.relock(db, record)
