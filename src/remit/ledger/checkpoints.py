@@ -478,17 +478,21 @@ class AppendLock:
         )
 
     def stamp(self, now: datetime, accounts: Iterable[str]) -> datetime:
-        """The time to stamp a batch of `accounts`' checkpoints with: `now`, or an account's
-        newest line's time when that is later by no more than MAX_CLOCK_STEP (another writer's
-        clock a little ahead). Raises ClockBehindError when it is later by more: lines stamped
-        `now` would go back in time against that line, which verify reports as out of order."""
+        """The time to stamp a batch of `accounts`' checkpoints with: `now`, or the newest time
+        among the file's last lines, whichever account's, when that is later by no more than
+        MAX_CLOCK_STEP (another writer's clock a little ahead). Any account's, not only the
+        batch's: an account's newest line may sit in a batch too large for the tail read, and
+        appends being serialised by the lock, the last batch's time is no earlier than it.
+        Raises ClockBehindError when one of `accounts` has a line later than `now` by more:
+        lines stamped `now` would go back in time against that line, which verify reports as
+        out of order. A line of another account that far ahead is no skew, and is ignored."""
         newest = self.newest()
+        near = [moment for moment in newest.values() if _within_step(now, moment)]
+        stamped = max([now, *near])
         ahead = max(((newest[a], a) for a in accounts if a in newest), default=None)
-        if ahead is None or ahead[0] <= now:
-            return now
-        if (ahead[0] - now).total_seconds() <= MAX_CLOCK_STEP:
-            return ahead[0]
-        raise ClockBehindError(_behind(now, *ahead))
+        if ahead is not None and ahead[0] > stamped:
+            raise ClockBehindError(_behind(now, *ahead))
+        return stamped
 
     def append(self, checkpoints: Sequence[Checkpoint], key: Secret[bytes]) -> None:
         if not checkpoints:
@@ -551,6 +555,10 @@ def _newest_times(path: Path) -> dict[str, datetime]:
         if account_id not in newest or moment > newest[account_id]:
             newest[account_id] = moment
     return newest
+
+
+def _within_step(now: datetime, moment: datetime) -> bool:
+    return (moment - now).total_seconds() <= MAX_CLOCK_STEP
 
 
 def _behind(now: datetime, latest: datetime, account_id: str) -> str:

@@ -369,6 +369,27 @@ def test_a_batch_is_stamped_no_earlier_than_its_accounts_lines_a_clock_a_little_
         assert lock.stamp(far_behind, ["acct_2"]) == far_behind
 
 
+def test_a_batch_is_stamped_no_earlier_than_the_files_newest_line_beyond_the_tail_read(
+    tmp_path: Path,
+) -> None:
+    """A writer a second ahead appends more accounts than the tail holds; a writer behind it
+    then writes an account whose line is in that batch but before the tail: stamped with its
+    own time, that line would go back in time for ever (verify: out of order)."""
+    path = tmp_path / "checkpoints"
+
+    def write(now: datetime, heads: list[tuple[str, int]]) -> None:
+        with AppendLock(path) as lock:
+            stamped = lock.stamp(now, [account for account, _ in heads])
+            lock.append([Checkpoint(a, s, "ab" * 32, stamped) for a, s in heads], KEY)
+
+    accounts = [f"acct_{n:05d}" for n in range(400)]
+    write(CHECKPOINT.at + timedelta(seconds=1), [(account, 1) for account in accounts])
+    write(CHECKPOINT.at, [(accounts[0], 2)])
+    entries = list(read_file(path, KEY))
+    assert len(entries) == 401
+    assert all(isinstance(entry, CheckpointLine) for entry in entries)
+
+
 def test_a_writer_far_behind_an_accounts_line_refuses_to_append_what_verify_would_reject(
     tmp_path: Path,
 ) -> None:
