@@ -5,7 +5,8 @@ The checks, each independent of the running balances it audits:
 2. every ledger account's stored balances equal what its postings imply (posted: POSTED and
    POST_PENDING postings; pending in/out: the legs of still-open PENDING transactions);
 3. every account's hash chain recomputes: sequences 1..n without gaps, each previous_hash the
-   hash before it, each hash the SHA-256 of its content, and the chain head on the last one;
+   hash before it, each hash the SHA-256 of its content (a posting read only through a ledger
+   account of its own merchant), and a chain head, on the last one;
 4. Stripe's view agrees: the net of pending (available) balance transactions equals the
    pending (available) balance Stripe shows, per account and currency: the ledger account's
    posted balance, less for available what refunds still waiting for the acquirer hold
@@ -18,7 +19,8 @@ The checks, each independent of the running balances it audits:
    (`verify_missing_balance_transactions`), and the payouts table agrees with the ledger
    transactions that moved each payout's money, every leg of every step to the payout's
    amount (`verify_payouts`), and, summed by status, with the balances of payouts_in_transit
-   and paid_out (`verify_payout_totals`);
+   and paid_out (`verify_payout_totals`); and every posting moves money on a ledger account of
+   its own merchant (`verify_posting_owners`);
 8. given a checkpoint file, the chains still pass through every position it recorded, with
    the hash it recorded (`remit.ledger.anchoring`): the chains alone cannot show history that
    was rewritten and its hashes recomputed, the checkpoints kept outside the database can.
@@ -28,7 +30,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Row, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Row, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.anchoring import CheckpointReport, OpenedCheckpointFile, check_checkpoints
@@ -61,6 +63,7 @@ from remit.ledger.verify_missing_balance_transactions import missing_balance_tra
 from remit.ledger.verify_outcomes import pending_outcome_mismatches, reversal_mismatches
 from remit.ledger.verify_payout_totals import payout_total_mismatches
 from remit.ledger.verify_payouts import payout_mismatches
+from remit.ledger.verify_posting_owners import foreign_ledger_accounts
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ async def verify_ledger(
     differences += await missing_balance_transactions(db, account_id)
     differences += await payout_mismatches(db, account_id)
     differences += await payout_total_mismatches(db, account_id)
+    differences += await foreign_ledger_accounts(db, account_id)
     checked, breaks = await _chain_breaks(db, account_id)
     anchored = None
     if checkpoints is not None:
@@ -138,7 +142,9 @@ async def _unbalanced(db: AsyncConnection, account_id: str | None) -> list[Diffe
     total = func.sum(p.amount_minor)
     query = (
         select(p.account_id, p.transaction_id, la.currency, total.label("total"))
-        .join(ledger_accounts, la.id == p.ledger_account_id)
+        # Only the merchant's own ledger accounts: a leg repointed to another merchant's
+        # account leaves the transaction unbalanced (`verify_posting_owners`).
+        .join(ledger_accounts, _own_ledger_account())
         .group_by(p.account_id, p.transaction_id, la.currency)
         .having(total != 0)
     )
@@ -167,6 +173,7 @@ async def _balance_mismatches(db: AsyncConnection, account_id: str | None) -> li
     implied = (
         select(
             p.ledger_account_id.label("la_id"),
+            p.account_id.label("owner"),
             func.sum(case((t.kind.in_(posted_kinds), p.amount_minor), else_=0)).label("posted"),
             func.sum(case((and_(open_pending, p.amount_minor > 0), p.amount_minor), else_=0)).label(
                 "incoming"
@@ -179,7 +186,7 @@ async def _balance_mismatches(db: AsyncConnection, account_id: str | None) -> li
             ledger_transactions,
             and_(t.account_id == p.account_id, t.id == p.transaction_id),
         )
-        .group_by(p.ledger_account_id)
+        .group_by(p.ledger_account_id, p.account_id)
         .subquery()
     )
     query = select(
@@ -192,7 +199,9 @@ async def _balance_mismatches(db: AsyncConnection, account_id: str | None) -> li
         func.coalesce(implied.c.posted, literal(0)).label("posted"),
         func.coalesce(implied.c.incoming, literal(0)).label("incoming"),
         func.coalesce(implied.c.outgoing, literal(0)).label("outgoing"),
-    ).outerjoin(implied, implied.c.la_id == la.id)
+        # What the merchant's own postings imply: another merchant's posting repointed here
+        # counts for neither (`verify_posting_owners`).
+    ).outerjoin(implied, and_(implied.c.la_id == la.id, implied.c.owner == la.account_id))
     if account_id is not None:
         query = query.where(la.account_id == account_id)
     found: list[Difference] = []
@@ -216,6 +225,12 @@ async def _balance_mismatches(db: AsyncConnection, account_id: str | None) -> li
                     )
                 )
     return found
+
+
+def _own_ledger_account() -> ColumnElement[bool]:
+    """A posting's ledger account, as long as it belongs to the posting's own merchant."""
+    la, p = ledger_accounts.c, ledger_postings.c
+    return and_(la.id == p.ledger_account_id, la.account_id == p.account_id)
 
 
 async def _stripe_view_mismatches(db: AsyncConnection, account_id: str | None) -> list[Difference]:
@@ -272,7 +287,9 @@ async def _transactions_in_chain_order(
             ledger_transactions.outerjoin(
                 ledger_postings,
                 and_(p.account_id == t.account_id, p.transaction_id == t.id),
-            ).outerjoin(ledger_accounts, la.id == p.ledger_account_id)
+                # A posting on another merchant's ledger account (the hash covers the account's
+                # name and currency, not its owner) drops out of the recomputed hash: a break.
+            ).outerjoin(ledger_accounts, _own_ledger_account())
         )
         .order_by(t.account_id, t.sequence, p.id)
     )
@@ -332,13 +349,16 @@ async def _chain_breaks(
 async def _head_breaks(
     db: AsyncConnection, account_id: str | None, last: dict[str, tuple[int, str]]
 ) -> list[ChainBreak]:
-    """The chain head must sit on the last transaction (a deleted tail shows up here)."""
+    """The chain head must sit on the last transaction (a deleted tail shows up here), and an
+    account with transactions must have one: without it, the account's next posting fails."""
     c = ledger_chains.c
     query = select(ledger_chains)
     if account_id is not None:
         query = query.where(c.account_id == account_id)
     found: list[ChainBreak] = []
+    headless = dict(last)
     for row in await db.execute(query):
+        headless.pop(row.account_id, None)
         sequence, tail_hash = last.get(row.account_id, (0, ""))
         if (row.last_sequence, row.last_hash) != (sequence, tail_hash):
             found.append(
@@ -350,4 +370,14 @@ async def _head_breaks(
                     actual_hash=row.last_hash,
                 )
             )
+    for owner, (sequence, tail_hash) in sorted(headless.items()):
+        found.append(
+            ChainBreak(
+                account_id=owner,
+                sequence=sequence,
+                transaction_id="",
+                expected_hash=tail_hash,
+                actual_hash="",
+            )
+        )
     return found

@@ -14,6 +14,7 @@ class DifferenceKind(Enum):
     REFUNDS_EXCEED_CHARGE = "refunds_exceed_charge"
     MISSING_BALANCE_TRANSACTION = "missing_balance_transaction"
     PAYOUT_MISMATCH = "payout_mismatch"
+    FOREIGN_LEDGER_ACCOUNT = "foreign_ledger_account"
 
 
 @dataclass(frozen=True)

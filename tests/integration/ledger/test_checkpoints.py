@@ -121,6 +121,70 @@ async def test_a_rewritten_history_passes_the_chain_but_not_the_checkpoints(
     assert (await service.verify(other, checkpoints=anchors)).ok
 
 
+async def test_a_leg_repointed_to_another_merchants_ledger_account_fails_verify(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock, tmp_path: Path
+) -> None:
+    """The hash covers a posting's ledger account's name and currency, not its owner: a leg
+    moved from one merchant's wallet/usd to another's, both stored balances shifted to match,
+    balances every per-transaction sum. Verify reads postings through their own merchant's
+    ledger accounts only, and names the foreign one."""
+    service = LedgerService(core_engine, clock)
+    path = tmp_path / "checkpoints"
+    victim = await new_account()
+    thief = await new_account()
+    await post(core_engine, clock, victim, "v1", "v2")
+    await post(core_engine, clock, thief, "t1")
+    assert await service.checkpoint(path, KEY) == 2
+    async with core_engine.begin() as db:
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        wallets = await db.execute(
+            text(
+                "SELECT account_id, id FROM ledger_accounts "
+                "WHERE name = 'wallet' AND account_id IN (:v, :t)"
+            ),
+            {"v": victim, "t": thief},
+        )
+        ids: dict[str, str] = {row.account_id: row.id for row in wallets}
+        await db.execute(
+            text(
+                "UPDATE ledger_postings SET ledger_account_id = :to "
+                "WHERE account_id = :v AND transaction_id = 'v2' AND ledger_account_id = :frm"
+            ),
+            {"to": ids[thief], "frm": ids[victim], "v": victim},
+        )
+        for owner, change in ((victim, -100), (thief, 100)):
+            await db.execute(
+                text(
+                    "UPDATE ledger_accounts SET posted_balance_minor = posted_balance_minor + :c "
+                    "WHERE id = :id"
+                ),
+                {"c": change, "id": ids[owner]},
+            )
+
+    report = await service.verify(checkpoints=CheckpointFile(path, KEY))
+    assert not report.ok
+    assert [(b.account_id, b.transaction_id) for b in report.chain_breaks] == [(victim, "v2")]
+    foreign = [
+        d
+        for d in report.differences
+        if d.kind is verify_module.DifferenceKind.FOREIGN_LEDGER_ACCOUNT
+    ]
+    assert [
+        (d.account_id, d.transaction_id, d.ledger_account, d.actual_minor) for d in foreign
+    ] == [(victim, "v2", "wallet", 100)]
+    assert thief in foreign[0].description
+    # Either merchant's own verify finds it.
+    for owner in (victim, thief):
+        scoped = await service.verify(owner)
+        assert verify_module.DifferenceKind.FOREIGN_LEDGER_ACCOUNT in {
+            d.kind for d in scoped.differences
+        }
+    assert any(
+        d.kind is verify_module.DifferenceKind.BALANCE_MISMATCH and d.account_id == thief
+        for d in report.differences
+    )
+
+
 async def test_a_deleted_tail_disagrees_with_its_checkpoint(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock, tmp_path: Path
 ) -> None:

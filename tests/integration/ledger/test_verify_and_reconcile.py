@@ -91,6 +91,26 @@ async def test_verify_detects_a_tampered_entry(
     assert [b.transaction_id for b in report.chain_breaks] == ["ch_b:capture"]
 
 
+async def test_verify_detects_an_account_whose_chain_head_is_gone(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """Without its chain head, an account's next posting fails: verify says so first."""
+    await some_history(core_engine, account_id, clock)
+    async with core_engine.begin() as db:
+        await db.execute(text("SET LOCAL session_replication_role = replica"))
+        await db.execute(text("DELETE FROM ledger_chains WHERE account_id = :a"), {"a": account_id})
+    report = await LedgerService(core_engine, clock).verify()
+    assert not report.ok
+    [head] = report.chain_breaks
+    assert (head.account_id, head.transaction_id, head.sequence, head.actual_hash) == (
+        account_id,
+        "",
+        4,
+        "",
+    )
+    assert head.expected_hash
+
+
 async def test_verify_detects_a_tampered_balance(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:

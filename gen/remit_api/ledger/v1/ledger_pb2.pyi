@@ -385,6 +385,10 @@ class _LedgerDifferenceKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     that do not add up to the balance of the ledger account holding their money
     (payouts_in_transit, paid_out) in that currency.
     """
+    LEDGER_DIFFERENCE_KIND_FOREIGN_LEDGER_ACCOUNT: _LedgerDifferenceKind.ValueType  # 10
+    """A posting of the account's transaction moves money on a ledger account another account
+    owns (ledger_account and currency name it; actual_minor is the posting's amount).
+    """
 
 class LedgerDifferenceKind(_LedgerDifferenceKind, metaclass=_LedgerDifferenceKindEnumTypeWrapper):
     """Kind of inconsistency."""
@@ -421,6 +425,10 @@ another amount than the payout's on one of its ledger accounts (transaction_id n
 step, ledger_account the account); or, with no transaction_id, the payouts of a status
 that do not add up to the balance of the ledger account holding their money
 (payouts_in_transit, paid_out) in that currency.
+"""
+LEDGER_DIFFERENCE_KIND_FOREIGN_LEDGER_ACCOUNT: LedgerDifferenceKind.ValueType  # 10
+"""A posting of the account's transaction moves money on a ledger account another account
+owns (ledger_account and currency name it; actual_minor is the posting's amount).
 """
 Global___LedgerDifferenceKind: _TypeAlias = LedgerDifferenceKind  # noqa: Y015
 
