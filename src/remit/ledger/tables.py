@@ -39,6 +39,8 @@ ledger_accounts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("account_id", "name", "currency"),
+    # What a posting's foreign key refers to (`ledger_postings`).
+    UniqueConstraint("account_id", "id"),
 )
 
 # The head of each account's hash chain. Locking this row first serialises an account's
@@ -85,12 +87,19 @@ ledger_postings = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("account_id", Text, nullable=False),
     Column("transaction_id", Text, nullable=False),
-    Column("ledger_account_id", Text, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("ledger_account_id", Text, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
     ForeignKeyConstraint(
         ["account_id", "transaction_id"],
         ["ledger_transactions.account_id", "ledger_transactions.id"],
         name="fk_ledger_postings_transaction",
+    ),
+    # The ledger account is the posting's own merchant's: the hash covers the account's name
+    # and currency, not its owner (core migration 0082).
+    ForeignKeyConstraint(
+        ["account_id", "ledger_account_id"],
+        ["ledger_accounts.account_id", "ledger_accounts.id"],
+        name="fk_ledger_postings_ledger_account_owner",
     ),
     Index("ix_ledger_postings_transaction", "account_id", "transaction_id"),
     Index("ix_ledger_postings_ledger_account_id", "ledger_account_id"),

@@ -1,7 +1,8 @@
 """The database keeps the ledger's history as the journal wrote it (core migrations 0005_ledger,
-0064_ledger_outcomes_forward and 0070_ledger_history_no_truncate): a transaction's outcome moves
-only forward, once, and no table of the ledger or of its history can be truncated, even by a
-TRUNCATE that cascades from another table."""
+0064_ledger_outcomes_forward, 0070_ledger_history_no_truncate and 0082_ledger_posting_owner): a
+transaction's outcome moves only forward, once, no table of the ledger or of its history can be
+truncated, even by a TRUNCATE that cascades from another table, and no posting moves money on
+another merchant's ledger account."""
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from remit.core.clock import FixedClock
 from remit.ledger import journal
 from remit.ledger.domain import Posting, TransactionRequest
+from tests.integration.ledger.conftest import NewAccount
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +131,26 @@ async def test_no_table_of_the_ledgers_history_can_be_truncated(
         async with core_engine.begin() as db:
             await db.execute(text(f"TRUNCATE {table} CASCADE"))
     assert isinstance(refused.value.orig, psycopg.errors.RaiseException)
+
+
+async def test_a_posting_on_another_merchants_ledger_account_is_refused(
+    core_engine: AsyncEngine, new_account: NewAccount, clock: FixedClock
+) -> None:
+    """A posting's ledger account is its own merchant's (core migration 0082)."""
+    victim, thief = await new_account(), await new_account()
+    async with core_engine.begin() as db:
+        await journal.post(db, victim, move("v1", 100), now=clock.now())
+        await journal.post(db, thief, move("t1", 100), now=clock.now())
+    with pytest.raises(sqlalchemy.exc.IntegrityError) as refused:
+        async with core_engine.begin() as db:
+            await db.execute(
+                text(
+                    "INSERT INTO ledger_postings "
+                    "(account_id, transaction_id, ledger_account_id, amount_minor) "
+                    "SELECT :v, 'v1', id, 1 FROM ledger_accounts "
+                    "WHERE account_id = :t AND name = 'wallet'"
+                ),
+                {"v": victim, "t": thief},
+            )
+    assert isinstance(refused.value.orig, psycopg.errors.ForeignKeyViolation)
+    assert "fk_ledger_postings_ledger_account_owner" in str(refused.value)
