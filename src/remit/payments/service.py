@@ -463,6 +463,10 @@ def _authorization_expired(intent: PaymentIntent) -> RemitError:
     )
 
 
+class _AuthorizationExpiredBeforeSendingError(Exception):
+    """A capture not sent: the authorization's 7 days passed before it reached the network."""
+
+
 def _already_captured(intent: PaymentIntent) -> RemitError:
     """A cancel refused because a capture reached the network first; about the intent, which
     it carries as every refusal by an intent's state does."""
@@ -1813,19 +1817,35 @@ class PaymentsService:
         # start while `capture_requested` holds it).
         reference = charge.capture_reference
         authorization_id, amount = charge.authorization_id, charge.requested_capture_minor
-        async with self._kept_held(record):
-            operation: OperationOutcome = await self._settle(
-                lambda: self._network.capture(
-                    authorization_id=authorization_id, amount_minor=amount, reference=reference
-                ),
-                # A capture of the amount asked for (`amount_to_capture`), not of the whole
-                # charge.
-                lambda: self._network.lookup_operation(
-                    reference, expected_capture(charge, authorization_id, amount)
-                ),
-                reference,
-                sent_before=sent_before,
+        expires_at = authorization_expires_at(charge)
+
+        async def send() -> OperationOutcome:
+            # A capture resumed by a retry or the completer, its look-up having found nothing
+            # at the network, may come days after `_start_capture` checked the authorization's
+            # age: past its 7 days the network no longer holds the funds, and the capture is
+            # not sent. (A capture the look-up found stands, whenever it is found.) The core's
+            # clock is the database's, which the expiry job holds the same time to.
+            if self._now() >= expires_at:
+                raise _AuthorizationExpiredBeforeSendingError
+            return await self._network.capture(
+                authorization_id=authorization_id, amount_minor=amount, reference=reference
             )
+
+        operation: OperationOutcome | None
+        async with self._kept_held(record):
+            try:
+                operation = await self._settle(
+                    send,
+                    # A capture of the amount asked for (`amount_to_capture`), not of the whole
+                    # charge.
+                    lambda: self._network.lookup_operation(
+                        reference, expected_capture(charge, authorization_id, amount)
+                    ),
+                    reference,
+                    sent_before=sent_before,
+                )
+            except _AuthorizationExpiredBeforeSendingError:
+                operation = None
         crash_after(CAPTURE_ANSWERED)
         now = self._now()
         refused: RemitError | None = None
@@ -1840,7 +1860,7 @@ class PaymentsService:
             assert current is not None
             # What the capture asked to change besides, as recorded with its request.
             changes = CaptureParams.from_json(current.requested_capture_changes)
-            if operation.approved:
+            if operation is not None and operation.approved:
                 # The changes apply with the capture, bound into the writes it makes anyway.
                 after = changes.applied(transition(intent, Captured(at=now, amount_minor=amount)))
                 captured = changes.described(
@@ -1869,7 +1889,13 @@ class PaymentsService:
             else:
                 # The refusal is the outcome of this request: store it, commit, then raise.
                 # Nothing it asked for applies; the charge is no longer being captured.
-                refused = _capture_refusal(intent, operation)
+                # Not sent, the authorization expired: refused as `_start_capture` refuses it,
+                # the intent left requires_capture for the expiry job to release and expire.
+                refused = (
+                    _authorization_expired(intent)
+                    if operation is None
+                    else _capture_refusal(intent, operation)
+                )
                 await charges.save(
                     replace(current, capture_requested=False, requested_capture_changes=None)
                 )
