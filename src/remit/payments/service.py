@@ -2260,9 +2260,10 @@ class PaymentsService:
                 # Declines and refusals are outcomes: they were stored for the client.
                 log.info("completed %s %s with %s", record.endpoint, record.key, error.code)
                 return
-            if error.kind is ErrorKind.CONFLICT:
+            if error.code == "idempotency_key_in_use":
                 # A client's retry took the key over when the try's lease ran out: it carries
-                # the request on, and nothing failed.
+                # the request on, and nothing failed. (Other conflicts, a cancel's finding the
+                # intent authorized anew, say, are failures: noted, and the key let go.)
                 log.info("%s %s was taken over by another request", record.endpoint, record.key)
                 return
             log.warning(

@@ -120,6 +120,32 @@ async def test_a_try_another_request_took_over_is_counted_but_did_not_fail(
     assert locked_until is not None  # still the retry's
 
 
+async def test_a_conflict_of_the_request_s_own_is_a_failure_not_a_takeover(
+    timed_payments: PaymentsService, clock: FixedClock, core_engine: AsyncEngine, account_id: str
+) -> None:
+    """A resumed cancel that finds the intent authorized anew refuses with a CONFLICT of its
+    own, the key still the try's: an operator should see it, and the key be let go for the
+    client's retry (which voids), not held for the rest of the lease."""
+    await _abandon(core_engine, account_id, "conflicted", at=T0)
+    clock.advance(STEP_S)
+
+    async def authorized_while_canceled(record: KeyRecord) -> None:
+        raise RemitError(
+            message="This PaymentIntent (pi_1) was authorized while it was being canceled; "
+            "retry the cancel.",
+            kind=ErrorKind.CONFLICT,
+            code="payment_intent_unexpected_state",
+        )
+
+    assert await timed_payments.complete_abandoned(authorized_while_canceled) == 1
+    assert await tries_of(core_engine, "conflicted") == (
+        1,
+        clock.now(),
+        "payment_intent_unexpected_state",
+        None,
+    )
+
+
 async def test_a_key_that_starts_over_forgets_the_tries_of_its_earlier_life(
     timed_payments: PaymentsService,
     network: FakeNetwork,
