@@ -5,10 +5,12 @@ Its look-ups check what they find against what they expect as the real network's
 (`refuse_unless_expected`), on a record of each operation as the acquirer's LookupOperation
 returns it, made of what was sent."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.ids import random_token
+from remit.grpcutil.protoconv import from_timestamp, timestamp
 from remit.payments.lookup_expectations import ExpectedOperation, refuse_unless_expected
 from remit.payments.network import (
     CARDHOLDER_INITIATED,
@@ -47,6 +49,9 @@ class FakeNetwork:
     # The merchant and currency of each authorization made here: the acquirer records its
     # captures, voids and refunds with them.
     authorization_terms: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The network's clock: each record's creation time, which a look-up of an authorization
+    # tells as the time it was made. A test that moves the core's clock passes the same one.
+    clock: Clock = field(default_factory=SystemClock)
 
     def refuse(self, reference: str, code: str, message: str) -> None:
         """Refuse the capture, void or refund sent under `reference`, as the acquirer refuses
@@ -137,6 +142,7 @@ class FakeNetwork:
             id=f"op_{random_token(10)}",
             reference=reference,
             kind=acquirer_pb2.OPERATION_KIND_AUTHORIZE,
+            created=timestamp(self.clock.now()),
             authorization_id=outcome.authorization_id or "",
             amount=amount_minor,
             currency=currency,
@@ -159,9 +165,14 @@ class FakeNetwork:
             self.lookup_faults -= 1
             raise OutcomeUnknownError("UNAVAILABLE")
         found = self.authorizations.get(reference)
-        if found is not None:
-            self._refuse_unless_expected(reference, expected)
-        return found
+        if found is None:
+            return None
+        self._refuse_unless_expected(reference, expected)
+        held = self.held.get(reference)
+        if held is None or not held.HasField("created"):
+            return found
+        # As the acquirer's record tells it (`GrpcCardNetwork.lookup_authorization`).
+        return replace(found, authorized_at=from_timestamp(held.created))
 
     async def _operation(
         self,
@@ -184,6 +195,7 @@ class FakeNetwork:
                     id=outcome.operation_id,
                     reference=reference,
                     kind=kind,
+                    created=timestamp(self.clock.now()),
                     authorization_id=authorization_id,
                     amount=amount_minor,
                     currency=currency,

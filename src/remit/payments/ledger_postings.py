@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.clock import Clock, SystemClock
 from remit.ledger import postings as ledger
+from remit.payments.authorization_age import authorization_expires_at
 from remit.payments.charges import Charge, ChargeStatus, Refund, RefundStatus
 from remit.payments.domain import PaymentIntent, Status
 from remit.payments.network import NETWORK_FEE_KEY
@@ -72,6 +73,9 @@ class LedgerPostings:
                 amount_minor=after.amount_minor,
                 currency=after.currency,
                 now=now,
+                # Reserved for as long as the network holds it: 7 days from when it made the
+                # authorization, which may be days before it was recorded.
+                expires_at=authorization_expires_at(after) if after.authorized_at else None,
             )
             return
         if after.captured and not before.captured:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Final, Protocol, TypeVar
 
 import grpc
@@ -24,6 +25,7 @@ from remit.core.logging import mask_sensitive
 from remit.grpcutil.deadlines import bounded_timeout, has_time_for
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.forward_in_flight import refused_as_in_flight
+from remit.grpcutil.protoconv import from_timestamp
 from remit.grpcutil.send_time import refused_as_not_sent
 from remit.grpcutil.unstarted import refused_unstarted
 from remit.payments.breaker import BreakerState, CircuitBreaker, NetworkBreakers
@@ -44,6 +46,8 @@ Reply = TypeVar("Reply")
 # withheld from its capture: the authorization's answer puts it there when it captured at once,
 # a separate capture's answer replaces it (see `with_capture_fee`).
 NETWORK_FEE_KEY = "network_fee"
+# Where it keeps when the network made the authorization (`remit.payments.authorization_age`).
+AUTHORIZED_AT_KEY = "authorized_at"
 ACQUIRER_DESTINATION = "acquirer"
 _UNKNOWN_OUTCOME_CODES = frozenset(
     {
@@ -251,6 +255,11 @@ class AuthorizationOutcome:
     # What the network withholds from the capture made in this step (0 when nothing was
     # captured); None when it did not say (see `network_fee`).
     network_fee_minor: int | None = None
+    # When the network made the authorization, as its record of it says: told by a look-up
+    # (the acquirer's Operation.created), which may come days after it (a lost answer, an
+    # acquirer outage). None from a direct answer, which comes as it is made: the core takes
+    # its own time of the answer (`authorization_age.answered_at`).
+    authorized_at: datetime | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -268,6 +277,9 @@ class AuthorizationOutcome:
             "bypass_pending": self.bypass_pending,
             "network_transaction_id": self.network_transaction_id,
             NETWORK_FEE_KEY: self.network_fee_minor,
+            AUTHORIZED_AT_KEY: None
+            if self.authorized_at is None
+            else self.authorized_at.isoformat(),
         }
 
 
@@ -553,7 +565,10 @@ class GrpcCardNetwork:
         operation = await self._lookup(reference, expected)
         if operation is None:
             return None
-        return outcome_from_result(operation.authorization)
+        outcome = outcome_from_result(operation.authorization)
+        if not operation.HasField("created"):
+            return outcome
+        return replace(outcome, authorized_at=from_timestamp(operation.created))
 
     async def lookup_operation(
         self, reference: str, expected: ExpectedOperation

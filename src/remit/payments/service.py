@@ -44,9 +44,10 @@ from remit.payments.after_the_network import recorded_after_the_network
 from remit.payments.answer_phase import store_answer_and_advance
 from remit.payments.attempt_lock import lock_attempt
 from remit.payments.authorization_age import (
-    AUTHORIZATION_VALIDITY,
+    answered_at,
     authorization_expires_at,
     check_expired,
+    network_authorized_at,
 )
 from remit.payments.charge_refunds import ChargeRefunds, read_refunds, read_refunds_of_charges
 from remit.payments.charges import (
@@ -1417,6 +1418,7 @@ class PaymentsService:
                     sent_before=sent_before,
                 )
             crash_after(AUTHORIZATION_ANSWERED)
+            answer = answered_at(answer, self._now())
         now = self._now()
         async with single_statement(self._engine) as connection:
             advanced = await store_answer_and_advance(
@@ -1594,13 +1596,17 @@ class PaymentsService:
                 )
             elif result.get("approved"):
                 captured = bool(result.get("captured"))
+                # When the network made it, not when it is recorded here: an answer found by a
+                # look-up days later starts the 7 days (capture, expiry, the ledger's
+                # reservation) as the network counts them.
+                authorized_at = network_authorized_at(result, now)
                 settled = replace(
                     charge,
                     status=ChargeStatus.SUCCEEDED,
                     captured=captured,
                     amount_captured_minor=charge.amount_minor if captured else 0,
                     authorization_id=_text(result.get("authorization_id")),
-                    authorized_at=now,
+                    authorized_at=authorized_at,
                     outcome=outcome,
                     updated_at=now,
                     balance_transaction_id=new_id("txn") if captured else None,
@@ -1615,7 +1621,7 @@ class PaymentsService:
                         EXPIRE_JOB,
                         {"account_id": after.account_id, "payment_intent_id": after.id},
                         now=now,
-                        run_at=now + AUTHORIZATION_VALIDITY,
+                        run_at=authorization_expires_at(settled),
                         account_id=after.account_id,
                         dedupe_key=f"{EXPIRE_JOB}:{charge.id}",
                     )

@@ -67,8 +67,10 @@ def payments_with_core_hooks(
 
 
 @pytest.fixture
-def network() -> FakeNetwork:
-    return FakeNetwork()
+def network(clock: FixedClock) -> FakeNetwork:
+    """On the module's `clock`, as `timed_payments` are: the times the network keeps of what
+    it does are the test's."""
+    return FakeNetwork(clock=clock)
 
 
 @pytest.fixture

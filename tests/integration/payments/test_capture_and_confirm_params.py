@@ -563,9 +563,13 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
     must then not be canceled, or captured money would sit on an intent (and a ledger) that
     say it was released; the capture's retry makes it succeeded."""
     held = await _held(payments, account_id, "held-8")
-    network.faults = ["before"] * 4
+    # The capture reaches the network, its answer is lost, and the network stays out of reach
+    # for look-ups: the capture waits at attempt_created.
+    network.faults = ["after"]
+    network.lookup_faults = 10
     with pytest.raises(RemitError):
         await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
+    network.lookup_faults = 0
     void = f"{held.latest_charge_id}_void"
     network.refuse(void, "charge_already_captured", "This authorization was already captured.")
 
@@ -609,6 +613,7 @@ async def test_a_cancel_that_loses_the_race_to_a_capture_is_refused_and_the_capt
         Status.REQUIRES_CAPTURE
     )
 
+    # Found at the network by its look-up: it stands, though the 7 days have passed since.
     captured = await _capture(payments, account_id, "capture-8", held.id, CaptureParams())
     assert isinstance(captured, Done)
     assert captured.value.status is Status.SUCCEEDED

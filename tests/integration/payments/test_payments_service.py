@@ -1,6 +1,7 @@
 """The payment flows against a real PostgreSQL, with an in-process card network."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -160,7 +161,12 @@ async def test_manual_capture_of_part_releases_the_rest(
     async with core_engine.connect() as db:
         staged = (await db.execute(select(jobs.c.kind, jobs.c.run_at))).all()
     assert [row.kind for row in staged] == [EXPIRE_JOB]
-    assert (staged[0].run_at - held.updated_at).days == 7
+    # 7 days from the authorization (the network's answer), which comes before its recording.
+    assert held.latest_charge_id is not None
+    authorized, _ = await payments.get_charge(account_id, held.latest_charge_id)
+    assert authorized.authorized_at is not None
+    assert authorized.authorized_at <= held.updated_at
+    assert staged[0].run_at - authorized.authorized_at == timedelta(days=7)
 
     result = await payments.capture_payment_intent(
         call(account_id, "cap5", endpoint="CapturePaymentIntent"), held.id, 600, respond
