@@ -26,7 +26,14 @@ from remit.ledger.objects import (
     PayoutMethod,
     PayoutStatus,
 )
-from remit.ledger.reconcile import Reconciliation, RowStatus
+from remit.ledger.reconcile import Reconciliation, ReconciliationRow, RowStatus
+from remit.ledger.reconciliation_pages import (
+    FIRST_PAGE_SIZE,
+    RowsPage,
+    cursor_from_token,
+    page_limit,
+    page_token,
+)
 from remit.ledger.reconciliation_runs import DEFAULT_LIST_LIMIT, ReconciliationRun, run_of
 from remit.ledger.service import LedgerService
 from remit.ledger.verify import VerifyReport
@@ -62,6 +69,7 @@ _ROW_STATUS = {
     RowStatus.FEE_MISMATCH: pb.RECONCILIATION_ROW_STATUS_FEE_MISMATCH,
     RowStatus.OUTCOME_MISMATCH: pb.RECONCILIATION_ROW_STATUS_OUTCOME_MISMATCH,
 }
+_ROW_STATUS_OF = {wire: status for status, wire in _ROW_STATUS.items()}
 _ROW_KIND = {
     "capture": pb.RECONCILIATION_ROW_KIND_CAPTURE,
     "refund": pb.RECONCILIATION_ROW_KIND_REFUND,
@@ -142,33 +150,49 @@ def run_message(run: ReconciliationRun) -> pb.Reconciliation:
     return message
 
 
+def reconciliation_row_message(row: ReconciliationRow) -> pb.ReconciliationRow:
+    item = pb.ReconciliationRow(
+        status=_ROW_STATUS[row.status],
+        reference=row.reference,
+        authorization_id=row.authorization_id,
+        kind=_ROW_KIND[row.kind.value],
+        account_id=row.account_id,
+        currency=row.currency,
+    )
+    optional = (
+        "ledger_amount",
+        "acquirer_amount",
+        "ledger_transaction_id",
+        "acquirer_fee",
+        "ledger_fee",
+    )
+    for name in optional:
+        value = getattr(row, name)
+        if value is not None:
+            setattr(item, name, value)
+    for difference in row.differences:
+        item.differences.add(
+            field=difference.field, ledger=difference.ledger, acquirer=difference.acquirer
+        )
+    return item
+
+
 def reconciliation_message(result: Reconciliation) -> pb.Reconciliation:
+    """A run with every one of its rows, as computed in-process; over gRPC a run is answered
+    with its first page only (`first_page_message`)."""
     message = run_message(run_of(result))
-    for row in result.rows:
-        item = message.rows.add(
-            status=_ROW_STATUS[row.status],
-            reference=row.reference,
-            authorization_id=row.authorization_id,
-            kind=_ROW_KIND[row.kind.value],
-            account_id=row.account_id,
-            currency=row.currency,
-        )
-        optional = (
-            "ledger_amount",
-            "acquirer_amount",
-            "ledger_transaction_id",
-            "acquirer_fee",
-            "ledger_fee",
-        )
-        for name in optional:
-            value = getattr(row, name)
-            if value is not None:
-                setattr(item, name, value)
-        for difference in row.differences:
-            item.differences.add(
-                field=difference.field, ledger=difference.ledger, acquirer=difference.acquirer
-            )
+    message.rows.extend(reconciliation_row_message(row) for row in result.rows)
     return message
+
+
+def first_page_message(run: ReconciliationRun, page: RowsPage) -> tuple[pb.Reconciliation, str]:
+    """The run with its first page of rows, as Reconcile and GetReconciliation answer it, and
+    the page token of the rows after them (empty when the page holds them all)."""
+    message = run_message(run)
+    message.rows.extend(reconciliation_row_message(row) for row in page.rows)
+    message.rows_left_out = max(0, sum(run.counts.values()) - len(page.rows))
+    token = "" if page.next is None else page_token(page.next, run.id, None)
+    return message, token
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
@@ -422,13 +446,33 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         result = await self._service.reconcile(
             request.date, _optional(request, "account_id"), allow_partial=request.allow_partial
         )
-        return pb.ReconcileResponse(reconciliation=reconciliation_message(result))
+        # Read back from the stored run: its first page, by the ids its rows were stored under,
+        # so that the page token continues where the answer stops.
+        run, page = await self._service.reconciliation_rows(result.id, limit=FIRST_PAGE_SIZE)
+        message, token = first_page_message(run, page)
+        return pb.ReconcileResponse(reconciliation=message, next_page_token=token)
 
     async def GetReconciliation(
         self, request: pb.GetReconciliationRequest, context: Context
     ) -> pb.GetReconciliationResponse:
-        result = await self._service.get_reconciliation(request.id)
-        return pb.GetReconciliationResponse(reconciliation=reconciliation_message(result))
+        run, page = await self._service.reconciliation_rows(request.id, limit=FIRST_PAGE_SIZE)
+        message, token = first_page_message(run, page)
+        return pb.GetReconciliationResponse(reconciliation=message, next_page_token=token)
+
+    async def ListReconciliationRows(
+        self, request: pb.ListReconciliationRowsRequest, context: Context
+    ) -> pb.ListReconciliationRowsResponse:
+        status = _ROW_STATUS_OF.get(request.status) if request.HasField("status") else None
+        if request.HasField("status") and status is None:
+            raise invalid("status is not a reconciliation row status.", "status")
+        after = cursor_from_token(request.page_token, request.id, status)
+        run, page = await self._service.reconciliation_rows(
+            request.id, status=status, after=after, limit=page_limit(request.page_size)
+        )
+        return pb.ListReconciliationRowsResponse(
+            rows=[reconciliation_row_message(row) for row in page.rows],
+            next_page_token="" if page.next is None else page_token(page.next, run.id, status),
+        )
 
     async def ListReconciliations(
         self, request: pb.ListReconciliationsRequest, context: Context

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -553,23 +553,25 @@ async def load(db: AsyncConnection, reconciliation_id: str) -> Reconciliation:
         started_at=head.started_at,
         partial=head.partial,
         superseded_by=head.superseded_by,
-        rows=tuple(
-            ReconciliationRow(
-                status=RowStatus(row.status),
-                kind=RowKind(row.kind),
-                reference=row.reference,
-                authorization_id=row.authorization_id,
-                account_id=row.account_id,
-                currency=row.currency,
-                ledger_amount=row.ledger_amount,
-                acquirer_amount=row.acquirer_amount,
-                ledger_transaction_id=row.ledger_transaction_id,
-                acquirer_fee=row.acquirer_fee,
-                ledger_fee=row.ledger_fee,
-                differences=tuple(Difference(**found) for found in row.differences),
-            )
-            for row in rows
-        ),
+        rows=tuple(row_of_record(row) for row in rows),
+    )
+
+
+def row_of_record(row: Any) -> ReconciliationRow:
+    """A stored row (of `reconciliation_rows`) as the run compared it."""
+    return ReconciliationRow(
+        status=RowStatus(row.status),
+        kind=RowKind(row.kind),
+        reference=row.reference,
+        authorization_id=row.authorization_id,
+        account_id=row.account_id,
+        currency=row.currency,
+        ledger_amount=row.ledger_amount,
+        acquirer_amount=row.acquirer_amount,
+        ledger_transaction_id=row.ledger_transaction_id,
+        acquirer_fee=row.acquirer_fee,
+        ledger_fee=row.ledger_fee,
+        differences=tuple(Difference(**found) for found in row.differences),
     )
 
 

@@ -9,12 +9,12 @@ reads their rows.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.core.errors import invalid
+from remit.core.errors import invalid, not_found
 from remit.ledger.reconcile import Reconciliation, RowStatus
 from remit.ledger.tables import reconciliations
 
@@ -63,18 +63,28 @@ async def recent_runs(db: AsyncConnection, limit: int) -> tuple[list[Reconciliat
             select(reconciliations).order_by(r.created_at.desc(), r.id.desc()).limit(limit + 1)
         )
     )
-    runs = [
-        ReconciliationRun(
-            id=row.id,
-            date=row.date,
-            account_id=row.account_id,
-            started_at=row.started_at,
-            finished_at=row.created_at,
-            partial=row.partial,
-            superseded_by=row.superseded_by,
-            # Each status has its count column (`remit.ledger.reconcile.store`).
-            counts={status: getattr(row, f"{status.value}_count") for status in RowStatus},
-        )
-        for row in found[:limit]
-    ]
-    return runs, len(found) > limit
+    return [_run_of_record(row) for row in found[:limit]], len(found) > limit
+
+
+async def stored_run(db: AsyncConnection, reconciliation_id: str) -> ReconciliationRun:
+    """The run `reconciliation_id`, without its rows; NOT_FOUND when none is stored."""
+    found = (
+        await db.execute(select(reconciliations).where(reconciliations.c.id == reconciliation_id))
+    ).first()
+    if found is None:
+        raise not_found("reconciliation", reconciliation_id)
+    return _run_of_record(found)
+
+
+def _run_of_record(row: Any) -> ReconciliationRun:
+    return ReconciliationRun(
+        id=row.id,
+        date=row.date,
+        account_id=row.account_id,
+        started_at=row.started_at,
+        finished_at=row.created_at,
+        partial=row.partial,
+        superseded_by=row.superseded_by,
+        # Each status has its count column (`remit.ledger.reconcile.store`).
+        counts={status: getattr(row, f"{status.value}_count") for status in RowStatus},
+    )

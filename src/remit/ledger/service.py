@@ -22,7 +22,14 @@ from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.secrets import Secret
 from remit.core.settlement_days import is_partial, settlement_day
 from remit.grpcutil.errors import remit_error_from_rpc_error
-from remit.ledger import journal, payouts, reconcile, reconciliation_runs, settlement_report
+from remit.ledger import (
+    journal,
+    payouts,
+    reconcile,
+    reconciliation_pages,
+    reconciliation_runs,
+    settlement_report,
+)
 from remit.ledger.anchoring import CheckpointFile, write_checkpoints
 from remit.ledger.balance_range import balances_in_range
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
@@ -45,7 +52,8 @@ from remit.ledger.objects import (
     PayoutStatus,
 )
 from remit.ledger.postings import account_for
-from remit.ledger.reconcile import AcquirerAnswer, Reconciliation, SettledItem
+from remit.ledger.reconcile import AcquirerAnswer, Reconciliation, RowStatus, SettledItem
+from remit.ledger.reconciliation_pages import RowCursor, RowsPage
 from remit.ledger.reconciliation_runs import ReconciliationRun
 from remit.ledger.repository import JournalRepository
 from remit.ledger.reserved import refuse_derived_id, refuse_system_accounts
@@ -479,6 +487,23 @@ class LedgerService:
     async def get_reconciliation(self, reconciliation_id: str) -> Reconciliation:
         async with self._engine.begin() as db:
             return await reconcile.load(db, reconciliation_id)
+
+    async def reconciliation_rows(
+        self,
+        reconciliation_id: str,
+        *,
+        status: RowStatus | None = None,
+        after: RowCursor | None = None,
+        limit: int = reconciliation_pages.DEFAULT_PAGE_SIZE,
+    ) -> tuple[ReconciliationRun, RowsPage]:
+        """The run `reconciliation_id` (its counts, without its rows) and a page of its rows,
+        those that differ first (`remit.ledger.reconciliation_pages`)."""
+        async with self._engine.begin() as db:
+            run = await reconciliation_runs.stored_run(db, reconciliation_id)
+            page = await reconciliation_pages.rows_page(
+                db, reconciliation_id, status=status, after=after, limit=limit
+            )
+            return run, page
 
     async def list_reconciliations(
         self, limit: int = reconciliation_runs.DEFAULT_LIST_LIMIT

@@ -260,6 +260,14 @@ reconciliation_rows = Table(
     # 0054); empty for rows stored before it.
     Column("differences", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Index("ix_reconciliation_rows_reconciliation_id", "reconciliation_id"),
+    # A run's rows in the order their pages read them: those that differ first, then the
+    # matched ones, each by id (`remit.ledger.reconciliation_pages`, core migration 0082).
+    Index(
+        "ix_reconciliation_rows_page_order",
+        "reconciliation_id",
+        text("(status = 'matched')"),
+        "id",
+    ),
 )
 
 # A transactional outbox of what the ledger wants announced (balance.available, payout.*).

@@ -13,8 +13,8 @@ account; VerifyLedger checks both properties. Transaction ids are chosen by the 
 makes posting idempotent: posting the same id with the same postings replays, with other
 postings fails with ALREADY_EXISTS.
 
-Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations) are
-not account-scoped: they take an optional account_id filter, or none, instead.
+Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations,
+ListReconciliationRows) are not account-scoped: they take an optional account_id filter, or none, instead.
 """
 
 from collections import abc as _abc
@@ -2301,16 +2301,25 @@ class ReconcileResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECONCILIATION_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when the run holds more rows than reconciliation.rows: the page_token of
+    ListReconciliationRows (without a status) for the rows after them. Empty when rows holds
+    them all.
+    """
     @_builtins.property
-    def reconciliation(self) -> Global___Reconciliation: ...
+    def reconciliation(self) -> Global___Reconciliation:
+        """Its counts and its first rows (see Reconciliation.rows)."""
+
     def __init__(
         self,
         *,
         reconciliation: Global___Reconciliation | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reconciliation", b"reconciliation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reconciliation", b"reconciliation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reconciliation", b"reconciliation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2345,16 +2354,22 @@ class GetReconciliationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECONCILIATION_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """As ReconcileResponse.next_page_token: empty when reconciliation.rows holds every row."""
     @_builtins.property
-    def reconciliation(self) -> Global___Reconciliation: ...
+    def reconciliation(self) -> Global___Reconciliation:
+        """Its counts and its first rows (see Reconciliation.rows)."""
+
     def __init__(
         self,
         *,
         reconciliation: Global___Reconciliation | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reconciliation", b"reconciliation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reconciliation", b"reconciliation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "reconciliation", b"reconciliation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2411,6 +2426,71 @@ class ListReconciliationsResponse(_message.Message):
 Global___ListReconciliationsResponse: _TypeAlias = ListReconciliationsResponse  # noqa: Y015
 
 @_typing.final
+class ListReconciliationRowsRequest(_message.Message):
+    """A page of a stored reconciliation's rows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """recon_ id."""
+    page_size: _builtins.int
+    """Rows per page; 0 = the default, 500; more than 1,000 is read as 1,000."""
+    page_token: _builtins.str
+    """A next_page_token of this reconciliation (from ListReconciliationRows with the same
+    status, or, without a status, from Reconcile or GetReconciliation); empty for the first
+    page.
+    """
+    status: Global___ReconciliationRowStatus.ValueType
+    """Only the rows of this status; unset = every row, those that differ first."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        status: Global___ReconciliationRowStatus.ValueType | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_status", b"_status", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_status", b"_status", "id", b"id", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
+    _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
+
+Global___ListReconciliationRowsRequest: _TypeAlias = ListReconciliationRowsRequest  # noqa: Y015
+
+@_typing.final
+class ListReconciliationRowsResponse(_message.Message):
+    """One page of rows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The page_token of the next page; empty when this page is the last."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationRow]: ...
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___ReconciliationRow] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rows", b"rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationRowsResponse: _TypeAlias = ListReconciliationRowsResponse  # noqa: Y015
+
+@_typing.final
 class Reconciliation(_message.Message):
     """The result of comparing one day of acquirer settlement with the ledger."""
 
@@ -2430,6 +2510,7 @@ class Reconciliation(_message.Message):
     SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     STARTED_FIELD_NUMBER: _builtins.int
     OUTCOME_MISMATCH_COUNT_FIELD_NUMBER: _builtins.int
+    ROWS_LEFT_OUT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """recon_ id."""
     date: _builtins.str
@@ -2451,13 +2532,20 @@ class Reconciliation(_message.Message):
     """
     outcome_mismatch_count: _builtins.int
     """Refunds the ledger booked as failed that the acquirer settled."""
+    rows_left_out: _builtins.int
+    """How many of the run's rows are not in rows: 0 when rows holds them all (and in
+    ListReconciliations' answer, which holds none).
+    """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp:
         """When the run finished and its result was stored."""
 
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationRow]:
-        """Every compared item (matched ones included). Empty in ListReconciliations' answer."""
+        """The compared items (matched ones included): every one of a run of at most 1,000; of a
+        larger run the first 1,000, those that differ first, with rows_left_out saying how many
+        more there are (ListReconciliationRows reads them). Empty in ListReconciliations' answer.
+        """
 
     @_builtins.property
     def started(self) -> _timestamp_pb2.Timestamp:
@@ -2480,10 +2568,11 @@ class Reconciliation(_message.Message):
         superseded_by: _builtins.str | None = ...,
         started: _timestamp_pb2.Timestamp | None = ...,
         outcome_mismatch_count: _builtins.int = ...,
+        rows_left_out: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "created", b"created", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "outcome_mismatch_count", b"outcome_mismatch_count", "partial", b"partial", "rows", b"rows", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_account_id", b"_account_id", "_superseded_by", b"_superseded_by", "account_id", b"account_id", "amount_mismatch_count", b"amount_mismatch_count", "created", b"created", "date", b"date", "fee_mismatch_count", b"fee_mismatch_count", "id", b"id", "matched_count", b"matched_count", "missing_at_acquirer_count", b"missing_at_acquirer_count", "missing_in_ledger_count", b"missing_in_ledger_count", "outcome_mismatch_count", b"outcome_mismatch_count", "partial", b"partial", "rows", b"rows", "rows_left_out", b"rows_left_out", "started", b"started", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__account_id: _TypeAlias = _typing.Literal["account_id"]  # noqa: Y015
     _WhichOneofArgType__account_id: _TypeAlias = _typing.Literal["_account_id", b"_account_id"]  # noqa: Y015

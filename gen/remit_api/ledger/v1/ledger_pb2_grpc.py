@@ -125,6 +125,11 @@ class LedgerServiceStub:
                 request_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.SerializeToString,
                 response_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.FromString,
                 _registered_method=True)
+        self.ListReconciliationRows = channel.unary_unary(
+                '/remit_api.ledger.v1.LedgerService/ListReconciliationRows',
+                request_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsResponse.FromString,
+                _registered_method=True)
 
 
 class LedgerServiceServicer:
@@ -248,13 +253,16 @@ class LedgerServiceServicer:
         allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
         day that has ended but is within the acquirer's grace after midnight, whose last operations
         may still be committing: ask again from the time the message gives.
+        The answer holds the run's counts and at most its first 1,000 rows, those that differ
+        first (see Reconciliation.rows); ListReconciliationRows reads the rest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReconciliation(self, request, context):
-        """Returns a stored reconciliation.
+        """Returns a stored reconciliation: its counts and at most its first 1,000 rows, those that
+        differ first, as Reconcile does. NOT_FOUND for an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -262,8 +270,18 @@ class LedgerServiceServicer:
 
     def ListReconciliations(self, request, context):
         """Lists the stored reconciliations, superseded ones included, the latest to finish first,
-        without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+        without their rows (ListReconciliationRows reads those). INVALID_ARGUMENT for a limit above
         100.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliationRows(self, request, context):
+        """A stored reconciliation's rows a page at a time: those that differ first, then the matched
+        ones, each in the order the run compared them; optionally only the rows of one status.
+        NOT_FOUND for an unknown id; INVALID_ARGUMENT for a negative page_size, or a page_token
+        that is not a next_page_token of this reconciliation and status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -361,6 +379,11 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.ListReconciliations,
                     request_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.FromString,
                     response_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.SerializeToString,
+            ),
+            'ListReconciliationRows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliationRows,
+                    request_deserializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsRequest.FromString,
+                    response_serializer=remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -850,6 +873,33 @@ class LedgerService:
             '/remit_api.ledger.v1.LedgerService/ListReconciliations',
             remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsRequest.SerializeToString,
             remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliationRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.ledger.v1.LedgerService/ListReconciliationRows',
+            remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsRequest.SerializeToString,
+            remit__api_dot_ledger_dot_v1_dot_ledger__pb2.ListReconciliationRowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,8 +13,8 @@ account; VerifyLedger checks both properties. Transaction ids are chosen by the 
 makes posting idempotent: posting the same id with the same postings replays, with other
 postings fails with ALREADY_EXISTS.
 
-Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations) are
-not account-scoped: they take an optional account_id filter, or none, instead.
+Platform-wide operations (VerifyLedger, Reconcile, GetReconciliation, ListReconciliations,
+ListReconciliationRows) are not account-scoped: they take an optional account_id filter, or none, instead.
 """
 
 from collections import abc as _abc
@@ -93,13 +93,23 @@ class LedgerServiceStub:
     allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
     day that has ended but is within the acquirer's grace after midnight, whose last operations
     may still be committing: ask again from the time the message gives.
+    The answer holds the run's counts and at most its first 1,000 rows, those that differ
+    first (see Reconciliation.rows); ListReconciliationRows reads the rest.
     """
     GetReconciliation: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]
-    """Returns a stored reconciliation."""
+    """Returns a stored reconciliation: its counts and at most its first 1,000 rows, those that
+    differ first, as Reconcile does. NOT_FOUND for an unknown id.
+    """
     ListReconciliations: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationsRequest, _ledger_pb2.ListReconciliationsResponse]
     """Lists the stored reconciliations, superseded ones included, the latest to finish first,
-    without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+    without their rows (ListReconciliationRows reads those). INVALID_ARGUMENT for a limit above
     100.
+    """
+    ListReconciliationRows: _grpc.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationRowsRequest, _ledger_pb2.ListReconciliationRowsResponse]
+    """A stored reconciliation's rows a page at a time: those that differ first, then the matched
+    ones, each in the order the run compared them; optionally only the rows of one status.
+    NOT_FOUND for an unknown id; INVALID_ARGUMENT for a negative page_size, or a page_token
+    that is not a next_page_token of this reconciliation and status.
     """
 
 @_typing.type_check_only
@@ -153,13 +163,23 @@ class LedgerServiceAsyncStub(LedgerServiceStub):
     allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
     day that has ended but is within the acquirer's grace after midnight, whose last operations
     may still be committing: ask again from the time the message gives.
+    The answer holds the run's counts and at most its first 1,000 rows, those that differ
+    first (see Reconciliation.rows); ListReconciliationRows reads the rest.
     """
     GetReconciliation: _aio.UnaryUnaryMultiCallable[_ledger_pb2.GetReconciliationRequest, _ledger_pb2.GetReconciliationResponse]  # type: ignore[assignment]
-    """Returns a stored reconciliation."""
+    """Returns a stored reconciliation: its counts and at most its first 1,000 rows, those that
+    differ first, as Reconcile does. NOT_FOUND for an unknown id.
+    """
     ListReconciliations: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationsRequest, _ledger_pb2.ListReconciliationsResponse]  # type: ignore[assignment]
     """Lists the stored reconciliations, superseded ones included, the latest to finish first,
-    without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+    without their rows (ListReconciliationRows reads those). INVALID_ARGUMENT for a limit above
     100.
+    """
+    ListReconciliationRows: _aio.UnaryUnaryMultiCallable[_ledger_pb2.ListReconciliationRowsRequest, _ledger_pb2.ListReconciliationRowsResponse]  # type: ignore[assignment]
+    """A stored reconciliation's rows a page at a time: those that differ first, then the matched
+    ones, each in the order the run compared them; optionally only the rows of one status.
+    NOT_FOUND for an unknown id; INVALID_ARGUMENT for a negative page_size, or a page_token
+    that is not a next_page_token of this reconciliation and status.
     """
 
 class LedgerServiceServicer:
@@ -290,6 +310,8 @@ class LedgerServiceServicer:
         allow_partial; UNAVAILABLE (code day_not_over, should_retry), unless allow_partial, for a
         day that has ended but is within the acquirer's grace after midnight, whose last operations
         may still be committing: ask again from the time the message gives.
+        The answer holds the run's counts and at most its first 1,000 rows, those that differ
+        first (see Reconciliation.rows); ListReconciliationRows reads the rest.
         """
 
     def GetReconciliation(
@@ -297,7 +319,9 @@ class LedgerServiceServicer:
         request: _ledger_pb2.GetReconciliationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.GetReconciliationResponse, _abc.Awaitable[_ledger_pb2.GetReconciliationResponse]]:
-        """Returns a stored reconciliation."""
+        """Returns a stored reconciliation: its counts and at most its first 1,000 rows, those that
+        differ first, as Reconcile does. NOT_FOUND for an unknown id.
+        """
 
     def ListReconciliations(
         self,
@@ -305,8 +329,19 @@ class LedgerServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_pb2.ListReconciliationsResponse, _abc.Awaitable[_ledger_pb2.ListReconciliationsResponse]]:
         """Lists the stored reconciliations, superseded ones included, the latest to finish first,
-        without their rows (GetReconciliation returns those). INVALID_ARGUMENT for a limit above
+        without their rows (ListReconciliationRows reads those). INVALID_ARGUMENT for a limit above
         100.
+        """
+
+    def ListReconciliationRows(
+        self,
+        request: _ledger_pb2.ListReconciliationRowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_pb2.ListReconciliationRowsResponse, _abc.Awaitable[_ledger_pb2.ListReconciliationRowsResponse]]:
+        """A stored reconciliation's rows a page at a time: those that differ first, then the matched
+        ones, each in the order the run compared them; optionally only the rows of one status.
+        NOT_FOUND for an unknown id; INVALID_ARGUMENT for a negative page_size, or a page_token
+        that is not a next_page_token of this reconciliation and status.
         """
 
 def add_LedgerServiceServicer_to_server(servicer: LedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
