@@ -568,7 +568,15 @@ class GrpcCardNetwork:
         outcome = outcome_from_result(operation.authorization)
         if not operation.HasField("created"):
             return outcome
-        return replace(outcome, authorized_at=from_timestamp(operation.created))
+        try:
+            made_at = from_timestamp(operation.created)
+        except (ValueError, OverflowError):
+            # A time no date can hold says nothing of when the network authorized: the
+            # authorization counts from its recording, as one answered directly does, rather
+            # than failing every try to finish the attempt.
+            log.warning("the network's record of %s holds an unreadable time", reference)
+            return outcome
+        return replace(outcome, authorized_at=made_at)
 
     async def lookup_operation(
         self, reference: str, expected: ExpectedOperation

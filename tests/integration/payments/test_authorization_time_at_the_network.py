@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from remit.grpcutil.protoconv import timestamp
 from remit_api.acquirer.v1 import acquirer_pb2
@@ -23,6 +24,8 @@ MADE_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 class RecordKeepingAcquirer(CountingAcquirer):
     """Holds one authorization, made at MADE_AT, under every reference."""
 
+    made_at = timestamp(MADE_AT)
+
     async def LookupOperation(  # noqa: N802 (the RPC name)
         self,
         request: acquirer_pb2.LookupOperationRequest,
@@ -38,7 +41,7 @@ class RecordKeepingAcquirer(CountingAcquirer):
                 currency="usd",
                 merchant_id="acct_1",
                 approved=True,
-                created=timestamp(MADE_AT),
+                created=self.made_at,
                 authorization=acquirer_pb2.AuthorizationResult(
                     approved=True, authorization_id="auth_1", captured=True
                 ),
@@ -52,3 +55,16 @@ async def test_a_look_up_tells_when_the_network_made_the_authorization() -> None
     assert found is not None
     assert found.authorized_at == MADE_AT
     assert found.as_json()["authorized_at"] == MADE_AT.isoformat()
+
+
+class UnreadableTimeAcquirer(RecordKeepingAcquirer):
+    """Its record's time is past what a date can hold."""
+
+    made_at = Timestamp(seconds=2**62)
+
+
+async def test_a_record_whose_time_cannot_be_read_counts_from_its_recording() -> None:
+    async with _network(UnreadableTimeAcquirer(), []) as network:
+        found = await network.lookup_authorization("ch_1", _AN_AUTHORIZATION)
+    assert found is not None
+    assert found.authorized_at is None
