@@ -2,7 +2,7 @@
 
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
 record's final message, its traceback and its stack, masking each card number (typed whole, or
-in groups with spaces or dashes between them, as the vault accepts one) and the CVC or expiry
+in groups with spaces or dashes between them, as the vault accepts one) and the CVC and expiry
 typed right after it, keeping only the number's last four digits (`mask_card_numbers`).
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
 (`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
@@ -51,6 +51,8 @@ _DATE: Final = re.compile(
 # (`4242 4242 4242 4242123`), never for a whole one: the last four digits shown would be the
 # CVC's.
 _MOST_GROUPS_IN_A_CARD: Final = 5
+# A CVC and an expiry typed after a card number take at most 3 groups (`12 30 123`).
+_MOST_GROUPS_TYPED_AFTER: Final = 3
 _DIGITS_IN_A_GROUP_OF_SEVERAL: Final = range(3, 17)
 # The lengths a card number has, by its first digit (`vault.cards.BRAND_RULES`, coarsened): 2
 # and 5 Mastercard, 3 Amex, Diners and JCB, 4 Visa, 6 Discover and UnionPay, 8 UnionPay.
@@ -82,9 +84,9 @@ def luhn_valid(digits: str) -> bool:
 
 
 def mask_card_numbers(text: str) -> str:
-    """`text` with each card number in it replaced by `[card ****4242]`, the CVC or expiry
-    typed right after it with it (`_cards_in` says which digits are one); the rest of the text,
-    digits next to a card number included, is kept.
+    """`text` with each card number in it replaced by `[card ****4242]`, the CVC and expiry
+    typed right after it (either or both, in either order) with it (`_cards_in` says which
+    digits are one); the rest of the text, digits next to a card number included, is kept.
 
     The masking chooses between two harms. This text is not only logged: gRPC and REST
     refusals, webhook response snippets shown to merchants and network messages stored on
@@ -144,12 +146,14 @@ def _cards_in(digits: str, sizes: list[int]) -> Iterator[tuple[int, int, str]]:
     takes, and its last four digits. A card number is 13-19 digits passing the Luhn check
     that start a group and are either
     - whole groups, typed as a card is (`4242424242424242`, `4242 4242 4242 4242`), followed
-      maybe by a group that is its CVC or expiry (`4242424242424242 123`), or
+      maybe by up to 3 groups that are its CVC, its expiry or both in either order
+      (`4242424242424242 123`, `4242424242424242 12 30 123`), or
     - whole groups and the start of one more, that group going on by its CVC or expiry: the
-      CVC typed on with no space (`42424242424242421234`). Only the lengths a card starting
-      so has are tried, and only where the rest is a CVC or expiry: a 20-32 digit id has a
-      stretch passing the Luhn check at its start at one of the 13-19 lengths more often
-      than not.
+      CVC typed on with no space (`42424242424242421234`), maybe followed by groups that are
+      the rest of its CVC and expiry (`4242424242424242123 1230`). Only the lengths a card
+      starting so has are tried, and only where the rest of the group is a CVC or expiry: a
+      20-32 digit id has a stretch passing the Luhn check at its start at one of the 13-19
+      lengths more often than not.
     Whole groups are read first, so that the number shown is the one typed, not a stretch of
     it that passes by chance; but 17-19 digits that may be a card of at most 16 (what most
     cards have) with its CVC typed on are read so, as the last four digits shown must never be
@@ -187,14 +191,12 @@ def _card_of_whole_groups(
     passes_luhn: Callable[[int, int], bool],
 ) -> tuple[int, int] | None:
     """The last group taken by a card number that starts at `start` and ends with one of
-    `reach` (the group after it too, when that is its CVC or expiry), and where it ends."""
+    `reach` (the groups after it too, when they are its CVC and expiry), and where it ends."""
     for last in reach:
         end = ends[last]
         if end - start in _CARD_LENGTHS and passes_luhn(start, end):
-            after = last + 1
-            if after < len(ends) and _typed_after(digits[start:end], digits[end : ends[after]]):
-                return after, end
-            return last, end
+            typed = _groups_after(digits, ends, last)
+            return last + _cvc_and_expiry_taken(digits[start:end], typed), end
     return None
 
 
@@ -206,33 +208,56 @@ def _card_typed_on(
     reach: list[int],
     passes_luhn: Callable[[int, int], bool],
 ) -> tuple[int, int] | None:
-    """The group of `reach` in which a card number starting at `start` ends and its CVC or
-    expiry goes on to the group's end, and where the card ends."""
+    """The last group taken by a card number starting at `start` that ends inside a group of
+    `reach`, its CVC or expiry going on to that group's end (and the groups after it too, when
+    they are the rest of its CVC and expiry), and where the card ends."""
     lengths = _LENGTHS_BY_FIRST_DIGIT.get(digits[start], _NO_LENGTHS)
     for last in reach:
         for length in lengths:
             end = start + length
-            if (
-                ends[last] - sizes[last] < end < ends[last]
-                and _typed_after(digits[start:end], digits[end : ends[last]])
-                and passes_luhn(start, end)
-            ):
-                return last, end
+            if ends[last] - sizes[last] < end < ends[last] and passes_luhn(start, end):
+                typed = [digits[end : ends[last]], *_groups_after(digits, ends, last)]
+                taken = _cvc_and_expiry_taken(digits[start:end], typed[:_MOST_GROUPS_TYPED_AFTER])
+                if taken:
+                    return last + taken - 1, end
     return None
 
 
-def _typed_after(number: str, typed: str) -> bool:
-    """Whether digits typed right after the card number `number` may be its CVC (3 digits, 4
-    for an Amex) or its expiry: the month (01-12), alone or with the year's last two digits,
-    or a year 20YY. (`4242424242424242 5000` reads as a card number, then something else.)"""
-    if len(typed) == 3:
-        return True
-    if len(typed) == 2:
-        return "01" <= typed <= "12"
-    if len(typed) != 4:
-        return False
+def _groups_after(digits: str, ends: list[int], last: int) -> list[str]:
+    """The groups (at most `_MOST_GROUPS_TYPED_AFTER`) that follow group `last`."""
+    return [
+        digits[ends[group - 1] : ends[group]]
+        for group in range(last + 1, min(last + 1 + _MOST_GROUPS_TYPED_AFTER, len(ends)))
+    ]
+
+
+def _cvc_and_expiry_taken(number: str, typed: list[str]) -> int:
+    """How many of the groups `typed` right after the card number `number` are its CVC (3
+    digits, 4 for an Amex) and its expiry, in either order, each at most once: the month
+    (01-12) alone, with the year's last two digits in the same group or the next, or a year
+    20YY. (`4242424242424242 5000` reads as a card number, then something else.) The most
+    such groups that follow each other from the first; at most 3, so constant time."""
     amex = len(number) == 15 and number.startswith(_FOUR_DIGIT_CVC_PREFIXES)
-    return amex or "01" <= typed[:2] <= "12" or typed[:2] == "20"
+
+    def expiry_sizes(at: int) -> tuple[int, ...]:  # how many groups an expiry at `at` takes
+        group = typed[at]
+        if len(group) == 2 and "01" <= group <= "12":
+            return (1, 2) if at + 1 < len(typed) and len(typed[at + 1]) == 2 else (1,)
+        if len(group) == 4 and ("01" <= group[:2] <= "12" or group[:2] == "20"):
+            return (1,)
+        return ()
+
+    def most_from(at: int, cvc_left: bool, expiry_left: bool) -> int:
+        if at == len(typed):
+            return 0
+        most = 0
+        if cvc_left and (len(typed[at]) == 3 or (amex and len(typed[at]) == 4)):
+            most = 1 + most_from(at + 1, False, expiry_left)
+        for size in expiry_sizes(at) if expiry_left else ():
+            most = max(most, size + most_from(at + size, cvc_left, False))
+        return most
+
+    return most_from(0, True, True)
 
 
 def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:

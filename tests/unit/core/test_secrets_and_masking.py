@@ -108,6 +108,28 @@ def test_only_the_card_number_and_what_was_typed_after_it_are_masked(
 
 
 @pytest.mark.parametrize(
+    ("typed", "last4", "after"),
+    [
+        ("4242424242424242 1234 567", "4242", "567"),
+        ("4242 4242 4242 4242 12 34 567", "4242", "567"),
+        ("4242-4242-4242-4242 0130 123", "4242", "123"),
+        ("378282246310005 1234 5678", "0005", "5678"),
+        ("4242 4242 4242 4242 123 12 30", "4242", "30"),
+        # The CVC typed on with no space, then the expiry.
+        ("4242424242424242123 1230", "4242", "1230"),
+    ],
+)
+def test_a_card_number_is_masked_with_both_its_expiry_and_cvc(
+    typed: str, last4: str, after: str
+) -> None:
+    """An expiry and a CVC typed after the number, in either order, go with it: the one typed
+    second never shows."""
+    masked = mask_card_numbers(f"Invalid integer: {typed}.")
+    assert masked == f"Invalid integer: [card ****{last4}]."
+    assert after not in masked
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "amount 1000 at 2026 12 07",
@@ -162,8 +184,8 @@ def test_few_long_numbers_are_masked_and_only_for_a_card_number_at_their_start()
 
 
 def _typed(rng: random.Random, card: str) -> tuple[str, str]:
-    """`card` typed as people type one, with its CVC or expiry after it or not, and what may
-    stand before it; and that with the card masked."""
+    """`card` typed as people type one, with its CVC, its expiry or both after it (in either
+    order) or neither, and what may stand before it; and that with the card masked."""
     amex = len(card) == 15
     separator = rng.choice(["", " ", "-", "  ", " - "])
     sizes = ((4, 6, 5) if amex else (4, 4, 4, 4)) if separator else (len(card),)
@@ -173,14 +195,25 @@ def _typed(rng: random.Random, card: str) -> tuple[str, str]:
     )
     cvc = "".join(rng.choice("0123456789") for _ in range(4 if amex else 3))
     month = f"{rng.randint(1, 12):02d}"
-    after = rng.choice(["", cvc, month, f"{month}34", f"20{rng.randint(26, 40)}"])
+    expiry = rng.choice([month, f"{month}34", f"{month} 34", f"20{rng.randint(26, 40)}"])
+    after = rng.choice(
+        [
+            "",
+            cvc,
+            expiry,
+            f"{expiry} {cvc}",
+            f"{cvc} {expiry}",
+            f"{expiry}-{cvc}",
+            f"{cvc}-{expiry}",
+        ]
+    )
     if after:
         typed += rng.choice(["", " ", "-", "  "]) + after
     before = rng.choice(["", "12 ", "2026-12-01 ", "ref 1234567 ", "x"])
     return f"{before}{typed}.", f"{before}[card ****{card[-4:]}]."
 
 
-def test_a_card_number_typed_as_people_type_one_is_masked_with_its_cvc_or_expiry() -> None:
+def test_a_card_number_typed_as_people_type_one_is_masked_with_its_cvc_and_expiry() -> None:
     rng = random.Random(4242)
     cards = ("4242424242424242", "5555555555554444", "378282246310005", "6011111111111117")
     for _ in range(1000):
