@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from remit.command_exits import CommandRefusedError, summary
-from remit.config import PlatformConfig
+from remit.config import ConfigError, PlatformConfig
 from remit.storage.driver_errors import database_unavailable
 from remit.storage.embedded import CORE_CLUSTER, VAULT_CLUSTER, EmbeddedCluster, start_cluster
 from remit.storage.migrate import TREES, SchemaRevisions, schema_revisions, upgrade
@@ -23,6 +23,7 @@ from remit.storage.reachability import (
     failure_of,
     platform_databases,
 )
+from remit.storage.schema_check import swapped_setting
 
 CORE_DATABASE = "remit_core"
 VAULT_DATABASE = "remit_vault"
@@ -114,6 +115,12 @@ def migrate(databases: Sequence[PlatformDatabase]) -> list[str]:
     one is rolled back. A line for each left alone, for the caller to say; a
     `MigrationFailedError` for a failure no other error names."""
     check_all_reachable(databases)
+    # Every database is checked for another's schema before any is migrated: with two settings
+    # swapped, migrating the first would build a second schema beside the other's.
+    for database in databases:
+        swapped = swapped_setting(database, _revisions_of(database).current)
+        if swapped is not None:
+            raise ConfigError(swapped)  # a setting to correct, as for one database named twice
     left_alone: list[str] = []
     for database in databases:
         tree = next(tree for tree in TREES if tree == database.name)
@@ -133,6 +140,18 @@ def migrate(databases: Sequence[PlatformDatabase]) -> list[str]:
                 f"the migrations of {database.described()} failed: {summary(error)}"
             ) from error
     return left_alone
+
+
+def _revisions_of(database: PlatformDatabase) -> SchemaRevisions:
+    tree = next(tree for tree in TREES if tree == database.name)
+    try:
+        return schema_revisions(tree, database.url)
+    except Exception as error:
+        if database_unavailable(error):
+            raise DatabasesUnavailableError([failure_of(database, error)]) from error
+        raise MigrationFailedError(
+            f"the schema revision of {database.described()} could not be read: {summary(error)}"
+        ) from error
 
 
 def _ahead(database: PlatformDatabase, revisions: SchemaRevisions) -> str:
@@ -157,6 +176,9 @@ def require_at_head(databases: Sequence[PlatformDatabase], command: str) -> None
             if not database_unavailable(error):
                 raise
             raise DatabasesUnavailableError([failure_of(database, error)]) from error
+        swapped = swapped_setting(database, revisions.current)
+        if swapped is not None:
+            raise CommandRefusedError(swapped)
         if not revisions.at_head:
             raise CommandRefusedError(_not_at_head(database, revisions, command))
 

@@ -14,10 +14,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from remit.config import ConfigError
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import upgrade
 from remit.storage.reachability import PlatformDatabase
-from remit.storage.schema_check import recorded_revision, shipped_revisions
+from remit.storage.schema_check import (
+    recorded_revision,
+    refuse_unless_migrated,
+    shipped_revisions,
+)
 from tests.support.commands import remit
 from tests.support.postgres import scratch_database
 
@@ -143,3 +148,43 @@ async def test_a_migration_that_fails_is_said_in_one_line(
         "cannot execute CREATE TABLE in a read-only transaction"
     )
     assert _revision("acquirer", scratch.acquirer) is None
+
+
+@pytest.mark.parametrize("command", ["migrate", "serve"])
+async def test_two_settings_swapped_are_refused_naming_the_setting(
+    command: str, scratch: Scratch, tmp_path: Path
+) -> None:
+    """A revision of another remit database's migrations is not a newer version's: the core
+    and the vault on each other's databases would each take the other's data for its own."""
+    upgrade("core", scratch.core)
+    upgrade("vault", scratch.vault)
+    upgrade("acquirer", scratch.acquirer)
+    ran = await remit(
+        command, tmp_path=tmp_path, DATABASE_URL=scratch.vault, VAULT_DATABASE_URL=scratch.core,
+        ACQUIRER_DATABASE_URL=scratch.acquirer, REMIT_ACQUIRER_PORT="0",
+    )  # fmt: skip
+
+    assert ran.returncode == 2, ran.stderr
+    failure = ran.failure_lines()[-1]
+    assert failure.startswith(f"remit {command}: the core database (DATABASE_URL postgresql://")
+    assert failure.endswith(
+        f"is at schema revision {shipped_revisions('vault')[-1]}, one of the vault database's: "
+        "DATABASE_URL seems to name the vault database (are DATABASE_URL and "
+        "VAULT_DATABASE_URL swapped?); correct DATABASE_URL"
+    )
+    assert _revision("core", scratch.core) == shipped_revisions("core")[-1]
+    assert _revision("vault", scratch.vault) == shipped_revisions("vault")[-1]
+
+
+def test_a_process_on_another_remit_database_refuses_to_start(scratch: Scratch) -> None:
+    """Each process checks its own database as it starts (`remit.bootstrap`): the vault's
+    revision on the core's setting is refused, not taken for a newer version's."""
+    upgrade("vault", scratch.vault)
+    core = PlatformDatabase("core", "DATABASE_URL", scratch.vault, ("core",))
+
+    with pytest.raises(ConfigError) as refused:
+        refuse_unless_migrated(core)
+    assert str(refused.value).endswith(
+        "DATABASE_URL seems to name the vault database (are DATABASE_URL and "
+        "VAULT_DATABASE_URL swapped?); correct DATABASE_URL"
+    )

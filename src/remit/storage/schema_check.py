@@ -7,7 +7,9 @@ migrations this version of remit ships, and refuses to start (one line, exit 2) 
 database has no remit schema or is behind them. A database at a revision this version does
 not know is ahead of it: a process of the earlier version, still running while an upgrade
 rolls through, works on the newer schema (the upgrade notes in README say where it may not),
-so that is no refusal.
+so that is no refusal. But a revision of another remit database's migrations is not ahead:
+the setting names that other database (DATABASE_URL and VAULT_DATABASE_URL swapped, say), and
+that is refused, naming the setting.
 
 The revisions are read from the migration files' text (their `revision` lines), not
 through Alembic, which would import every migration module at every start: each tree is one
@@ -28,6 +30,11 @@ _MIGRATIONS: Final = Path(__file__).parent / "migrations"
 _REVISION_FILE: Final = re.compile(r"^(\d{4})_\w+\.py$")
 _REVISION_LINE: Final = re.compile(r'^revision = "([^"]+)"$', re.MULTILINE)
 _DOWN_REVISION_LINE: Final = re.compile(r'^down_revision = ("[^"]+"|None)$', re.MULTILINE)
+_SETTING_OF_TREE: Final = {
+    "core": "DATABASE_URL",
+    "vault": "VAULT_DATABASE_URL",
+    "acquirer": "ACQUIRER_DATABASE_URL",
+}
 
 
 @cache
@@ -50,6 +57,21 @@ def shipped_revisions(tree: str) -> tuple[str, ...]:
     return tuple(chain)
 
 
+def swapped_setting(database: PlatformDatabase, recorded: tuple[str, ...]) -> str | None:
+    """One line when a revision `database` records belongs to another remit database's
+    migrations (its setting names that database, as when two settings are swapped), naming
+    the setting; None otherwise. A revision no remit tree knows is a newer version's."""
+    for revision in recorded:
+        for tree, setting in _SETTING_OF_TREE.items():
+            if tree != database.name and revision in shipped_revisions(tree):
+                return (
+                    f"{database.described()} is at schema revision {revision}, one of the "
+                    f"{tree} database's: {database.setting} seems to name the {tree} database "
+                    f"(are {database.setting} and {setting} swapped?); correct {database.setting}"
+                )
+    return None
+
+
 def recorded_revision(database: PlatformDatabase) -> str | None:
     """The revision `database` records (None: no remit schema)."""
     import psycopg
@@ -67,13 +89,17 @@ def recorded_revision(database: PlatformDatabase) -> str | None:
 
 
 def refuse_unless_migrated(database: PlatformDatabase) -> None:
-    """A `ConfigError` naming `database` (never its password) when it has no remit schema or
-    is behind this version's migrations; nothing when it is at them or ahead of them."""
+    """A `ConfigError` naming `database` (never its password) when it has no remit schema, is
+    behind this version's migrations, or is another remit database (its revision is one of
+    another tree's); nothing when it is at them or ahead of them."""
     revisions = shipped_revisions(database.name)
     recorded = recorded_revision(database)
     again = "run `remit migrate` with the same settings, then start it again"
     if recorded is None:
         raise ConfigError(f"{database.described()} is not migrated: {again}")
+    swapped = swapped_setting(database, (recorded,))
+    if swapped is not None:
+        raise ConfigError(swapped)
     if recorded in revisions and recorded != revisions[-1]:
         raise ConfigError(
             f"{database.described()} is at schema revision {recorded}, behind this version's "
