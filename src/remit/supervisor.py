@@ -487,6 +487,10 @@ def _unreadable_account(path: Path, why: str) -> str:
 def install_stop_handlers(supervisor: Supervisor) -> None:
     """Stop in order on SIGTERM, SIGINT (Ctrl-C) and SIGHUP (the terminal running `remit serve`
     closed): Python's default for SIGTERM and SIGHUP ends the process at once, leaving the
-    embedded PostgreSQL running with nobody to stop it."""
-    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    embedded PostgreSQL running with nobody to stop it. A SIGHUP ignored when the process
+    started (`nohup remit serve &`) stays ignored, as Python leaves an ignored SIGINT: whoever
+    started it asked for it to outlive the terminal."""
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, supervisor.request_stop)
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, supervisor.request_stop)
