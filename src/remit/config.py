@@ -1105,19 +1105,34 @@ def refuse_shared_databases(config: PlatformConfig) -> None:
 def _database_identity(url: str) -> tuple[str, int, str] | None:
     """The server (host or Unix socket directory, a loopback address as one name) and port
     `url` connects to, and its database name (libpq's default: the user's); None when the URL
-    cannot be read."""
+    cannot be read, or when a service of pg_service.conf (its `service`, or PGSERVICE) may
+    decide what the URL leaves out, which is not judged here.
+
+    As in libpq, a `host`, `port`, `dbname` or `user` of the query wins over the URL's own, and
+    PGHOST, PGPORT, PGDATABASE and PGUSER fill in what both leave out (every process started
+    from these settings sees the same environment)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
-        port = parsed.port
+        query = parsed.query
+        port_text = _query_value(query.get("port")) or parsed.port or os.environ.get("PGPORT")
+        port = int(port_text) if port_text else None
     except (ArgumentError, ValueError):
         return None
-    host = parsed.host or _query_value(parsed.query.get("host")) or "(the default socket)"
-    host = "(loopback)" if is_loopback(host) else host.lower()
-    database = parsed.database or parsed.username or ""
-    return host, 5432 if port is None else port, database
+    host = _query_value(query.get("host")) or parsed.host or os.environ.get("PGHOST") or None
+    database = _query_value(query.get("dbname")) or parsed.database or os.environ.get("PGDATABASE")
+    service = _query_value(query.get("service")) or os.environ.get("PGSERVICE")
+    if service and (host is None or database is None or port is None):
+        return None
+    host = host or "(the default socket)"
+    if is_loopback(host):
+        host = "(loopback)"
+    elif not host.startswith("/"):  # a Unix socket directory's path is case-sensitive
+        host = host.lower()
+    user = _query_value(query.get("user")) or parsed.username or os.environ.get("PGUSER")
+    return host, 5432 if port is None else port, database or user or ""
 
 
 def _query_value(value: str | Sequence[str] | None) -> str | None:

@@ -97,3 +97,73 @@ def test_a_since_in_other_digits_is_refused_as_no_time() -> None:
 
     with pytest.raises(ToolError, match="--since must be a unix timestamp"):
         parse_since("\u00b2")
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        # pg_service.conf decides the host or the database: not judged here.
+        (
+            "postgresql://db1.internal/?service=remit_core",
+            "postgresql:///?service=remit_vault",
+            "postgresql:///?service=remit_acq",
+        ),
+        # The query's dbname, host and port win over the URL's own, as in libpq.
+        (
+            "postgresql://u@db.internal/?dbname=remit_core",
+            "postgresql://u@db.internal/?dbname=remit_vault",
+            "postgresql://u@db.internal/remit_core?dbname=remit_acquirer",
+        ),
+        (
+            "postgresql://u@db/remit",
+            "postgresql://u@db/remit?host=db2",
+            "postgresql://u@db/remit?port=5433",
+        ),
+        # A Unix socket directory's path is case-sensitive.
+        ("postgresql:///remit?host=/run/PG", "postgresql:///remit?host=/run/pg", ""),
+    ],
+)
+def test_databases_named_in_the_query_or_a_service_are_accepted(
+    urls: tuple[str, str, str],
+) -> None:
+    config = from_env(dict(zip(_SETTINGS, urls, strict=True)))
+    assert config.database_url == urls[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "second"),
+    [
+        # PGDATABASE, not the user's name, is the database of a URL naming none.
+        ("PGDATABASE", "elsewhere", "postgresql://u@db/u"),
+        ("PGPORT", "5433", "postgresql://u@db:5432/"),
+        # A service may name the database: not judged.
+        ("PGSERVICE", "remit", "postgresql://u@db/u"),
+    ],
+)
+def test_a_url_libpq_completes_from_the_environment_is_read_as_libpq_reads_it(
+    variable: str, value: str, second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    config = from_env({"DATABASE_URL": "postgresql://u@db/", "VAULT_DATABASE_URL": second})
+    assert config.database_url == "postgresql://u@db/"
+
+
+def test_a_url_whose_host_pghost_gives_is_compared_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "DB")
+    with pytest.raises(ConfigError, match="name the same database"):
+        from_env(
+            {"DATABASE_URL": "postgresql:///remit", "VAULT_DATABASE_URL": "postgresql://db/remit"}
+        )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("postgresql://u@db/?dbname=remit", "postgresql://u@DB/remit"),
+        ("postgresql://u@db:5432/remit?service=s", "postgresql://v@db:5432/remit?service=t"),
+        ("postgresql://u@x/remit?host=db&port=5433", "postgresql://u@db:5433/remit"),
+    ],
+)
+def test_urls_naming_one_database_through_the_query_are_refused(first: str, second: str) -> None:
+    with pytest.raises(ConfigError, match="name the same database"):
+        from_env({"DATABASE_URL": first, "VAULT_DATABASE_URL": second})
