@@ -1122,7 +1122,9 @@ def _database_identity(url: str) -> tuple[str, int, str] | None:
     except (ArgumentError, ValueError):
         return None
     host = _query_value(query.get("host")) or parsed.host or os.environ.get("PGHOST") or None
-    database = _query_value(query.get("dbname")) or parsed.database or os.environ.get("PGDATABASE")
+    database = (
+        _query_value(query.get("dbname")) or parsed.database or os.environ.get("PGDATABASE") or None
+    )
     service = _query_value(query.get("service")) or os.environ.get("PGSERVICE")
     if service and (host is None or database is None or port is None):
         return None

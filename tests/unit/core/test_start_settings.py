@@ -108,6 +108,11 @@ def test_a_since_in_other_digits_is_refused_as_no_time() -> None:
             "postgresql:///?service=remit_vault",
             "postgresql:///?service=remit_acq",
         ),
+        (
+            "postgresql://db1.internal:5432/?service=remit_core",
+            "postgresql://db1.internal:5432/?service=remit_vault",
+            "",
+        ),
         # The query's dbname, host and port win over the URL's own, as in libpq.
         (
             "postgresql://u@db.internal/?dbname=remit_core",
