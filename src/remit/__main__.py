@@ -1,6 +1,4 @@
 from remit.cli import main
-from remit.core.logging import install_masked_excepthook
 
-# Whatever command this is, a traceback nothing caught is masked as the log is.
-install_masked_excepthook()
+# `main` masks a traceback nothing caught as the log is, whatever the command.
 raise SystemExit(main())

@@ -22,7 +22,7 @@ from remit.command_exits import (
     summary,
 )
 from remit.config import ConfigError, PlatformConfig, from_env
-from remit.core.logging import configuration_kept, configure_logging
+from remit.core.logging import configuration_kept, configure_logging, install_masked_excepthook
 from remit.grpcutil.internal_roles import ADMIN
 
 log = logging.getLogger("remit")
@@ -790,7 +790,12 @@ def _add_webhook_commands(commands: "argparse._SubParsersAction[argparse.Argumen
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command `argv` names; its exit code (`remit.command_exits` for admin commands).
-    The logging it sets up for the command is taken down when it returns."""
+    The logging it sets up for the command is taken down when it returns.
+
+    It is the `remit` console script: a traceback nothing caught, here (`remit serve`'s
+    supervisor, an admin command) or in any thread, is masked as the log is from the start. The
+    hook stays after it returns, for an exception that escapes it."""
+    install_masked_excepthook()
     with configuration_kept():
         return _main(argv)
 
