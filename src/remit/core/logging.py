@@ -29,8 +29,17 @@ _MOST_CARDS_LENGTH: Final = 16
 # number typed; ASCII digits only, as the vault takes no others. The lookahead passes over the
 # runs too short to hold a card (most numbers in a log line) without a call for each. Digits
 # and separators never overlap, so matching takes time linear in the run, however long.
-_DIGIT_RUN: Final = re.compile(r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-9]+)*")
-_GROUP: Final = re.compile(r"[0-9]+")
+_DIGIT_RUN: Final = re.compile(
+    r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-9]+)*"
+    r"(?:(?<=[ -]0[1-9]|[ -]1[0-2]) */ *(?:20)?[0-9]{2}(?![0-9/])(?:[ -]+[0-9]+)*)?"
+)
+# The run goes on past one slash only where a group of 2 digits that is a month (after a
+# separator, so after a card number's groups) has a year after it: an expiry typed MM/YY or
+# MM/YYYY after a card (`4242424242424242 12/30 123`), whose year and the CVC after it must be
+# masked with the card. A slash is no separator otherwise: dates (2026/12/01) and ratios
+# (1234/5678) never join into a run, and `12/30/2026` is a date, not an expiry.
+_GROUP: Final = re.compile(r"[0-9]+(?: */ *[0-9]+)?")
+_SLASH: Final = re.compile(r" */ *")
 # A date written with dashes, year first or last (2026-12-01, 01-12-2026). Its groups are
 # never taken for a card's, so that its year does not join the number before or after it
 # into a stretch that may pass the Luhn check by chance (no card is typed with a date's
@@ -105,7 +114,7 @@ def mask_card_numbers(text: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) - run.count(" ") - run.count("-") < _CARD_LENGTHS.start:
+        if len(run) - run.count(" ") - run.count("-") - run.count("/") < _CARD_LENGTHS.start:
             return run
         pieces, kept_from = [], 0
         for date in _DATE.finditer(run):
@@ -122,11 +131,16 @@ def _masked_groups(run: str) -> str:
     Cards found from different groups that overlap are masked as one, showing the last four
     digits of the one that ends last."""
     groups = [(group.start(), group.end()) for group in _GROUP.finditer(run)]
-    digits = "".join(run[start:end] for start, end in groups)
+    # An expiry with a slash (`12/30`, `12/2030`) is one group, read as its month and the
+    # year's last two digits (`1230`, an expiry typed without one); it is never part of a card.
+    texts = [_SLASH.split(run[start:end]) for start, end in groups]
+    slashed = {index for index, parts in enumerate(texts) if len(parts) == 2}
+    typed = [parts[0] + parts[1][-2:] if len(parts) == 2 else parts[0] for parts in texts]
+    digits = "".join(typed)
     if len(digits) < _CARD_LENGTHS.start:
         return run
     masked: list[tuple[int, int, str]] = []  # first group, last group, last four digits
-    for first, last, last4 in _cards_in(digits, [end - start for start, end in groups]):
+    for first, last, last4 in _cards_in(digits, [len(group) for group in typed], slashed):
         if masked and first <= masked[-1][1]:
             if last > masked[-1][1]:
                 masked[-1] = (masked[-1][0], last, last4)
@@ -140,7 +154,7 @@ def _masked_groups(run: str) -> str:
     return "".join(pieces)
 
 
-def _cards_in(digits: str, sizes: list[int]) -> Iterator[tuple[int, int, str]]:
+def _cards_in(digits: str, sizes: list[int], expiries: set[int]) -> Iterator[tuple[int, int, str]]:
     """Each card number in a run of groups of digits (`digits` the groups joined, `sizes`
     their lengths): the group it starts in, the last group it or what was typed after it
     takes, and its last four digits. A card number is 13-19 digits passing the Luhn check
@@ -158,13 +172,16 @@ def _cards_in(digits: str, sizes: list[int]) -> Iterator[tuple[int, int, str]]:
     it that passes by chance; but 17-19 digits that may be a card of at most 16 (what most
     cards have) with its CVC typed on are read so, as the last four digits shown must never be
     a CVC's. From each group at most 5 groups and 19 digits are tried, each stretch checked in
-    constant time: time linear in the run."""
+    constant time: time linear in the run. The groups `expiries` (expiries written with a
+    slash) may only be typed after a card, never be part of one."""
     ends = list(itertools.accumulate(sizes))
     passes_luhn = _luhn_check_of_stretches(digits)
     for first, start in enumerate([0, *ends[:-1]]):
+        if first in expiries:
+            continue
         reach = []  # the groups a card starting at `first` may end in
         for last in range(first, min(first + _MOST_GROUPS_IN_A_CARD, len(sizes))):
-            if ends[last] - sizes[last] >= start + _CARD_LENGTHS.stop - 1:
+            if ends[last] - sizes[last] >= start + _CARD_LENGTHS.stop - 1 or last in expiries:
                 break
             reach.append(last)
             if sizes[last] not in _DIGITS_IN_A_GROUP_OF_SEVERAL:

@@ -362,3 +362,24 @@ def test_a_database_urls_password_is_masked_whatever_it_holds(password: str) -> 
 def test_a_card_typed_in_two_long_groups_is_masked(typed: str) -> None:
     """As some forms split it: 8-8, or 4-12."""
     assert mask_card_numbers(f"card {typed} given") == "card [card ****4242] given"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "4242424242424242 12/30 123",
+        "4242 4242 4242 4242 12/2030 123",
+        "4242424242424242 123 12/30",
+        "4242424242424242 12 / 30 123",
+    ],
+)
+def test_an_expiry_written_with_a_slash_is_masked_with_the_card(typed: str) -> None:
+    masked = mask_card_numbers(f"declined: {typed} (retry)")
+    assert masked == "declined: [card ****4242] (retry)"
+    assert "123" not in masked
+    assert "30" not in masked
+
+
+@pytest.mark.parametrize("text", ["2026/12/01 1234/5678", "pi_1 12/30 123"])
+def test_a_slash_does_not_join_other_numbers(text: str) -> None:
+    assert mask_card_numbers(text) == text
