@@ -61,7 +61,7 @@ from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, valu
 from remit.storage import fastsql
 from remit.storage.engine import single_statement
 from remit.storage.fastsql import Refusals
-from remit.vault.test_cards import is_test_id
+from remit.vault.test_cards import is_test_id, is_test_payment_method_id
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class PaymentMethodsService:
         if new.token_id is not None:
             return await self._create_from_token(account_id, keyed, new.token_id, new)
         assert new.payment_method_id is not None
-        if _names_test_card(new.payment_method_id):
+        if is_test_payment_method_id(new.payment_method_id):
             # The test card itself: resolving the test id would make a second payment method,
             # and one more on every retry that only replays.
             card = await self._vault.resolve_test_card(account_id, new.payment_method_id)
@@ -319,7 +319,7 @@ class PaymentMethodsService:
     async def to_attach(self, account_id: str, method_id: str) -> MethodToAttach:
         """The payment method to attach, for `attach_named_in`: what needs the vault (a test
         id's card) is asked for here, before the caller opens its transaction."""
-        if _names_test_card(method_id):
+        if is_test_payment_method_id(method_id):
             return MethodToAttach(
                 method_id,
                 await self._vault.resolve_test_card(account_id, method_id),
@@ -358,7 +358,7 @@ class PaymentMethodsService:
         """The payment method to pay with, for `save_named_in`; writes nothing. What needs the
         vault (a test id's card, which the vault's cache in front of it mostly answers) is asked
         for here, before the caller opens its transaction. Detached ones are refused."""
-        if _names_test_card(method_id):
+        if is_test_payment_method_id(method_id):
             card = await self._vault.resolve_test_card(account_id, method_id)
             made = self._new_method(account_id, card, NewPaymentMethod(), test_id=method_id)
             return MethodToCharge(made, is_new=True)
@@ -500,7 +500,7 @@ class PaymentMethodsService:
     async def get(self, account_id: str, method_id: str) -> PaymentMethod:
         """A payment method; a test id gives a fresh payment method of its test card, as
         Stripe's does (a real object with an id of its own, which later calls can name)."""
-        if _names_test_card(method_id):
+        if is_test_payment_method_id(method_id):
             return await self._materialize_test_id(account_id, method_id)
         async with single_statement(self._engine) as connection:
             method = await SqlPaymentMethodRepository(connection).get(account_id, method_id)
@@ -831,12 +831,6 @@ class PaymentMethodsService:
         if found is None:
             raise not_found("token", token_id)
         return found
-
-
-def _names_test_card(method_id: str) -> bool:
-    """Whether `method_id` is a Stripe test payment method id (`pm_card_visa`), not one of the
-    account's payment methods."""
-    return is_test_id(method_id) and has_prefix(method_id, "pm")
 
 
 def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from remit.core.ids import has_prefix
 from remit.core.secrets import Secret
 from remit.vault.cards import Funding
 
@@ -116,3 +117,9 @@ def known_test_number(number: Secret[str]) -> TestCard | None:
 
 def is_test_id(object_id: str) -> bool:
     return object_id in TEST_IDS
+
+
+def is_test_payment_method_id(object_id: str) -> bool:
+    """Whether `object_id` is a Stripe test payment method id (`pm_card_visa`), which names a
+    test card rather than one of an account's payment methods (`tok_visa` does not)."""
+    return is_test_id(object_id) and has_prefix(object_id, "pm")

@@ -2,7 +2,6 @@
 
 from typing import Final
 
-from remit.core.ids import has_prefix
 from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
@@ -22,7 +21,7 @@ from remit.rest.params import (
 )
 from remit.rest.resources.addresses import billing_details_field, billing_details_message
 from remit.rest.resources.cards import card_field, expiry_field, full_expiry_year, tokenize
-from remit.vault.test_cards import is_test_id
+from remit.vault.test_cards import is_test_payment_method_id
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 
@@ -203,7 +202,7 @@ async def retrieve_for_customer(context: ApiContext, deps: Dependencies) -> Json
     owner = await call(deps.payments.GetCustomer, pb.GetCustomerRequest(id=customer_id), context)
     if owner.HasField("deleted_customer"):
         raise StripeError.resource_missing("customer", customer_id, param="customer")
-    if _names_test_payment_method(method_id):
+    if is_test_payment_method_id(method_id):
         # Belongs to no customer, and fetching it would make (write) a fresh payment method of
         # its test card on every call, only to answer that it is missing.
         raise StripeError.resource_missing("PaymentMethod", method_id, param="payment_method")
@@ -211,11 +210,6 @@ async def retrieve_for_customer(context: ApiContext, deps: Dependencies) -> Json
     if method.get("customer") != customer_id:
         raise StripeError.resource_missing("PaymentMethod", method_id, param="payment_method")
     return method
-
-
-def _names_test_payment_method(method_id: str) -> bool:
-    """Whether `method_id` is one of Stripe's test payment method ids (`pm_card_visa`)."""
-    return is_test_id(method_id) and has_prefix(method_id, "pm")
 
 
 async def attach(context: ApiContext, deps: Dependencies) -> JsonObject:
