@@ -172,6 +172,7 @@ class WebhookSender:
 
     async def _attempt(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpResult:
         started = time.monotonic()
+        answered = False
 
         def elapsed_ms() -> int:
             return int((time.monotonic() - started) * 1000)
@@ -184,6 +185,7 @@ class WebhookSender:
                 # The status line and headers are the answer: a 2xx is a success (and a 410 or
                 # 429 keeps its meaning) whatever becomes of the body afterwards.
                 status, retry_after = response.status, response.headers.get("Retry-After")
+                answered = True
                 raw, more = await self._read_snippet(response, started)
                 return HttpResult(
                     http_status=status,
@@ -205,7 +207,11 @@ class WebhookSender:
             # refuses an empty label or one over 63 characters with a UnicodeError (a
             # ValueError, as yarl's and the socket module's other refusals of a URL are). It
             # is the endpoint's failed attempt, retried and counted towards disabling it like
-            # any other, not an error of the delivery job (nor of a resend).
+            # any other, not an error of the delivery job (nor of a resend). Raised once the
+            # endpoint has answered, it is no refusal of the URL but remit's own fault: an
+            # answer recorded as the endpoint's failure would count towards disabling it.
+            if answered:
+                raise
             return _failure(elapsed_ms(), f"invalid URL: {type(error).__name__}: {error}")
 
     async def _read_snippet(
