@@ -80,7 +80,41 @@ def test_a_confirm_refused_by_the_status_is_replayed(client: stripe.StripeClient
         assert _replayed(refused.value) is (attempt == 1)
 
 
-def test_a_capture_of_too_much_is_validation_and_leaves_the_key_free(
+def test_a_capture_of_more_than_capturable_is_replayed(client: stripe.StripeClient) -> None:
+    """More than the intent holds capturable is a refusal by its state, as a refund of more
+    than is left of its charge is: the same 400 on the retry, replayed."""
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "return_url": RETURN_URL,
+            "capture_method": "manual",
+        }
+    )
+    key: RequestOptions = {"idempotency_key": f"too-much-{intent.id}"}
+    answers = []
+    for attempt in range(2):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.payment_intents.capture(
+                intent.id, params={"amount_to_capture": 2500}, options=key
+            )
+        assert (refused.value.http_status, refused.value.code) == (400, "amount_too_large")
+        assert refused.value.error is not None
+        assert (refused.value.error.type, refused.value.error.param) == (
+            "invalid_request_error",
+            "amount_to_capture",
+        )
+        assert refused.value.error.payment_intent is not None
+        assert refused.value.error.payment_intent.status == "requires_capture"
+        assert _replayed(refused.value) is (attempt == 1)
+        answers.append(refused.value.json_body)
+    assert answers[0] == answers[1]
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_capture"
+
+
+def test_a_capture_of_nothing_is_validation_and_leaves_the_key_free(
     client: stripe.StripeClient,
 ) -> None:
     intent = client.v1.payment_intents.create(
@@ -93,14 +127,18 @@ def test_a_capture_of_too_much_is_validation_and_leaves_the_key_free(
             "capture_method": "manual",
         }
     )
-    key: RequestOptions = {"idempotency_key": f"too-much-{intent.id}"}
-    for _ in range(2):
-        with pytest.raises(stripe.InvalidRequestError) as refused:
-            client.v1.payment_intents.capture(
-                intent.id, params={"amount_to_capture": 2500}, options=key
-            )
-        assert refused.value.code == "amount_too_large"
-        assert not _replayed(refused.value)
+    key: RequestOptions = {"idempotency_key": f"nothing-{intent.id}"}
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.capture(intent.id, params={"amount_to_capture": 0}, options=key)
+    assert refused.value.error is not None
+    assert refused.value.error.param == "amount_to_capture"
+    assert not _replayed(refused.value)
+
+    fixed = client.v1.payment_intents.capture(
+        intent.id, params={"amount_to_capture": 1500}, options=key
+    )
+
+    assert (fixed.status, fixed.amount_received) == ("succeeded", 1500)
 
 
 def test_a_refund_refused_before_the_capture_is_replayed_after_it(

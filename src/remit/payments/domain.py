@@ -404,17 +404,17 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
                 next_status = Status.PROCESSING
             return replace(intent, status=next_status, next_action=None, updated_at=event.at)
         case Captured():
-            if not 0 < event.amount_minor <= intent.amount_capturable_minor:
+            if event.amount_minor < 1:
                 raise RemitError(
                     message=(
                         f"The amount to capture ({event.amount_minor}) must be between 1 and "
                         f"the capturable amount ({intent.amount_capturable_minor})."
                     ),
-                    code="amount_too_large"
-                    if event.amount_minor > intent.amount_capturable_minor
-                    else "amount_too_small",
+                    code="amount_too_small",
                     param="amount_to_capture",
                 )
+            if event.amount_minor > intent.amount_capturable_minor:
+                raise _more_than_capturable(intent, event.amount_minor)
             return replace(
                 intent,
                 status=Status.SUCCEEDED,
@@ -428,6 +428,24 @@ def transition(intent: PaymentIntent, event: Event) -> PaymentIntent:
             return _canceled(intent, CancellationReason.EXPIRED, event.at)
         case _:
             assert_never(event)
+
+
+def _more_than_capturable(intent: PaymentIntent, amount_minor: int) -> RemitError:
+    """A capture of more than the intent holds capturable. Unlike an amount below 1, which no
+    intent could capture, this is a refusal by the intent's state, about the intent: stored
+    under the request's key as the service stores those (`payments.keyed.is_stored_refusal`),
+    so the key's one answer stays this refusal even were more to become capturable. On the
+    REST API it stays a 400 invalid_request_error, as a refund of too much is."""
+    return RemitError(
+        message=(
+            f"The amount to capture ({amount_minor}) must be between 1 and "
+            f"the capturable amount ({intent.amount_capturable_minor})."
+        ),
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="amount_too_large",
+        param="amount_to_capture",
+        related=intent,
+    )
 
 
 def _confirmed_setup_future_usage(intent: PaymentIntent, event: ConfirmationStarted) -> str | None:

@@ -1691,6 +1691,16 @@ class PaymentsService:
         respond: Callable[[PaymentIntent], bytes],
         params: CaptureParams = _NO_CAPTURE_PARAMS,
     ) -> Done[PaymentIntent] | Replay:
+        """A capture under `call`'s key. An amount no intent could capture (below 1, checked
+        with the intent, or past the most a payment may be) is refused as invalid and leaves
+        the key free; one past what this intent holds capturable is a refusal by its state,
+        stored under the key (`domain.transition`)."""
+        if amount_to_capture is not None and amount_to_capture > MAX_AMOUNT_MINOR:
+            raise invalid(
+                f"The amount to capture must be no more than {MAX_AMOUNT_MINOR}.",
+                "amount_to_capture",
+                code="amount_too_large",
+            )
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)

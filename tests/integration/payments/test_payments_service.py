@@ -183,25 +183,6 @@ async def test_manual_capture_of_part_releases_the_rest(
     assert f"{charge.id}_capture" in network.sent
 
 
-async def test_capturing_more_than_authorized_is_refused_and_not_stored(
-    payments: PaymentsService, account_id: str
-) -> None:
-    held = await pay(payments, account_id, "k6", capture=CaptureMethod.MANUAL)
-    with pytest.raises(RemitError) as raised:
-        await payments.capture_payment_intent(
-            call(account_id, "cap6", endpoint="CapturePaymentIntent"), held.id, 1001, respond
-        )
-    assert raised.value.code == "amount_too_large"
-    # The refusal was not stored: the same key works with a valid request body.
-    result = await payments.capture_payment_intent(
-        call(account_id, "cap6", endpoint="CapturePaymentIntent", body=b"other"),
-        held.id,
-        1000,
-        respond,
-    )
-    assert isinstance(result, Done)
-
-
 async def test_canceling_an_authorization_voids_it_at_the_network(
     payments: PaymentsService, network: FakeNetwork, account_id: str
 ) -> None:
