@@ -1861,6 +1861,18 @@ class PaymentsService:
                     sent_before=sent_before,
                 )
             except _AuthorizationExpiredBeforeSendingError:
+                # Refused, not failed: stored under the key below, and said in the log too, as
+                # a step left to a retry is: a payment the merchant can no longer collect, its
+                # capture held past the authorization's 7 days (ids only, never the card).
+                log.warning(
+                    "capture %s of %s not sent under %s %s: its authorization expired at %s, "
+                    "before the capture reached the network",
+                    reference,
+                    record.charge_id,
+                    record.endpoint,
+                    record.key,
+                    expires_at.isoformat(),
+                )
                 operation = None
         crash_after(CAPTURE_ANSWERED)
         now = self._now()

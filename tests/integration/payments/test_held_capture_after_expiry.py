@@ -3,6 +3,7 @@ failed) and resumed after the authorization's 7 days, by a retry under its key o
 completer, is not sent: the network no longer holds the funds. A capture the look-up finds at
 the network stands, however late it is found."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,22 @@ pytestmark = pytest.mark.anyio
 PAST_THE_SEVEN_DAYS = timedelta(days=7, seconds=1).total_seconds()
 
 
+def _said_not_sent(caplog: pytest.LogCaptureFixture, held: PaymentIntent) -> None:
+    """The log says, once, which capture was not sent and why, by its ids alone."""
+    said = [
+        record
+        for record in caplog.records
+        if record.name == "remit.payments.service" and "not sent" in record.getMessage()
+    ]
+    assert len(said) == 1
+    (record,) = said
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert f"{held.latest_charge_id}_capture" in message
+    assert "CapturePaymentIntent capture-1" in message
+    assert "authorization expired" in message
+
+
 async def _held_capture(
     payments: PaymentsService, network: FakeNetwork, account_id: str, *, reaches: bool
 ) -> PaymentIntent:
@@ -39,18 +56,26 @@ async def _held_capture(
 
 
 async def test_a_retry_after_the_seven_days_sends_nothing_and_leaves_the_intent_to_expire(
-    payments: PaymentsService, network: FakeNetwork, core_engine: AsyncEngine, account_id: str
+    payments: PaymentsService,
+    network: FakeNetwork,
+    core_engine: AsyncEngine,
+    account_id: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     held = await _held_capture(payments, network, account_id, reaches=False)
     sent_before = list(network.sent)
     await let_authorization_expire(core_engine, held.id)
     capture = call(account_id, "capture-1", endpoint="CapturePaymentIntent")
 
-    with pytest.raises(RemitError) as refused:
+    with (
+        caplog.at_level(logging.WARNING, logger="remit.payments.service"),
+        pytest.raises(RemitError) as refused,
+    ):
         await payments.capture_payment_intent(capture, held.id, None, respond)
 
     assert refused.value.code == "charge_expired_for_capture"
     assert network.sent == sent_before
+    _said_not_sent(caplog, held)
     # Stored under the key; the charge no longer being captured, the expiry job expires it.
     replayed = await payments.capture_payment_intent(capture, held.id, None, respond)
     assert isinstance(replayed, Replay)
@@ -69,6 +94,7 @@ async def test_the_completer_after_the_seven_days_sends_nothing(
     clock: FixedClock,
     core_engine: AsyncEngine,
     account_id: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     held = await _held_capture(timed_payments, network, account_id, reaches=False)
     sent_before = list(network.sent)
@@ -77,9 +103,11 @@ async def test_the_completer_after_the_seven_days_sends_nothing(
     async def resume(record: KeyRecord) -> object:
         return await timed_payments.resume_capture(record, respond)
 
-    assert await timed_payments.complete_abandoned(resume) == 1
+    with caplog.at_level(logging.WARNING, logger="remit.payments.service"):
+        assert await timed_payments.complete_abandoned(resume) == 1
 
     assert network.sent == sent_before
+    _said_not_sent(caplog, held)
     replayed = await timed_payments.capture_payment_intent(
         call(account_id, "capture-1", endpoint="CapturePaymentIntent"), held.id, None, respond
     )
