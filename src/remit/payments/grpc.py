@@ -445,6 +445,13 @@ def refund_message(refund: Refund) -> pb.Refund:
     )
     if refund.reason is not None:
         message.reason = _REFUND_REASON[refund.reason]
+    if refund.status is RefundStatus.PENDING:
+        # A refund is pending exactly while the acquirer has it to process: sent, or to be
+        # sent again by a retry or the completer (its status follows the acquirer's answer).
+        # Never `charge_pending` (only a succeeded charge is refunded) nor `insufficient_funds`
+        # (a refund may take the balance below zero rather than wait for it: `ledger.postings`).
+        # Null once it has ended, as on Stripe.
+        message.pending_reason = pb.REFUND_PENDING_REASON_PROCESSING
     if refund.failure_reason is not None:
         message.failure_reason = refund_failure_reason(refund.failure_reason)
     if refund.balance_transaction_id is not None:

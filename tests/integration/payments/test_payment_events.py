@@ -89,6 +89,10 @@ async def test_a_refund_records_charge_refunded_refund_created_and_its_outcome(
     assert created["object"]["status"] == "pending"  # type: ignore[index]
     assert updated["object"]["status"] == "succeeded"  # type: ignore[index]
     assert updated["previous"]["status"] == "pending"  # type: ignore[index]
+    # Why it was pending, while it was: the acquirer had it to process.
+    assert created["object"]["pending_reason"] == "processing"  # type: ignore[index]
+    assert updated["object"]["pending_reason"] is None  # type: ignore[index]
+    assert updated["previous"]["pending_reason"] == "processing"  # type: ignore[index]
     # As on Stripe, the pending refund already names its balance transaction; succeeding
     # does not change it.
     shown = created["object"]["balance_transaction"]  # type: ignore[index]
@@ -117,6 +121,7 @@ async def test_a_refused_refund_gives_the_amount_back_without_a_second_charge_re
         "refund.failed",
     ]
     assert made[2][1]["object"]["status"] == "failed"  # type: ignore[index]
+    assert made[2][1]["object"]["pending_reason"] is None  # type: ignore[index]
     assert made[3][1] == made[2][1]
     # Stripe's refund.failed carries the failed refund, without previous attributes.
     assert made[4][1] == {"object": made[2][1]["object"], "previous": None}
