@@ -26,6 +26,7 @@ from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
+from remit.core.statement_descriptors import refuse_invalid_payment_descriptors
 from remit.customers.repository import SqlCustomerRepository
 from remit.grpcutil.deadlines import has_time_for
 from remit.payment_methods.domain import (
@@ -401,6 +402,22 @@ def validate_new_intent(new: NewPaymentIntent) -> None:
     require_minimum_charge(new.amount_minor, new.currency)
     _refuse_too_large(new.amount_minor)
     require_a_usable_payment_method_type(new)
+    refuse_invalid_payment_descriptors(new.statement_descriptor, new.statement_descriptor_suffix)
+
+
+def validate_update(update: Updated) -> None:
+    """Refuse an update's own values before anything is claimed or stored: what it sets, not
+    what the intent holds (an intent stored with a descriptor of older rules still updates).
+    The minimum depends on the currency the intent is left with: the domain checks it."""
+    if update.amount_minor is not None:
+        _refuse_too_large(update.amount_minor)
+    if update.currency is not None and update.currency not in SUPPORTED_CURRENCIES:
+        raise invalid(f"Invalid currency: {update.currency}.", "currency", code="invalid_currency")
+    # A descriptor cleared is None in the changes, and passes.
+    refuse_invalid_payment_descriptors(
+        _text(update.changes.get("statement_descriptor")),
+        _text(update.changes.get("statement_descriptor_suffix")),
+    )
 
 
 def _refuse_too_large(amount_minor: int) -> None:
@@ -819,13 +836,7 @@ class PaymentsService:
         *,
         metadata: tuple[dict[str, str], list[str], bool] = ({}, [], False),
     ) -> Done[PaymentIntent] | Replay:
-        # The minimum depends on the currency the intent is left with: the domain checks it.
-        if update.amount_minor is not None:
-            _refuse_too_large(update.amount_minor)
-        if update.currency is not None and update.currency not in SUPPORTED_CURRENCIES:
-            raise invalid(
-                f"Invalid currency: {update.currency}.", "currency", code="invalid_currency"
-            )
+        validate_update(update)
         named = await self._resolve_named_card(call.account_id, update.payment_method_id)
         note_request(call.request_id, call.key)
         try:
@@ -1701,6 +1712,11 @@ class PaymentsService:
                 "amount_to_capture",
                 code="amount_too_large",
             )
+        # Before the key is claimed, as a create's parameters are: the key stays free for the
+        # corrected request.
+        refuse_invalid_payment_descriptors(
+            params.statement_descriptor, params.statement_descriptor_suffix
+        )
         record = await self._claim(call)
         if record.finished:
             return self._replay_of(record)

@@ -12,7 +12,6 @@ in public issue trackers); elsewhere the code is `parameter_invalid` with a plai
 import difflib
 import enum
 import re
-import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,10 @@ from types import MappingProxyType
 from typing import ClassVar, Final, Generic, Self, TypeVar
 
 from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.statement_descriptors import (
+    MAX_STATEMENT_DESCRIPTOR_LENGTH,
+    statement_descriptor_problem,
+)
 from remit.core.text_limits import abbreviated, quoted_start, too_long_message
 from remit.rest.forms import Appended, FormValue
 
@@ -213,64 +216,21 @@ class Email(String):
         return text
 
 
-STATEMENT_DESCRIPTOR_MAX_LENGTH = 22
-STATEMENT_DESCRIPTOR_MIN_LENGTH = 5
-# Characters card statements cannot show, or that the networks' formats give a meaning of their
-# own (`*` ends a descriptor's prefix): refused by Stripe in any statement descriptor.
-_DESCRIPTOR_FORBIDDEN: Final = frozenset("<>\\'\"*")
-
-
 class StatementDescriptor(String):
-    """Text for the cardholder's statement, held to Stripe's rules for it: at most 22
-    characters, Latin ones only (printable ASCII, and the Latin letters beyond it), none of
-    `< > \\ ' " *`; and for a full descriptor (`needs_letter`), not a suffix, at least 5
-    characters and one letter. A suffix is concatenated with the account's own descriptor,
-    which holds the letter; remit keeps no such prefix, so the concatenation's length is not
-    checked beyond the suffix's own 22."""
+    """Text for a statement (a payment's descriptor or suffix, a payout's), held to Stripe's
+    rules for it (`remit.core.statement_descriptors`, which the core holds every caller to
+    as well); `needs_letter` for a payment's full descriptor, not a suffix or a payout's."""
 
     def __init__(self, *, needs_letter: bool = True, unsettable: bool = False) -> None:
-        super().__init__(max_length=STATEMENT_DESCRIPTOR_MAX_LENGTH, unsettable=unsettable)
+        super().__init__(max_length=MAX_STATEMENT_DESCRIPTOR_LENGTH, unsettable=unsettable)
         self.needs_letter = needs_letter
 
     def parse_value(self, value: FormValue, param: str) -> str:
         text = super().parse_value(value, param)
-        if any(char in _DESCRIPTOR_FORBIDDEN for char in text):
-            # The value is not echoed: it is what a statement cannot show, markup perhaps.
-            raise ParamError(
-                f"Invalid {param}: it may not contain any of the characters < > \\ ' \" *.",
-                code="invalid_characters",
-                param=param,
-            )
-        if not all(_is_latin(char) for char in text):
-            raise ParamError(
-                f"Invalid {param}: it may contain only Latin characters (letters, digits, "
-                "spaces and punctuation), no control characters.",
-                code="invalid_characters",
-                param=param,
-            )
-        if not self.needs_letter:
-            return text
-        if len(text) < STATEMENT_DESCRIPTOR_MIN_LENGTH:
-            raise ParamError(
-                f"Invalid {param}: {_abbreviate(text)} must be at least "
-                f"{STATEMENT_DESCRIPTOR_MIN_LENGTH} characters.",
-                code="parameter_invalid",
-                param=param,
-            )
-        if not any(char.isalpha() for char in text):
-            raise ParamError(
-                f"Invalid {param}: {_abbreviate(text)} must contain at least one letter.",
-                code="parameter_invalid",
-                param=param,
-            )
+        problem = statement_descriptor_problem(text, param, needs_letter=self.needs_letter)
+        if problem is not None:
+            raise ParamError(problem.message, code=problem.code, param=param)
         return text
-
-
-def _is_latin(char: str) -> bool:
-    """Printable ASCII, or a letter of the Latin script beyond it (`é`, `ß`)."""
-    if " " <= char <= "~":
-        return True
-    return char.isalpha() and unicodedata.name(char, "").startswith("LATIN ")
 
 
 class Enum(Field[str]):

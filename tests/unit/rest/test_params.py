@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.statement_descriptors import statement_descriptor_problem
 from remit.rest.forms import FormValue, decode_form
 from remit.rest.params import (
     DEFAULT_LIST_LIMIT,
@@ -512,6 +513,28 @@ def test_a_full_statement_descriptor_has_at_least_five_characters_a_suffix_not()
     assert StatementDescriptor().parse("SHOPS", "statement_descriptor") == "SHOPS"
     suffix = StatementDescriptor(needs_letter=False)
     assert suffix.parse("A1", "statement_descriptor_suffix") == "A1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["SHOP", "2024-11-22", "shop<script>", "МАГАЗИН", "x" * 23, "REMIT STORE", "12345"],
+)
+@pytest.mark.parametrize("needs_letter", [True, False])
+def test_the_rest_facade_refuses_exactly_what_the_rules_refuse_in_the_same_words(
+    text: str, needs_letter: bool
+) -> None:
+    problem = statement_descriptor_problem(text, "statement_descriptor", needs_letter=needs_letter)
+    field = StatementDescriptor(needs_letter=needs_letter)
+    if problem is None:
+        assert field.parse(text, "statement_descriptor") == text
+        return
+    with pytest.raises(ParamError) as refused:
+        field.parse(text, "statement_descriptor")
+    assert (refused.value.message, refused.value.code, refused.value.param) == (
+        problem.message,
+        problem.code,
+        "statement_descriptor",
+    )
 
 
 # --- Metadata -------------------------------------------------------------------------------
