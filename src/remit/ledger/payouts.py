@@ -34,6 +34,7 @@ from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, echoed, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
+from remit.core.statement_descriptors import statement_descriptor_problem
 from remit.ledger import events, journal
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
@@ -63,7 +64,6 @@ STANDARD_ARRIVAL: Final = timedelta(days=2)
 CARD_FUNDS: Final = "card"
 SIMULATE_FAILURE_KEY: Final = "simulate_failure"
 FAIL_DESCRIPTION: Final = "fail"
-MAX_STATEMENT_DESCRIPTOR: Final = 22
 FAILURE_MESSAGES: Final = {
     "account_closed": "The bank account has been closed.",
     "account_frozen": "The bank account has been frozen.",
@@ -106,6 +106,19 @@ def _no_such_funds(amount: int, currency: str, source_type: str) -> PayoutError:
         code="balance_insufficient",
         param="source_type",
     )
+
+
+def _refuse_invalid_descriptor(statement_descriptor: str | None) -> None:
+    """A payout's descriptor is held to Stripe's rules for one: at most 22 characters, none
+    a statement cannot show; unlike a payment's, it needs no letter. Checked where a payout is
+    made only: one stored before is shown as it was."""
+    if statement_descriptor is None:
+        return
+    problem = statement_descriptor_problem(
+        statement_descriptor, "statement_descriptor", needs_letter=False
+    )
+    if problem is not None:
+        raise ledger_invalid(problem.message, "statement_descriptor", code=problem.code)
 
 
 def _no_external_account(destination: str) -> PayoutError:
@@ -191,11 +204,7 @@ async def create_payout(
         )
     if currency not in SUPPORTED_CURRENCIES:
         raise ledger_invalid(f"Invalid currency: {currency}.", "currency", code="invalid_currency")
-    if statement_descriptor is not None and len(statement_descriptor) > MAX_STATEMENT_DESCRIPTOR:
-        raise ledger_invalid(
-            f"The statement descriptor can be at most {MAX_STATEMENT_DESCRIPTOR} characters.",
-            "statement_descriptor",
-        )
+    _refuse_invalid_descriptor(statement_descriptor)
     if destination is not None:
         raise _no_external_account(destination)
     if source_type != CARD_FUNDS:

@@ -34,6 +34,7 @@ from remit.rest.params import (
     list_schema,
     search_schema,
 )
+from remit.rest.resources.payouts import CREATE as PAYOUT_CREATE
 from tests.unit.rest.test_forms import sdk_form_body, sdk_query_string
 
 ADDRESS = Object(
@@ -533,6 +534,18 @@ def test_the_rest_facade_refuses_exactly_what_the_rules_refuse_in_the_same_words
     assert (refused.value.message, refused.value.code, refused.value.param) == (
         problem.message,
         problem.code,
+        "statement_descriptor",
+    )
+
+
+def test_a_payout_descriptor_is_held_to_the_character_rules_and_needs_no_letter() -> None:
+    form = {"amount": "100", "currency": "usd"}
+    parsed = PAYOUT_CREATE.parse({**form, "statement_descriptor": "2024-06-30"})
+    assert parsed["statement_descriptor"] == "2024-06-30"
+    with pytest.raises(ParamError) as refused:
+        PAYOUT_CREATE.parse({**form, "statement_descriptor": "JUNE <PAYOUT>"})
+    assert (refused.value.code, refused.value.param) == (
+        "invalid_characters",
         "statement_descriptor",
     )
 

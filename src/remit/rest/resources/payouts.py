@@ -16,6 +16,7 @@ from remit.rest.params import (
     PageRequest,
     RangeFilter,
     Schema,
+    StatementDescriptor,
     String,
     list_schema,
 )
@@ -36,7 +37,7 @@ CREATE = Schema(
         "metadata": Metadata(),
         "method": Enum(*_METHODS),
         "source_type": Enum(*_SOURCE_TYPES),
-        "statement_descriptor": String(max_length=22),
+        "statement_descriptor": StatementDescriptor(needs_letter=False),
     },
     required={"amount", "currency"},
 )
