@@ -383,3 +383,145 @@ def test_an_expiry_written_with_a_slash_is_masked_with_the_card(typed: str) -> N
 @pytest.mark.parametrize("text", ["2026/12/01 1234/5678", "pi_1 12/30 123"])
 def test_a_slash_does_not_join_other_numbers(text: str) -> None:
     assert mask_card_numbers(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN} exp 12/2030 cvc 123", "[card ****4242] exp 12/2030 cvc [cvc]"),
+        (f"card={PAN}&cvc=123", "card=[card ****4242]&cvc=[cvc]"),
+        ("cvc=123", "cvc=[cvc]"),
+        ("CVC: 1234 given", "CVC: [cvc] given"),
+        ("cvv 123", "cvv [cvc]"),
+        ("CVV2=123", "CVV2=[cvc]"),
+        ("cvc2: 123", "cvc2: [cvc]"),
+        ("csc 123", "csc [cvc]"),
+        ("Amex CID: 1234", "Amex CID: [cvc]"),
+        ("security code 123", "security code [cvc]"),
+        ("Security Code: 123.", "Security Code: [cvc]."),
+        ("security_code=123", "security_code=[cvc]"),
+        ("card_cvc=123", "card_cvc=[cvc]"),
+        ("card[cvc]=123&card[exp_month]=12", "card[cvc]=[cvc]&card[exp_month]=12"),
+        (
+            "payment_method_data[card][cvc]=123&amount=1000",
+            "payment_method_data[card][cvc]=[cvc]&amount=1000",
+        ),
+        ("card%5Bcvc%5D=123&amount=1000", "card%5Bcvc%5D=[cvc]&amount=1000"),
+        ("card%5Bcvc%5D%3D123", "card%5Bcvc%5D%3D[cvc]"),
+        ("%22cvc%22%3A%22123%22", "%22cvc%22%3A%22[cvc]%22"),
+        ("security%20code%3A%20123", "security%20code%3A%20[cvc]"),
+        ('{"number": "x", "cvc": "123"}', '{"number": "x", "cvc": "[cvc]"}'),
+        ('{"cvc":123}', '{"cvc":[cvc]}'),
+        ("{'cvc': '1234'}", "{'cvc': '[cvc]'}"),
+        ('{\\"cvc\\": \\"123\\"}', '{\\"cvc\\": \\"[cvc]\\"}'),
+        ("cvc\t123", "cvc\t[cvc]"),
+        ("cvc=123&cvv=456", "cvc=[cvc]&cvv=[cvc]"),
+    ],
+)
+def test_a_security_code_written_after_its_name_is_masked(text: str, masked: str) -> None:
+    """With or without a card number near it; the name stays, so the text still reads."""
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "amount=123",
+        "pi_123 cvc",
+        "cvc_check: pass",
+        '"cvc_check": "fail"',
+        "cvc_check=unchecked&address_line1_check=pass",
+        "address_line1_check: 123",
+        "cvc_check=123",
+        "acid 123",  # a name inside a word
+        "decided 1234",
+        "xcvc=123",
+        "securitycodes 123",
+        "cvc 12",  # too short for a code
+        "cvc 12345",  # too long
+        "cvc=1.5",
+        "cvc is 123",  # a word between: no label of it
+        "ok: 123 cvc",
+        "incorrect_cvc on ch_123, 3 of 5",
+        "the cvc was wrong; 123 retries",
+    ],
+)
+def test_numbers_not_right_after_a_security_codes_name_are_left_alone(text: str) -> None:
+    assert mask_card_numbers(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN}/123", "[card ****4242]"),
+        (f"card {PAN}/123 declined", "card [card ****4242] declined"),
+        ("4242 4242 4242 4242/123", "[card ****4242]"),
+        ("378282246310005/1234", "[card ****0005]"),
+        (f"{PAN}/1230", "[card ****4242]"),  # an expiry typed MMYY
+        (f"{PAN} 12/30/123", "[card ****4242] 12/30/123"),
+        # What is no CVC or expiry of the card stays.
+        (f"{PAN}/5000", "[card ****4242]/5000"),
+        (f"{PAN} 12/30 123/456", "[card ****4242]/456"),
+        ("1234/5678", "1234/5678"),
+        ("2026-12-01/123", "2026-12-01/123"),
+        ("order 123456789012/345", "order 123456789012/345"),
+    ],
+)
+def test_a_cvc_after_a_card_number_and_a_slash_is_masked_with_it(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"card {PAN} 12/30/2026 ok", "card [card ****4242] 12/30/2026 ok"),
+        (f"card {PAN} 1/3/2026 ok", "card [card ****4242] 1/3/2026 ok"),
+        (f"{PAN} 2026/12/01", "[card ****4242] 2026/12/01"),
+        ("4242 4242 4242 4242 12 / 30 / 2026", "[card ****4242] 12 / 30 / 2026"),
+        # The card's own last group stays part of it.
+        ("4242 4242 4242 4242/30/2026", "[card ****4242]/30/2026"),
+        (f"{PAN}/12/30", "[card ****4242]/12/30"),
+    ],
+)
+def test_a_date_after_a_card_number_is_kept_whole(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+def test_long_adversarial_texts_are_masked_whole() -> None:
+    """Inputs that would make a backtracking regex take time quadratic in their length."""
+    spaces = " " * 100_000
+    assert mask_card_numbers(f"cvc{spaces}x") == f"cvc{spaces}x"
+    assert mask_card_numbers(f"cvc{spaces}123") == f"cvc{spaces}[cvc]"
+    names = "cvc=" * 25_000
+    assert mask_card_numbers(names) == names
+    assert mask_card_numbers(f"{names}123") == f"{names}[cvc]"
+    encoded = "card%5Bcvc%5D%3D%22" * 5_000
+    assert mask_card_numbers(encoded + "12345") == encoded + "12345"
+    slashes = f"{PAN}/" * 6_000
+    assert mask_card_numbers(slashes) == "[card ****4242]/" * 6_000
+    dates = f"{PAN} 12/30/2026 " * 4_000
+    assert mask_card_numbers(dates) == "[card ****4242] 12/30/2026 " * 4_000
+
+
+def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
+    written: io.StringIO,
+) -> None:
+    body = (
+        "amount=2000&currency=usd&payment_method_data%5Bcard%5D%5Bnumber%5D=4242424242424242"
+        "&payment_method_data%5Bcard%5D%5Bcvc%5D=987&payment_method_data%5Bcard%5D%5Bexp_month%5D=12"
+    )
+    process_log = logging.getLogger("remit.test")
+    process_log.warning("refused body %s", body)
+    try:
+        raise ValueError(f"bad form: {body}")
+    except ValueError:
+        process_log.exception("failed")
+    text = written.getvalue()
+    masked = (
+        "amount=2000&currency=usd&payment_method_data%5Bcard%5D%5Bnumber%5D=[card ****4242]"
+        "&payment_method_data%5Bcard%5D%5Bcvc%5D=[cvc]&payment_method_data%5Bcard%5D%5Bexp_month%5D=12"
+    )
+    assert f"refused body {masked}" in text
+    assert f"ValueError: bad form: {masked}" in text
+    assert "=987" not in text
+    assert PAN not in text
