@@ -127,9 +127,12 @@ async def test_the_settlement_report_command_prints_csv_and_json(
     as_csv = await anyio.run_process(command, env=env)
     lines = as_csv.stdout.decode().splitlines()
     assert lines[0].startswith("settled_at,kind,reference")
-    assert lines[1].endswith(",usd,2000,30")
+    # A sale captures all it authorized: it released nothing.
+    assert lines[1].endswith(",usd,2000,30,0")
     assert ",capture,cli-sale,auth_" in lines[1]
-    assert lines[2:] == ["# end date=2026-03-14 rows=1 usd.rows=1 usd.amount=2000 usd.fee=30"]
+    assert lines[2:] == [
+        "# end date=2026-03-14 rows=1 usd.rows=1 usd.amount=2000 usd.fee=30 usd.released=0"
+    ]
 
     bad = await anyio.run_process([*command[:-1], "14.03.2026"], env=env, check=False)
     assert bad.returncode == 2

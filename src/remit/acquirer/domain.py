@@ -318,7 +318,7 @@ class AuthorizationResult:
 
 @dataclass(frozen=True)
 class Authorization:
-    """Money held on a card, and how much of it was captured and refunded."""
+    """Money held on a card, and how much of it was captured, released and refunded."""
 
     id: str
     merchant_id: str
@@ -356,6 +356,17 @@ class Authorization:
         return self.authorized_minor - self.captured_minor
 
     @property
+    def released_minor(self) -> int:
+        """What went back to the cardholder uncaptured: nothing while the authorization is
+        open; once a final capture closed it or a void released it, all it did not capture.
+        Derived rather than stored, so authorized = captured + released holds by construction
+        for every closed or voided authorization; the operation that released it records the
+        amount too (`Operation.released_minor`)."""
+        if self.state is AuthorizationState.OPEN:
+            return 0
+        return self.authorized_minor - self.captured_minor
+
+    @property
     def refundable_minor(self) -> int:
         return self.captured_minor - self.refunded_minor
 
@@ -382,6 +393,11 @@ class Operation:
     # When the money moved for settlement; None for what never settles (declines, voids,
     # authorizations without capture).
     settled_at: datetime | None
+    # What the operation released of its authorization back to the cardholder: the uncaptured
+    # remainder a final partial capture leaves, what a void found still capturable; 0 for
+    # everything else. Recorded with the operation, in the transaction that closes the
+    # authorization, so the release is never recorded apart from the capture or void.
+    released_minor: int = 0
 
     @property
     def settlement_kind(self) -> SettlementKind | None:
@@ -402,12 +418,14 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Transition:
-    """A capture, void or refund decision: the authorization afterwards, and the amount moved,
-    or the refusal (and the authorization unchanged)."""
+    """A capture, void or refund decision: the authorization afterwards, the amount moved and
+    the amount released back to the cardholder, or the refusal (and the authorization
+    unchanged)."""
 
     authorization: Authorization
     amount_minor: int
     refusal: Refusal | None
+    released_minor: int = 0
 
 
 def capture_fee_minor(amount_minor: int) -> int:
@@ -458,7 +476,8 @@ def capture(
         state=AuthorizationState.OPEN if stays_open else AuthorizationState.CLOSED,
         updated_at=now,
     )
-    return Transition(after, amount_minor, None)
+    # A final capture of less than was held releases the rest: nothing is capturable after it.
+    return Transition(after, amount_minor, None, released_minor=after.released_minor)
 
 
 def void(authorization: Authorization, *, now: datetime) -> Transition:
@@ -485,7 +504,7 @@ def void(authorization: Authorization, *, now: datetime) -> Transition:
             assert_never(authorization.state)
     released = authorization.capturable_minor
     after = replace(authorization, state=AuthorizationState.VOIDED, updated_at=now)
-    return Transition(after, released, None)
+    return Transition(after, released, None, released_minor=released)
 
 
 def refund(authorization: Authorization, amount_minor: int, *, now: datetime) -> Transition:
@@ -530,6 +549,8 @@ class SettlementRow:
     fee_minor: int
     settled_at: datetime
     merchant_id: str
+    # A capture's release of its authorization's uncaptured remainder (0 for refunds).
+    released_minor: int = 0
 
 
 def settlement_row(operation: Operation) -> SettlementRow:
@@ -546,4 +567,5 @@ def settlement_row(operation: Operation) -> SettlementRow:
         fee_minor=operation.fee_minor,
         settled_at=operation.settled_at,
         merchant_id=operation.merchant_id,
+        released_minor=operation.released_minor,
     )

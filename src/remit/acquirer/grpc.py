@@ -124,6 +124,7 @@ def operation_message(operation: Operation) -> pb.Operation:
         created=timestamp(operation.created_at),
         merchant_id=operation.merchant_id,
         fee=operation.fee_minor,
+        released=operation.released_minor,
     )
     if operation.authorization_result is not None:
         message.authorization.CopyFrom(
@@ -145,6 +146,7 @@ def settlement_row_message(row: SettlementRow) -> pb.SettlementRow:
         fee=row.fee_minor,
         settled_at=timestamp(row.settled_at),
         merchant_id=row.merchant_id,
+        released=row.released_minor,
     )
 
 

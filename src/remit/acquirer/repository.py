@@ -123,6 +123,7 @@ def _operation_from_row(m: Mapping[Any, Any]) -> Operation:
         authorization_result=None if result is None else AuthorizationResult.from_json(result),
         fee_minor=m["fee_minor"],
         settled_at=m["settled_at"],
+        released_minor=m["released_minor"],
     )
 
 
@@ -277,6 +278,7 @@ def _operation_row(operation: Operation) -> dict[str, object]:
         "fee_minor": operation.fee_minor,
         "settled_at": operation.settled_at,
         "created_at": operation.created_at,
+        "released_minor": operation.released_minor,
     }
 
 

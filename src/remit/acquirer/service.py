@@ -358,6 +358,9 @@ class AcquirerService:
                 if settles and kind is OperationKind.CAPTURE
                 else 0,
                 settled_at=now if settles else None,
+                # Inserted in this transaction, with the authorization's update that closes
+                # it: the release is recorded with the capture or void, or not at all.
+                released_minor=0 if refusal is not None else transition.released_minor,
             )
 
         return await self._record_once(reference, request, perform)

@@ -5,14 +5,21 @@ and totals, so a reader can tell a complete report from one cut short at a line 
 
 - CSV: a header line, one line per row, then the trailer, the last line:
   `# end date=D [merchant_id=M] [partial=true] rows=N`, then for each currency, in alphabetical
-  order, `CUR.rows=N CUR.amount=SUM CUR.fee=SUM` (the sums of the amount and fee columns, in
-  minor units). `merchant_id` is there when the report is one merchant's; `partial=true` when
-  the day was not over (UTC) as it was written, so that more may settle on it. A row starts
-  with its settled_at timestamp, never with `#`, so CSV readers can skip the trailer as a
-  comment. A report without it, or whose rows disagree with it, was cut short.
+  order, `CUR.rows=N CUR.amount=SUM CUR.fee=SUM CUR.released=SUM` (the sums of the amount,
+  fee and released columns, in minor units). `merchant_id` is there when the report is one
+  merchant's; `partial=true` when the day was not over (UTC) as it was written, so that more
+  may settle on it. A row starts with its settled_at timestamp, never with `#`, so CSV readers
+  can skip the trailer as a comment. A report without it, or whose rows disagree with it, was
+  cut short.
 - JSON: an object with `date`, `merchant_id` (null for every merchant's), `partial`, `rows`
   (each with the columns of the CSV, `merchant_id` among them), then `row_count` and `totals`
-  (per currency: `rows`, `amount`, `fee`); a report cut short is not valid JSON.
+  (per currency: `rows`, `amount`, `fee`, `released`); a report cut short is not valid JSON.
+
+`released` is what a capture gave back to the cardholder of its authorization uncaptured: the
+remainder of a partial capture, 0 when the authorization was captured in full (0 on refunds).
+It moved no money, so it is not part of `amount`. An authorization's amount is the sum of its
+captures' amounts plus the released of the capture that closed it (voids, which settle
+nothing, release what no capture took).
 """
 
 import csv
@@ -34,6 +41,7 @@ COLUMNS = (
     "currency",
     "amount",
     "fee",
+    "released",
 )
 TRAILER_PREFIX = "# end"
 
@@ -49,6 +57,7 @@ def _record(row: SettlementRow) -> dict[str, str | int]:
         "currency": row.currency,
         "amount": row.amount_minor,
         "fee": row.fee_minor,
+        "released": row.released_minor,
     }
 
 
@@ -57,6 +66,7 @@ class CurrencyTotal:
     rows: int = 0
     amount: int = 0
     fee: int = 0
+    released: int = 0
 
 
 @dataclass
@@ -72,6 +82,7 @@ class Totals:
         total.rows += 1
         total.amount += row.amount_minor
         total.fee += row.fee_minor
+        total.released += row.released_minor
 
     def currencies(self) -> list[tuple[str, CurrencyTotal]]:
         return sorted(self.by_currency.items())
@@ -116,6 +127,7 @@ class CsvReport:
                 f"{currency}.rows={total.rows}",
                 f"{currency}.amount={total.amount}",
                 f"{currency}.fee={total.fee}",
+                f"{currency}.released={total.released}",
             ]
         self._out.write(" ".join(fields) + "\n")
 
@@ -146,7 +158,12 @@ class JsonReport:
 
     def finish(self) -> None:
         totals = {
-            currency: {"rows": total.rows, "amount": total.amount, "fee": total.fee}
+            currency: {
+                "rows": total.rows,
+                "amount": total.amount,
+                "fee": total.fee,
+                "released": total.released,
+            }
             for currency, total in self.totals.currencies()
         }
         closing = "\n  ]" if self.totals.rows else "]"

@@ -121,6 +121,10 @@ operations = Table(
     # snapshots see it (`remit.acquirer.settlement_pages`). NULL for operations written before
     # acquirer migration 0003, which every snapshot since sees.
     Column(RECORDED_BY, Xid8(), nullable=True, server_default=text("pg_current_xact_id()")),
+    # What the operation released of its authorization back to the cardholder
+    # (`remit.acquirer.domain.Operation.released_minor`); acquirer migration 0005.
+    Column("released_minor", BigInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("released_minor >= 0", name="released_not_negative"),
     Index("ix_operations_authorization_id", "authorization_id"),
     Index(
         "ix_operations_settled_at",

@@ -95,6 +95,8 @@ async def test_a_payment_goes_through_authorize_capture_refund_lookup_and_settle
         assert captured.operation.approved
         assert captured.operation.kind == pb.OPERATION_KIND_CAPTURE
         assert captured.operation.amount == 4000
+        # A capture of 4000 of the 5000 held releases the other 1000 back to the cardholder.
+        assert captured.operation.released == 1000
         assert captured.operation.merchant_id == MERCHANT
         refunded = await stub.Refund(
             pb.RefundRequest(
@@ -116,6 +118,12 @@ async def test_a_payment_goes_through_authorize_capture_refund_lookup_and_settle
         assert looked_up.operation.kind == pb.OPERATION_KIND_AUTHORIZE
         assert looked_up.operation.authorization == result
         assert looked_up.operation.created.ToSeconds() == int(NOW.timestamp())
+        assert looked_up.operation.HasField("released")
+        assert looked_up.operation.released == 0
+        looked_up_capture = await stub.LookupOperation(
+            pb.LookupOperationRequest(reference="pay-cap"), timeout=10
+        )
+        assert looked_up_capture.operation == captured.operation
 
         report = await stub.GetSettlementReport(
             pb.GetSettlementReportRequest(date=NOW.date().isoformat(), allow_partial=True),
@@ -123,10 +131,13 @@ async def test_a_payment_goes_through_authorize_capture_refund_lookup_and_settle
         )
         assert report.date == "2031-03-14"
         # Both settled at the same (fixed) instant, so compare without order.
-        assert sorted((row.reference, row.kind, row.amount, row.fee) for row in report.rows) == [
-            ("pay-cap", pb.SETTLEMENT_KIND_CAPTURE, 4000, 60),
-            ("pay-ref", pb.SETTLEMENT_KIND_REFUND, 1500, 0),
+        assert sorted(
+            (row.reference, row.kind, row.amount, row.fee, row.released) for row in report.rows
+        ) == [
+            ("pay-cap", pb.SETTLEMENT_KIND_CAPTURE, 4000, 60, 1000),
+            ("pay-ref", pb.SETTLEMENT_KIND_REFUND, 1500, 0, 0),
         ]
+        assert all(row.HasField("released") for row in report.rows)
         assert {row.authorization_id for row in report.rows} == {result.authorization_id}
 
 

@@ -49,7 +49,8 @@ def platform_env(
 
 
 def settle(acquirer_url: str, at: datetime = SETTLED_AT) -> None:
-    """Three usd captures and one in jpy, settled at `at`."""
+    """Three usd captures and one in jpy, settled at `at`; the last, of 3000 usd, a partial
+    capture of 4500 held, which released 1500."""
 
     async def run() -> None:
         engine = make_engine(acquirer_url, pool_size=1)
@@ -57,12 +58,19 @@ def settle(acquirer_url: str, at: datetime = SETTLED_AT) -> None:
         try:
             for n, (amount, currency) in enumerate([(1000, "usd"), (2000, "usd"), (500, "jpy"),
                                                     (3000, "usd")]):  # fmt: skip
-                await service.authorize(
+                partial = n == 3
+                held = await service.authorize(
                     authorization_request(
-                        reference=f"sale-{n}", amount_minor=amount, currency=currency,
-                        capture=True,
+                        reference=f"sale-{n}", amount_minor=amount + 1500 if partial else amount,
+                        currency=currency, capture=not partial,
                     )
                 )  # fmt: skip
+                if partial:
+                    assert held.operation.authorization_id is not None
+                    await service.capture(
+                        f"sale-{n}-capture", held.operation.authorization_id, amount,
+                        keep_open=False,
+                    )  # fmt: skip
         finally:
             await dispose(engine)
 
@@ -83,11 +91,14 @@ def test_the_report_is_written_whole_with_its_trailer_and_replaces_the_old_one(
     lines = path.read_text().splitlines()
     rows = list(csv.DictReader(lines[:-1]))
     # All settled at one instant, so in the order of their operation ids.
-    assert sorted(row["reference"] for row in rows) == ["sale-0", "sale-1", "sale-2", "sale-3"]
+    assert sorted(row["reference"] for row in rows) == [
+        "sale-0", "sale-1", "sale-2", "sale-3-capture"
+    ]  # fmt: skip
+    assert [row["released"] for row in rows if row["reference"] == "sale-3-capture"] == ["1500"]
     assert [row["operation_id"] for row in rows] == sorted(row["operation_id"] for row in rows)
     assert lines[-1] == (
-        f"# end date={DAY} rows=4 jpy.rows=1 jpy.amount=500 jpy.fee=8 "
-        "usd.rows=3 usd.amount=6000 usd.fee=90"
+        f"# end date={DAY} rows=4 jpy.rows=1 jpy.amount=500 jpy.fee=8 jpy.released=0 "
+        "usd.rows=3 usd.amount=6000 usd.fee=90 usd.released=1500"
     )
     assert os.listdir(out_dir) == ["settlement.csv"]
 

@@ -51,11 +51,15 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
     await service.refund("next-day-refund", held_id, 1000)
 
     day_one = await settled_on(service, date(2031, 3, 14))
-    assert [(row.kind, row.reference, row.amount_minor, row.fee_minor) for row in day_one] == [
-        (SettlementKind.CAPTURE, "sale", 10_000, 150),
-        (SettlementKind.CAPTURE, "held-capture", 5000, 75),
-        (SettlementKind.REFUND, "held-refund", 2000, 0),
-        (SettlementKind.CAPTURE, "other-sale", 333, 5),
+    # The partial capture of the 8000 held released the other 3000 back to the cardholder.
+    assert [
+        (row.kind, row.reference, row.amount_minor, row.fee_minor, row.released_minor)
+        for row in day_one
+    ] == [
+        (SettlementKind.CAPTURE, "sale", 10_000, 150, 0),
+        (SettlementKind.CAPTURE, "held-capture", 5000, 75, 3000),
+        (SettlementKind.REFUND, "held-refund", 2000, 0, 0),
+        (SettlementKind.CAPTURE, "other-sale", 333, 5, 0),
     ]
     assert day_one[0].authorization_id == sale.operation.authorization_id
     assert day_one[1].authorization_id == held_id
@@ -72,19 +76,25 @@ async def test_the_report_lists_each_days_captures_and_refunds_with_their_fees(
 
     csv_lines = render_csv(date(2031, 3, 14), day_one).splitlines()
     assert csv_lines[0] == (
-        "settled_at,kind,reference,authorization_id,operation_id,merchant_id,currency,amount,fee"
+        "settled_at,kind,reference,authorization_id,operation_id,merchant_id,currency,amount,fee,"
+        "released"
     )
     assert csv_lines[1].startswith("2031-03-14T12:00:00Z,capture,sale,auth_")
-    assert csv_lines[1].endswith(",usd,10000,150")
+    assert csv_lines[1].endswith(",usd,10000,150,0")
+    assert csv_lines[2].endswith(",usd,5000,75,3000")
     assert len(csv_lines) == 6
     # Refunds are listed with positive amounts, and the sums are of the columns as listed.
-    assert csv_lines[5] == "# end date=2031-03-14 rows=4 usd.rows=4 usd.amount=17333 usd.fee=230"
+    assert csv_lines[5] == (
+        "# end date=2031-03-14 rows=4 usd.rows=4 usd.amount=17333 usd.fee=230 usd.released=3000"
+    )
     document = json.loads(render_json(date(2031, 3, 14), day_one))
     assert document["date"] == "2031-03-14"
     assert document["rows"][2]["kind"] == "refund"
     assert document["rows"][2]["amount"] == 2000
     assert document["row_count"] == 4
-    assert document["totals"] == {"usd": {"rows": 4, "amount": 17_333, "fee": 230}}
+    assert document["totals"] == {
+        "usd": {"rows": 4, "amount": 17_333, "fee": 230, "released": 3000}
+    }
 
 
 async def settled_on(

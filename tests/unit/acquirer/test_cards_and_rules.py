@@ -80,15 +80,22 @@ def test_a_partial_capture_releases_the_rest_unless_kept_open() -> None:
     assert closed.refusal is None
     assert closed.authorization.state is AuthorizationState.CLOSED
     assert closed.authorization.capturable_minor == 0
+    # The decision says what the capture released, for its operation to record.
+    assert (closed.amount_minor, closed.released_minor) == (600, 400)
+    assert closed.authorization.released_minor == 400
 
     kept = capture(_authorization(), 600, keep_open=True, now=NOW)
     assert kept.authorization.state is AuthorizationState.OPEN
     assert kept.authorization.capturable_minor == 400
+    assert (kept.released_minor, kept.authorization.released_minor) == (0, 0)
+    last = capture(kept.authorization, 300, keep_open=False, now=NOW)
+    assert (last.released_minor, last.authorization.released_minor) == (100, 100)
 
 
 def test_capturing_everything_closes_the_authorization_even_when_kept_open() -> None:
     full = capture(_authorization(), 1000, keep_open=True, now=NOW)
     assert full.authorization.state is AuthorizationState.CLOSED
+    assert (full.released_minor, full.authorization.released_minor) == (0, 0)
 
 
 def test_a_capture_over_the_capturable_amount_is_refused_and_changes_nothing() -> None:
@@ -97,6 +104,7 @@ def test_a_capture_over_the_capturable_amount_is_refused_and_changes_nothing() -
     assert over.refusal is not None
     assert over.refusal.code == "amount_too_large"
     assert over.authorization == before
+    assert over.released_minor == 0
 
 
 def test_captures_after_a_void_or_a_final_capture_are_refused_with_their_own_codes() -> None:
@@ -114,7 +122,9 @@ def test_a_void_releases_only_what_is_still_capturable() -> None:
     released = void(_authorization(captured=300), now=NOW)
     assert released.refusal is None
     assert released.amount_minor == 700
+    assert released.released_minor == 700
     assert released.authorization.state is AuthorizationState.VOIDED
+    assert released.authorization.released_minor == 700
     again = void(released.authorization, now=NOW)
     assert again.refusal is not None
     assert again.refusal.code == "authorization_voided"

@@ -519,6 +519,7 @@ class Operation(_message.Message):
     AUTHORIZATION_FIELD_NUMBER: _builtins.int
     SETTLED_AT_FIELD_NUMBER: _builtins.int
     FEE_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """op_ id."""
     reference: _builtins.str
@@ -543,6 +544,13 @@ class Operation(_message.Message):
     units, as its settlement row carries it: on an approved capture (or authorization with
     capture) 1.50% of the amount rounded half to even, 0 on everything else. Always set by
     this acquirer; unset means the acquirer did not say, which is not the same as no fee.
+    """
+    released: _builtins.int
+    """What the operation released back to the cardholder of its authorization's held amount, in
+    minor units: on an approved capture that closes the authorization (a partial capture) the
+    uncaptured remainder, on an approved void what was still capturable, 0 on everything
+    else. Recorded with the operation, so an authorization's amount is what its captures
+    captured plus what its final capture or void released. Unset: the acquirer did not say.
     """
     @_builtins.property
     def created(self) -> _timestamp_pb2.Timestamp: ...
@@ -573,17 +581,22 @@ class Operation(_message.Message):
         authorization: Global___AuthorizationResult | None = ...,
         settled_at: _timestamp_pb2.Timestamp | None = ...,
         fee: _builtins.int | None = ...,
+        released: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "fee", b"fee", "settled_at", b"settled_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_released", b"_released", "_settled_at", b"_settled_at", "authorization", b"authorization", "created", b"created", "fee", b"fee", "released", b"released", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "fee", b"fee", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fee", b"_fee", "_released", b"_released", "_settled_at", b"_settled_at", "amount", b"amount", "approved", b"approved", "authorization", b"authorization", "authorization_id", b"authorization_id", "code", b"code", "created", b"created", "currency", b"currency", "fee", b"fee", "id", b"id", "kind", b"kind", "merchant_id", b"merchant_id", "message", b"message", "reference", b"reference", "released", b"released", "settled_at", b"settled_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__fee: _TypeAlias = _typing.Literal["fee"]  # noqa: Y015
     _WhichOneofArgType__fee: _TypeAlias = _typing.Literal["_fee", b"_fee"]  # noqa: Y015
+    _WhichOneofReturnType__released: _TypeAlias = _typing.Literal["released"]  # noqa: Y015
+    _WhichOneofArgType__released: _TypeAlias = _typing.Literal["_released", b"_released"]  # noqa: Y015
     _WhichOneofReturnType__settled_at: _TypeAlias = _typing.Literal["settled_at"]  # noqa: Y015
     _WhichOneofArgType__settled_at: _TypeAlias = _typing.Literal["_settled_at", b"_settled_at"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__fee) -> _WhichOneofReturnType__fee | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__released) -> _WhichOneofReturnType__released | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__settled_at) -> _WhichOneofReturnType__settled_at | None: ...
 
@@ -694,6 +707,7 @@ class SettlementRow(_message.Message):
     FEE_FIELD_NUMBER: _builtins.int
     SETTLED_AT_FIELD_NUMBER: _builtins.int
     MERCHANT_ID_FIELD_NUMBER: _builtins.int
+    RELEASED_FIELD_NUMBER: _builtins.int
     kind: Global___SettlementKind.ValueType
     reference: _builtins.str
     """The operation's idempotency reference (how the ledger finds its side)."""
@@ -710,6 +724,12 @@ class SettlementRow(_message.Message):
     """
     merchant_id: _builtins.str
     """The merchant (acct_ id)."""
+    released: _builtins.int
+    """For a capture, the uncaptured remainder of the authorization it released back to the
+    cardholder, in minor units (0 when the authorization was captured in full, or stays open
+    for more captures); 0 for a refund. A release moves no money, so it is in no total of the
+    amount; reconciliation compares it. Unset: the acquirer did not say.
+    """
     @_builtins.property
     def settled_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -724,11 +744,14 @@ class SettlementRow(_message.Message):
         fee: _builtins.int = ...,
         settled_at: _timestamp_pb2.Timestamp | None = ...,
         merchant_id: _builtins.str = ...,
+        released: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["settled_at", b"settled_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_released", b"_released", "released", b"released", "settled_at", b"settled_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "authorization_id", b"authorization_id", "currency", b"currency", "fee", b"fee", "kind", b"kind", "merchant_id", b"merchant_id", "operation_id", b"operation_id", "reference", b"reference", "settled_at", b"settled_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_released", b"_released", "amount", b"amount", "authorization_id", b"authorization_id", "currency", b"currency", "fee", b"fee", "kind", b"kind", "merchant_id", b"merchant_id", "operation_id", b"operation_id", "reference", b"reference", "released", b"released", "settled_at", b"settled_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__released: _TypeAlias = _typing.Literal["released"]  # noqa: Y015
+    _WhichOneofArgType__released: _TypeAlias = _typing.Literal["_released", b"_released"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__released) -> _WhichOneofReturnType__released | None: ...
 
 Global___SettlementRow: _TypeAlias = SettlementRow  # noqa: Y015
