@@ -5,12 +5,28 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
+import psycopg
 import stripe
 
+from remit.worker.runner import libpq_url
 from tests.support.accounts import TestAccount
 from tests.support.platform import RunningPlatform
+from tests.support.postgres import WorkerDatabases
 
 RETURN_URL = "https://shop.example/return"
+
+
+def _acquirer_records(databases: WorkerDatabases, account_id: str) -> list[tuple[object, ...]]:
+    """Each of the account's authorizations at the acquirer, as the network recorded it: the
+    amount held, the state, and each approved operation on it with its amount and release."""
+    with psycopg.connect(libpq_url(databases.acquirer_url), autocommit=True) as db:
+        rows = db.execute(
+            "SELECT a.authorized_minor, a.captured_minor, a.state, o.kind, o.amount_minor,"
+            " o.released_minor FROM authorizations AS a JOIN operations AS o"
+            " ON o.authorization_id = a.id AND o.approved WHERE a.merchant_id = %s",
+            (account_id,),
+        ).fetchall()
+    return sorted(tuple(row) for row in rows)
 
 
 def _balance(client: stripe.StripeClient, kind: str) -> int:
@@ -19,7 +35,10 @@ def _balance(client: stripe.StripeClient, kind: str) -> int:
 
 
 def test_captures_refunds_and_fees_reach_the_balance_and_the_ledger_verifies(
-    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+    client: stripe.StripeClient,
+    platform: RunningPlatform,
+    account: TestAccount,
+    databases: WorkerDatabases,
 ) -> None:
     paid = client.v1.payment_intents.create(
         params={
@@ -44,6 +63,13 @@ def test_captures_refunds_and_fees_reach_the_balance_and_the_ledger_verifies(
     assert _balance(client, "pending") == 10000 - 320  # 2.9% + 30 cents
     client.v1.payment_intents.capture(held.id, params={"amount_to_capture": 3000})
     assert _balance(client, "pending") == (10000 - 320) + (3000 - 117)
+    # The network recorded the release of the 2000 not captured with the capture itself, and
+    # nothing is left to capture: authorized = captured + released.
+    assert _acquirer_records(databases, account.id) == [
+        (5000, 3000, "closed", "authorize", 5000, 0),
+        (5000, 3000, "closed", "capture", 3000, 2000),
+        (10000, 10000, "closed", "authorize", 10000, 0),
+    ]
     client.v1.refunds.create(params={"payment_intent": paid.id, "amount": 1000})
     assert _balance(client, "available") == -1000  # refunds come out of available at once
 
@@ -87,6 +113,8 @@ def test_captures_refunds_and_fees_reach_the_balance_and_the_ledger_verifies(
         env=platform.env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
+    # The partial capture's release agrees on both sides: nothing differs.
+    assert "amount mismatches 0, fee mismatches 0" in reconcile.stdout
     rows = [line.split() for line in reconcile.stdout.splitlines()]
     fees = sorted(
         (row[1], row[-2], row[-1])

@@ -10,6 +10,13 @@ the network fee the ledger booked (a fee mismatch). An item on one side only is 
 other. Each row that is not matched says what differs, as each side holds it (`Difference`).
 The result is stored.
 
+A capture is also compared on what it released of its authorization back to the cardholder:
+the uncaptured remainder of a partial capture, which the ledger released from the
+authorization's reservation and the acquirer records with the capture
+(`remit.ledger.released_remainders`). A capture that released another amount at the acquirer
+than in the ledger (the held amounts differ, or one side kept the remainder held) is an amount
+mismatch. A row of an acquirer that does not say what it released is not compared on it.
+
 The ledger books no network fee on refunds (the acquirer returns none), so a refund's fee is 0
 on the ledger's side. A capture booked before the ledger recorded network fees has no fee on
 its side (`remit.ledger.network_fees`): its fee is not compared.
@@ -66,6 +73,7 @@ from remit.core.ids import new_id
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.network_fees import booked_network_fees
 from remit.ledger.objects import BalanceTransaction, BalanceTransactionType
+from remit.ledger.released_remainders import released_by_capture, reserved_amounts
 from remit.ledger.tables import reconciliation_rows, reconciliations
 
 
@@ -74,8 +82,8 @@ class RowStatus(Enum):
     MISSING_IN_LEDGER = "missing_in_ledger"
     MISSING_AT_ACQUIRER = "missing_at_acquirer"
     # The two sides hold another movement under the reference: another amount, currency,
-    # merchant or authorization (the row's differences say which). The name predates the
-    # other fields; it stays, as stored runs and the API carry it.
+    # merchant, authorization or released remainder (the row's differences say which). The
+    # name predates the other fields; it stays, as stored runs and the API carry it.
     AMOUNT_MISMATCH = "amount_mismatch"
     # Same amount and currency, but the acquirer withheld another fee than the ledger booked.
     FEE_MISMATCH = "fee_mismatch"
@@ -100,6 +108,8 @@ CURRENCY: Final = "currency"
 MERCHANT: Final = "merchant_id"
 AUTHORIZATION: Final = "authorization_id"
 FEE: Final = "fee"
+# What a capture released of its authorization uncaptured, as the settlement row names it.
+RELEASED: Final = "released"
 # What became of the movement: on the ledger's side `succeeded` or `failed`, on the
 # acquirer's `settled`, or what it answered when asked by reference (`AcquirerAnswer`).
 OUTCOME: Final = "outcome"
@@ -136,6 +146,9 @@ class SettledItem:
     # The ledger's side only: what the acquirer answered when asked for the item by reference
     # (the day's report does not list it), in a few words.
     acquirer_said: str | None = None
+    # What a capture released of its authorization uncaptured (0 for a refund); None when the
+    # side does not say (an acquirer that does not report it).
+    released: int | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +224,8 @@ def _differences(mine: SettledItem, bank: SettledItem) -> tuple[Difference, ...]
     differ(MERCHANT, mine.account_id, bank.account_id)
     if mine.authorization_id:
         differ(AUTHORIZATION, mine.authorization_id, bank.authorization_id)
+    if mine.released is not None and bank.released is not None:
+        differ(RELEASED, mine.released, bank.released)
     if mine.fee is not None and bank.fee is not None:
         differ(FEE, mine.fee, bank.fee)
     return tuple(found)
@@ -317,6 +332,7 @@ def _ledger_item(
     network_fees: dict[tuple[str, str], int],
     charge_authorizations: dict[tuple[str, str], str],
     given_back: set[tuple[str, str]],
+    reserved: dict[tuple[str, str], int],
 ) -> SettledItem:
     charge = txn.type is BalanceTransactionType.CHARGE
     charge_key = (txn.account_id, txn.charge_id or "")
@@ -336,14 +352,16 @@ def _ledger_item(
         ledger_transaction_id=txn.ledger_transaction_id,
         fee=network_fees.get(charge_key) if charge else NO_REFUND_FEE,
         failed=refund_id is not None and (txn.account_id, refund_id) in given_back,
+        released=released_by_capture(charge_key, txn.amount, reserved) if charge else 0,
     )
 
 
 async def _ledger_items(
     db: AsyncConnection, found: Sequence[BalanceTransaction]
 ) -> list[SettledItem]:
-    """The ledger's items for these balance transactions, with the network fees it booked, the
-    authorizations of the refunded charges, and whether each refund was booked as failed."""
+    """The ledger's items for these balance transactions, with the network fees it booked, what
+    each capture released of its authorization, the authorizations of the refunded charges, and
+    whether each refund was booked as failed."""
     captures = {
         (txn.account_id, txn.charge_id)
         for txn in found
@@ -361,9 +379,10 @@ async def _ledger_items(
     }
     repository = BalanceRepository(db)
     network_fees = await booked_network_fees(db, captures)
+    reserved = await reserved_amounts(db, captures)
     authorizations = await repository.charge_authorizations(refunded)
     given_back = await repository.refunds_given_back(refunds)
-    return [_ledger_item(txn, network_fees, authorizations, given_back) for txn in found]
+    return [_ledger_item(txn, network_fees, authorizations, given_back, reserved) for txn in found]
 
 
 async def ledger_items(db: AsyncConnection, day: date, account_id: str | None) -> list[SettledItem]:

@@ -50,6 +50,7 @@ def _item(day: str, row: acquirer_pb2.SettlementRow) -> SettledItem:
         currency=row.currency.lower(),
         authorization_id=row.authorization_id,
         fee=row.fee,
+        released=row.released if row.HasField("released") else None,
     )
 
 

@@ -17,8 +17,16 @@ from remit_api.acquirer.v1 import acquirer_pb2_grpc
 
 
 def settlement_row(
-    kind: str, reference: str, amount: int, merchant: str, currency: str = "usd", fee: int = 0
+    kind: str,
+    reference: str,
+    amount: int,
+    merchant: str,
+    currency: str = "usd",
+    fee: int = 0,
+    released: int | None = None,
 ) -> pb.SettlementRow:
+    """`released` None: the row does not say what the capture released, as an acquirer before
+    it recorded releases."""
     return pb.SettlementRow(
         kind=pb.SETTLEMENT_KIND_CAPTURE if kind == "capture" else pb.SETTLEMENT_KIND_REFUND,
         reference=reference,
@@ -28,6 +36,7 @@ def settlement_row(
         currency=currency,
         fee=fee,
         merchant_id=merchant,
+        released=released,
     )
 
 

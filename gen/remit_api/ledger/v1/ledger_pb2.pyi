@@ -2686,7 +2686,8 @@ class ReconciliationDifference(_message.Message):
     ACQUIRER_FIELD_NUMBER: _builtins.int
     field: _builtins.str
     """amount, currency, merchant_id, authorization_id (compared when the ledger recorded the
-    authorization; a refund's is its charge's), fee, or outcome: on the ledger's side
+    authorization; a refund's is its charge's), fee, released (what a capture released of its
+    authorization uncaptured; compared when the acquirer says), or outcome: on the ledger's side
     succeeded or failed (a refund whose money it gave back), on the acquirer's settled or, for
     a row missing there, what it answered ("not found", "refused (CODE)", "not settled",
     "settled for acct_...", "settled on YYYY-MM-DD").
