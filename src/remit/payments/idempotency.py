@@ -516,6 +516,21 @@ async def forget(db: AsyncConnection, record: KeyRecord) -> None:
     )
 
 
+async def forget_held(db: AsyncConnection, record: KeyRecord) -> None:
+    """Drop a key its holder has not finished, whatever point it recorded, for a request that
+    failed validation having moved nothing although its key went past `started` before its
+    work began: a review's close does so at once (`remit.radar.reviewing`), so that the
+    completer finishes it rather than drop it. Only the current claimant may drop it."""
+    await db.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.account_id == record.account_id,
+            idempotency_keys.c.key == record.key,
+            idempotency_keys.c.recovery_point != RecoveryPoint.FINISHED.value,
+            idempotency_keys.c.owner == record.owner,
+        )
+    )
+
+
 async def forget_refusal(db: AsyncConnection, record: KeyRecord) -> None:
     """Drop a key finished with a refusal that made nothing (no refund, charge or intent
     recorded under it), for a caller whose next try must be a request of its own rather than

@@ -31,6 +31,7 @@ from remit.payments.keyed import (
     KeyedCall,
     Replay,
     Work,
+    is_stored_refusal,
     replay_of,
     run_keyed,
     stored_error,
@@ -153,7 +154,8 @@ class ReviewsService:
         """A close under the client's key. The refund reaches the acquirer, so this is not one
         transaction: the key is claimed first, the refund or cancel runs under the review's
         own key (`review_<id>`, so it never happens twice), and the key finishes in the
-        transaction that closes the review. A retry of a close that went through replays its
+        transaction that closes the review, or at once when the close is refused
+        (`_end_refused`). A retry of a close that went through replays its
         answer; one that died half-way, or the completer, finishes it (`finish_close`)."""
         if reason is ClosedReason.APPROVED:
             return await self.approve_once(account_id, keyed, review_id)
@@ -198,15 +200,39 @@ class ReviewsService:
                 crash_after(PAYMENT_REFUSED)
             # Else closed with this reason already: only the answer was lost on the way.
             return await self._close_finishing(record, review_id, reason, respond)
-        except RemitError:
-            # A refusal is not stored, like every validation failure.
-            async with self._engine.begin() as db:
-                await idempotency.forget(db, record)
+        except RemitError as error:
+            await self._end_refused(record, error)
             raise
         except BaseException:
             async with self._engine.begin() as db:
                 await idempotency.release(db, record)
             raise
+
+    async def _end_refused(self, record: KeyRecord, error: RemitError) -> None:
+        """The key of a close that `error` ended, as the rest of the payments core leaves one,
+        at once rather than held until the completer comes by: a refusal by the state of things
+        (the review closed already, its refund failed) is stored for retries to replay; a
+        request that failed validation (an action that does not fit the payment, no such
+        review) moved nothing and is dropped, for the client to fix it and send it again under
+        the same key. Any other failure (the acquirer unreachable, the refund's outcome
+        unknown) is released where it stopped, for a retry or the completer to carry on."""
+        now = self._now()
+        try:
+            async with self._engine.begin() as db:
+                if is_stored_refusal(error):
+                    stored = stored_error(error)
+                    await idempotency.finish(
+                        db, record, response_code=stored.code, response_body=stored.body, now=now
+                    )
+                elif error.kind in (ErrorKind.INVALID_ARGUMENT, ErrorKind.NOT_FOUND):
+                    await idempotency.forget_held(db, record)
+                else:
+                    await idempotency.release(db, record)
+        except RemitError as lost:
+            if lost.kind is not ErrorKind.CONFLICT:
+                raise
+            # Taken over meanwhile (its lease ran out): the key is its new holder's to end;
+            # this request still answers with its own refusal.
 
     async def _begin_closing(
         self, account_id: str, review_id: str, reason: ClosedReason, *, resumed: bool

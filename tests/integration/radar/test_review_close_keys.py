@@ -4,7 +4,9 @@ namespace, is still resumed or replayed, never sent a second time."""
 
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
+from google.rpc import status_pb2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,7 +15,7 @@ from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.domain import CancellationReason, CaptureMethod, NewPaymentIntent, Status
 from remit.payments.idempotency import KeyRecord, RecoveryPoint, lease
-from remit.payments.keyed import Done, Keyed, KeyedCall
+from remit.payments.keyed import Done, Keyed, KeyedCall, Replay
 from remit.payments.service import ConfirmParams
 from remit.payments.tables import idempotency_keys
 from remit.radar.domain import RuleAction
@@ -156,3 +158,77 @@ async def test_a_close_whose_cancel_went_through_under_the_old_key_replays_it(
     assert closed.closed_reason is ClosedReason.CANCELED
     assert len(parts.network.sent) == 2, "the authorization and one void"
     assert not any(key.startswith("remit-internal/") for key in await _keys(core_engine))
+
+
+async def test_a_close_that_fails_validation_frees_its_key_at_once(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """As every request that fails validation: nothing happened, so the client may fix the
+    request and send it again under the same key, rather than be told the key is in use until
+    the completer comes by."""
+    review_id, intent_id = await _held_in_review(parts, account_id)
+    refund = Keyed(KeyedCall(account_id, "close", "CloseReview", b"close-refund"), _closed)
+
+    with pytest.raises(RemitError) as invalid:
+        await reviews.close_once(account_id, refund, review_id, ClosedReason.REFUNDED)
+
+    assert (invalid.value.kind, invalid.value.param) == (ErrorKind.INVALID_ARGUMENT, "action")
+    assert "close" not in await _keys(core_engine)
+    cancel = Keyed(KeyedCall(account_id, "close", "CloseReview", b"close-cancel"), _closed)
+    result = await reviews.close_once(account_id, cancel, review_id, ClosedReason.CANCELED)
+    assert isinstance(result, Done)
+    assert result.value.closed_reason is ClosedReason.CANCELED
+    assert (await parts.payments.get_payment_intent(account_id, intent_id)).status is (
+        Status.CANCELED
+    )
+
+
+async def test_a_close_refused_for_the_reviews_state_stores_the_refusal_at_once(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """The review was approved first: the refusal is the close's answer, replayed to its
+    retries at once (not 409 until the completer finishes the key), as Stripe stores any
+    refusal once the endpoint's work has begun."""
+    review_id, intent_id = await _held_in_review(parts, account_id)
+    await reviews.approve(account_id, review_id)
+    keyed = Keyed(KeyedCall(account_id, "late", "CloseReview", b"close-cancel"), _closed)
+
+    with pytest.raises(RemitError) as refused:
+        await reviews.close_once(account_id, keyed, review_id, ClosedReason.CANCELED)
+
+    assert refused.value.code == "review_closed"
+    assert (await _keys(core_engine))["late"] == RecoveryPoint.FINISHED.value
+    again = await reviews.close_once(account_id, keyed, review_id, ClosedReason.CANCELED)
+    assert isinstance(again, Replay)
+    status = status_pb2.Status.FromString(again.body)
+    assert again.code == status.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert "already closed (approved)" in status.message
+    assert (await parts.payments.get_payment_intent(account_id, intent_id)).status is (
+        Status.REQUIRES_CAPTURE
+    )
+    assert len(parts.network.sent) == 1, "the authorization alone"
+
+
+async def test_a_close_whose_cancel_could_not_reach_the_acquirer_leaves_its_key_to_retry(
+    parts: Parts, reviews: ReviewsService, account_id: str, core_engine: AsyncEngine
+) -> None:
+    """Whether the void got there is unknown: the key keeps the point it reached, released for
+    the client's retry to carry on at once, which voids once and closes the review."""
+    review_id, intent_id = await _held_in_review(parts, account_id)
+    parts.network.faults.extend(["before"] * 10)
+    keyed = Keyed(KeyedCall(account_id, "close", "CloseReview", b"close-cancel"), _closed)
+    with pytest.raises(RemitError) as down:
+        await reviews.close_once(account_id, keyed, review_id, ClosedReason.CANCELED)
+    assert down.value.kind is ErrorKind.UNAVAILABLE
+    assert (await _keys(core_engine))["close"] == RecoveryPoint.ATTEMPT_CREATED.value
+    parts.network.faults.clear()
+
+    result = await reviews.close_once(account_id, keyed, review_id, ClosedReason.CANCELED)
+
+    assert isinstance(result, Done)
+    assert result.value.closed_reason is ClosedReason.CANCELED
+    assert (await parts.payments.get_payment_intent(account_id, intent_id)).status is (
+        Status.CANCELED
+    )
+    voids = [ref for ref in parts.network.sent if ref.endswith("_void")]
+    assert len(voids) == 1
