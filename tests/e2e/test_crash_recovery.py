@@ -236,6 +236,50 @@ def test_a_review_close_interrupted_after_its_refund_finishes_once(
     assert _refunds(processes, account) == 1
 
 
+def _refunded_at_the_acquirer(processes: ProcessSet, account: TestAccount) -> None:
+    """The acquirer has refunded the account's authorizations in full already (out of band,
+    say by its own operator): it refuses any refund of them now."""
+    engine = create_engine(to_sqlalchemy_url(processes.env["ACQUIRER_DATABASE_URL"]))
+    try:
+        with engine.begin() as db:
+            db.execute(
+                text(
+                    "UPDATE authorizations SET refunded_minor = captured_minor "
+                    "WHERE merchant_id = :account AND captured_minor > 0"
+                ),
+                {"account": account.id},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_review_close_whose_refund_failed_and_that_died_leaves_the_review_to_approve(
+    processes: ProcessSet, tmp_path: Path
+) -> None:
+    """The acquirer refused the close's refund, and the core died right after recording the
+    refund as failed, before the close took its mark back. The client sent no key, so nothing
+    is left for the completer: the approval itself sees that the refund failed and goes
+    through, and a close with the other refund reason is told so. The acquirer was asked for
+    one refund only."""
+    account = _account(processes)
+    review = _reviewed_payment(processes, account)
+    _refunded_at_the_acquirer(processes, account)
+    _crash_core_at(processes, "finished", tmp_path / "crashed")
+    path = f"/v1/reviews/{review}/close"
+    died = _post(processes, account, path, {"action": "refund_as_fraud"}, None)
+    assert died.status_code >= 500, died.text
+    assert processes.wait_for_exit("core") == -9
+    processes.start("core")
+
+    other = _post(processes, account, path, {"action": "refund"}, None)
+    assert other.status_code == 400, other.text
+    assert other.json()["error"]["code"] == "refund_failed"
+    approved = _post(processes, account, f"/v1/reviews/{review}/approve", {}, None)
+    assert approved.status_code == 200, approved.text
+    assert (approved.json()["open"], approved.json()["closed_reason"]) == (False, "approved")
+    assert _refunds(processes, account) == 1
+
+
 def test_a_review_close_by_cancel_whose_void_failed_is_finished_by_the_completer(
     processes: ProcessSet,
 ) -> None:

@@ -5,8 +5,14 @@ cannot be one transaction. It first records the reason it will close with on the
 (`closing_reason`), then refuses the payment, then closes. An approval is refused while that
 reason is recorded: otherwise one committed between the refund and the close won, and the review
 said approved of a payment refunded for fraud. The reason is taken back only when the payment
-was certainly not refused (the refund or cancel was refused, or never began); a refusal still
-under way keeps it until its retry or the completer closes the review.
+was certainly not refused (the refund or cancel was refused, or never began, or the refund
+failed); a refusal still under way keeps it until its retry or the completer closes the review.
+One left behind by a close that died after its refund failed is seen by the next approval,
+which goes through.
+
+The payment is refused once, under the review's own key, whichever reason the close gives: a
+close with another reason than the one a close already refunded with is refused, told what
+became of that refund, and never refunds a second time.
 """
 
 from collections.abc import Callable
@@ -240,7 +246,8 @@ class ReviewsService:
         """Record on the locked review that it is being closed with `reason`, in a transaction
         of its own, committed before the payment is refused. Refuses a review closed already
         (unless a resumed close finds it closed with its own reason: returned as it is), one
-        being closed with another reason, and an action that does not fit the payment."""
+        being closed with another reason, an action that does not fit the payment, and another
+        action than the one a close already refunded or canceled with, or tried to."""
         async with self._engine.begin() as db:
             reviews = ReviewRepository(db)
             review = await reviews.get(account_id, review_id, for_update=True)
@@ -258,6 +265,7 @@ class ReviewsService:
                 charge = await ChargeRepository(db).get(account_id, review.charge_id)
                 assert charge is not None
                 _refuse_a_wrong_action(charge, reason)
+                await _refuse_another_action_after_one_made(db, review, reason)
                 review = replace(review, closing_reason=reason)
                 await reviews.save(review)
             if reason is not ClosedReason.CANCELED:
@@ -321,10 +329,8 @@ class ReviewsService:
                 return
             call = await _refusal_call_in_use(db, account_id, review_id, reason)
             stored = await idempotency.find(db, account_id, call.key)
-            if stored is not None and not (stored.finished and stored.response_code != 0):
-                refund = await _refund_of(db, stored)
-                if not (stored.finished and refund is not None and _failed(refund)):
-                    return
+            if stored is not None and not await _ended_leaving_the_payment(db, stored):
+                return
             await reviews.save(replace(current, closing_reason=None))
 
     async def resume_refusal(self, record: KeyRecord) -> bool:
@@ -473,14 +479,17 @@ async def _abandon_a_close_never_begun(
     db: AsyncConnection, review: Review, now: datetime, *, approving: bool
 ) -> bool:
     """Whether the close that marked the (locked) review as being closed never began refusing
-    the payment and is given up: the mark stays behind when that close died or was cancelled
-    before its refund or cancel got past `started` (the completer then drops such a key), or
-    after it was refused having moved nothing but before it took the mark back (`_moved_nothing`:
-    the completer never looks at a finished key). Its key absent, at `started` with its lease
-    over, or holding such a refusal, it is taken over here: an approval finishes it with a
-    refusal, so that a close still on its way cannot refund or cancel after it; a close with
-    another action drops it, as the key is the review's for any action. A key held or past
-    `started` otherwise is a close under way: not given up."""
+    the payment, or ended leaving it as it was, and is given up. The mark stays behind when
+    that close died or was cancelled before its refund or cancel got past `started` (the
+    completer then drops such a key), or after its refund or cancel ended having moved nothing
+    but before it took the mark back (the completer never looks at a finished key). Its key
+    absent, at `started` with its lease over, or holding a refusal that recorded nothing
+    (`_moved_nothing`), it is taken over here: an approval finishes it with a refusal, so that
+    a close still on its way cannot refund or cancel after it; a close with another action
+    drops it, as the key is the review's for any action. A key holding a refund the acquirer
+    failed, or a refusal of a cancel it recorded (`_ended_leaving_the_payment`), is left as it
+    is: every close replays it. A key held or past `started` otherwise is a close under way:
+    not given up."""
     assert review.closing_reason is not None
     call = await _refusal_call_in_use(db, review.account_id, review.id, review.closing_reason)
     found = await idempotency.find(db, review.account_id, call.key)
@@ -490,6 +499,13 @@ async def _abandon_a_close_never_begun(
         # as if that close had never begun.
         await idempotency.forget_refusal(db, found)
         found = None
+    if found is not None and await _ended_leaving_the_payment(db, found):
+        # Its refund failed at the acquirer (or its cancel was refused), and the close died
+        # before it took its mark back. The key keeps that answer, which every close replays:
+        # nothing is refunded or canceled under it again, so the review is free to approve.
+        # (A close with another action is told what became of this one instead of refunding
+        # a second time: `_refuse_another_action_after_one_made`.)
+        return True
     if found is not None and found.recovery_point is not RecoveryPoint.STARTED:
         return False
     try:
@@ -541,6 +557,66 @@ async def _drop_a_refusal_that_moved_nothing(db: AsyncConnection, review: Review
     found = await idempotency.find(db, review.account_id, call.key)
     if found is not None and _moved_nothing(found):
         await idempotency.forget_refusal(db, found)
+
+
+async def _ended_leaving_the_payment(db: AsyncConnection, record: KeyRecord) -> bool:
+    """Whether a close's refund or cancel key certainly ended with the payment standing as it
+    was: finished with a refusal, or with a refund the acquirer failed. A retry under it
+    replays that end; it never refunds or cancels."""
+    if not record.finished:
+        return False
+    if record.response_code != 0:
+        return True
+    refund = await _refund_of(db, record)
+    return refund is not None and _failed(refund)
+
+
+async def _refuse_another_action_after_one_made(
+    db: AsyncConnection, review: Review, reason: ClosedReason
+) -> None:
+    """Refuse a close of the (locked, open) review with another action than the one an earlier
+    close refunded or canceled with, or tried to: the payment is refused once, under the
+    review's key, whatever the reason, so that it is never refunded twice. The close is told
+    what became of the earlier one (its refund failed: the review can be approved, or closed
+    with that reason to be told again), as a close with that reason would be, rather than an
+    idempotency error about a key it never chose. A key that holds a refusal which recorded
+    nothing (`_moved_nothing`) is the review's for any action: it is dropped before the
+    refund."""
+    keys = (refusal_call(review.account_id, review.id, reason).key, legacy_refusal_key(review.id))
+    for key in keys:
+        found = await idempotency.find(db, review.account_id, key)
+        earlier = None if found is None else refusal_of(found)
+        if found is None or earlier is None or _moved_nothing(found):
+            continue
+        earlier_id, earlier_reason = earlier
+        if earlier_id != review.id or earlier_reason is reason:
+            continue
+        refund = await _refund_of(db, found)
+        if refund is not None and _failed(refund):
+            raise RemitError(
+                message=f"This review's payment was refunded once, when the review was closed "
+                f"as {earlier_reason.value}, and that refund ({refund.id}) failed "
+                f"({refund.failure_reason or refund.status.value}): it is not refunded a second "
+                "time. The review stays open and can be approved.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="refund_failed",
+            )
+        if found.finished and found.response_code != 0:
+            status = status_pb2.Status.FromString(found.response_body or b"")
+            detail = detail_of_status(status)
+            raise RemitError(
+                message=f"This review's payment was refused once, when the review was closed "
+                f"as {earlier_reason.value}, and that failed ({status.message}): it is not "
+                "refunded or canceled a second time. The review stays open and can be approved.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code=None if detail is None else detail.code or None,
+            )
+        raise RemitError(
+            message=f"This review is being closed ({earlier_reason.value}): its payment is "
+            f"refunded or canceled for that close, so it cannot be closed as {reason.value}.",
+            kind=ErrorKind.FAILED_PRECONDITION,
+            code="review_closing",
+        )
 
 
 def _failed(refund: Refund) -> bool:
