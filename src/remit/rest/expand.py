@@ -9,6 +9,10 @@ Some fields a resource shows only when expanded (a charge's `refunds`, since 202
 each is registered with `register_included`, with how to read it for an object that came
 without it, so a path may go on through it (`latest_charge.refunds.data.balance_transaction`).
 
+Some expandable ids of Stripe's name objects remit does not serve (a Connect application, a
+test clock, an invoice): remit never fills them, and each is registered with
+`register_unfilled`, so that a path may name it, as Stripe's clients do, and get the null.
+
 `expand_always` does the same for what Stripe shows expanded without being asked: a payment
 error's payment method (see `remit.core.payment_errors`).
 """
@@ -54,6 +58,8 @@ _WITHIN_FETCHERS: dict[str, WithinFetcher] = {}
 _RESOURCE_BY_ID_PREFIX: dict[str, str] = {}
 _RESOURCE_MESSAGES: list[Descriptor] = []
 _INCLUDERS: dict[tuple[str, str], Includer] = {}
+_UNFILLED: dict[tuple[str, str], bool] = {}
+"""Each field `register_unfilled` makes known, and whether the object leaves its key out."""
 
 
 def register_resource(
@@ -82,6 +88,28 @@ def register_included(resource: str, field: str, include: Includer) -> None:
     """Make `field` of `resource` (its `object` name) one shown only when expanded, read by
     `include` for an object rendered without it."""
     _INCLUDERS[resource, field] = include
+
+
+def register_unfilled(resource: str, *fields: str, left_out: bool = False) -> None:
+    """Make each of `fields` of `resource` (its `object` name) an expandable id of Stripe's
+    that remit never fills: it names an object remit does not serve, so remit's objects show
+    it null, or, `left_out`, not at all, as Stripe leaves it out where it has no value (a
+    charge's `transfer`, there only on Connect's destination charges). `expand[]` may name it
+    and leaves it as it is; a path may not go on through it, as it leads nowhere."""
+    for field in fields:
+        _UNFILLED[resource, field] = left_out
+
+
+def never_filled(resource: str, field: str) -> bool:
+    """Whether `field` of `resource` is an expandable id remit never fills
+    (`register_unfilled`)."""
+    return (resource, field) in _UNFILLED
+
+
+def never_shown(resource: str, field: str) -> bool:
+    """Whether `field` of `resource` is an expandable id remit never fills, whose key the object
+    leaves out (`register_unfilled` with `left_out`)."""
+    return _UNFILLED.get((resource, field), False)
 
 
 @cache
@@ -296,6 +324,11 @@ async def _expand(
     if isinstance(kind, str) and isinstance(obj.get("id"), str):
         within = obj
     if head not in obj:
+        if obj.get("deleted") is True or (isinstance(kind, str) and never_shown(kind, head)):
+            # A deleted object's stub (an expanded customer since deleted) has none of the
+            # fields a path could name; a field remit never fills and leaves out stays out, as
+            # Stripe leaves it out where it has no value.
+            return
         include = fetching.includer(kind, head)
         if include is None:
             raise _MissingFieldError(path)
@@ -305,6 +338,8 @@ async def _expand(
     resources = None if message is None else _expandable_fields(message).get(head)
     if isinstance(value, str):
         resource = _resource_of(resources, value)
+        # An id in a field remit never fills (`register_unfilled`) is refused too, never handed
+        # back as it is: the client asked for the object, and remit has none to give.
         if resource is None or resource not in _FETCHERS:
             raise cannot_expand(path)
         try:

@@ -14,17 +14,25 @@ it goes through is an object (or an id expandable into one, or a list's `data`),
 field is an expandable id, or an object or an array that expanding shows: a field shown only
 when asked for (a charge's `refunds`, `expand.register_included`), or one that only older
 versions show, embedded (a PaymentIntent's `charges`, a Customer's `sources` before
-2020-08-27). Any other object or array (`metadata`, `shipping`, a charge's `outcome`) is there
-already and names nothing to expand, and Stripe refuses it as it refuses a number or a string:
-400 "This property cannot be expanded (metadata)." Every path accepted is one `expand.expand`
-accepts for an object of that shape, whatever its values, so that expanding the answer has no
-path left to refuse.
+2020-08-27). An id of Stripe's that names an object remit does not serve (a customer's
+`default_source`, a charge's `application_fee`: `expand.register_unfilled`) may end a path
+too: remit never fills it, and expanding leaves its null as Stripe does. Any other object or
+array (`metadata`, `shipping`, a charge's `outcome`) is there already and names nothing to
+expand, and Stripe refuses it as it refuses a number or a string: 400 "This property cannot be
+expanded (metadata)." Every path accepted is one `expand.expand` accepts for an object of
+that shape, whatever its values, so that expanding the answer has no path left to refuse.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
 
 from remit.core.jsonview import JsonObject, JsonValue
-from remit.rest.expand import can_fetch, can_include, cannot_expand
+from remit.rest.expand import (
+    can_fetch,
+    can_include,
+    cannot_expand,
+    never_filled,
+    never_shown,
+)
 from remit.versioning.openapi import document, response_schema
 from versions import LATEST_VERSION
 
@@ -75,20 +83,29 @@ def _expandable(
         assert isinstance(items, dict)
         return not rest or _expandable(items.get("items"), rest, schemas, latest)
     field = properties.get(head)
+    component = _component_name(schema, schemas)
     if field is None:
-        return False
+        # Not in the answer unless expanded (a customer's `sources` since 2020-08-27), or an
+        # id remit never fills and leaves out (a charge's `transfer`): named, never gone
+        # through. Any other field the version lacks names nothing.
+        return (
+            not rest
+            and component is not None
+            and (can_include(component, head) or never_shown(component, head))
+        )
     targets = [t for t in _expansion_targets(field) if can_fetch(t)]
     if targets:
         return not rest or any(
             _expandable({"$ref": _REF + t}, rest, schemas, latest) for t in targets
         )
     if not rest:
-        # An object or an array is there already: only one that expanding shows may be asked
-        # for; a number, a string or a flag names no object.
-        component = _component_name(schema, schemas)
-        return (
+        if component is None:
+            return False
+        # An id remit never fills (a customer's `default_source`) is null, which expanding
+        # leaves as it is. An object or an array is there already: only one that expanding
+        # shows may be asked for; a number, a string or a flag names no object.
+        return never_filled(component, head) or (
             _holds_values(field, schemas)
-            and component is not None
             and (can_include(component, head) or _only_older_versions_show(component, head, latest))
         )
     inner = _object_shape(field, schemas)

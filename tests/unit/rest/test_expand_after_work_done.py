@@ -24,6 +24,8 @@ from versions import LATEST_VERSION
 KEY = "sk_test_" + "a" * 24
 BEFORE_2022_11_15 = "2022-08-01"
 BEFORE_2020_08_27 = "2020-03-02"
+BEFORE_2025_03_31 = "2024-06-20"
+BEFORE_2015_02_18 = "2014-01-31"
 
 
 @dataclass
@@ -170,6 +172,20 @@ def test_a_read_that_cannot_expand_still_fails() -> None:
         ("GET", "/v1/charges/{charge}/refunds", "data.charge.payment_intent", None),
         ("GET", "/v1/balance_transactions/{id}", "source.payment_intent", None),
         ("GET", "/v1/balance_transactions/{id}", "source.original_payout", None),
+        # Ids of objects remit does not serve, which it never fills: null, or left out.
+        ("POST", "/v1/payment_intents", "on_behalf_of", None),
+        ("POST", "/v1/payment_intents", "invoice", BEFORE_2025_03_31),
+        ("GET", "/v1/charges", "data.application_fee", None),
+        ("GET", "/v1/charges", "data.transfer", None),
+        ("GET", "/v1/refunds/{refund}", "transfer_reversal", None),
+        ("GET", "/v1/customers/{customer}", "default_source", None),
+        ("GET", "/v1/customers/{customer}", "default_card", BEFORE_2015_02_18),
+        ("GET", "/v1/payouts/{payout}", "destination", None),
+        ("GET", "/v1/payment_intents/{intent}", "customer.test_clock", None),
+        # A customer's lists, shown only when expanded since 2020-08-27 (always empty).
+        ("GET", "/v1/customers/{customer}", "sources", None),
+        ("GET", "/v1/customers", "data.tax_ids", None),
+        ("POST", "/v1/payment_intents", "customer.subscriptions", None),
     ],
 )
 def test_paths_the_schema_has_are_accepted(
@@ -201,6 +217,18 @@ def test_paths_the_schema_has_are_accepted(
         ("GET", "/v1/charges/{charge}", "payment_method_details"),
         ("GET", "/v1/customers/{customer}", "invoice_settings"),
         ("GET", "/v1/balance", "available"),
+        # An id remit never fills names nothing to go on into; a field the version lacks
+        # (`invoice`, since 2025-03-31) is no field at all.
+        ("GET", "/v1/charges", "data.application_fee.amount"),
+        ("GET", "/v1/customers/{customer}", "default_source.id"),
+        ("GET", "/v1/customers/{customer}", "sources.data"),
+        ("POST", "/v1/payment_intents", "invoice"),
+        ("GET", "/v1/charges/{charge}", "invoice"),
+        # Includable in Stripe, but remit has no Stripe Tax settings nor cash balance to show.
+        ("GET", "/v1/customers/{customer}", "tax"),
+        ("GET", "/v1/customers/{customer}", "cash_balance"),
+        # Not an id of Stripe's, whatever it names.
+        ("GET", "/v1/payment_intents/{intent}", "transfer_group"),
     ],
 )
 def test_paths_the_schema_lacks_are_refused(method: str, path: str, expand: str) -> None:

@@ -5,7 +5,7 @@ from remit.core.jsonview import JsonObject, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.embedded_lists import refunds_of_charges
-from remit.rest.expand import register_included, register_resource
+from remit.rest.expand import register_included, register_resource, register_unfilled
 from remit.rest.grpc_call import call
 from remit.rest.listing import page_fields
 from remit.rest.params import (
@@ -79,6 +79,12 @@ async def include_refunds(context: ApiContext, deps: object, charge: JsonObject)
 
 register_resource(pb.Charge.DESCRIPTOR, fetch_charge, id_prefix="ch")
 register_included("charge", "refunds", include_refunds)
+# Connect's application, fee, account and transfers, and (before 2025-03-31) the invoice: remit
+# has none. `transfer` Stripe shows only on destination charges, and remit's never have it.
+register_unfilled(
+    "charge", "application", "application_fee", "on_behalf_of", "source_transfer", "invoice"
+)
+register_unfilled("charge", "transfer", left_out=True)
 
 
 def _nested(paths: list[str], prefix: str) -> list[str]:

@@ -6,7 +6,7 @@ from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import register_resource
+from remit.rest.expand import Includer, register_included, register_resource, register_unfilled
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -29,7 +29,9 @@ from remit.rest.resources.addresses import (
     shipping_message,
 )
 from remit.rest.resources.payment_methods import metadata_changes
+from remit.versioning.change import json_list
 from remit_api.payments.v1 import payments_pb2 as pb
+from versions.v2020_08_27 import CUSTOMER_LISTS
 
 PATH: Final = "/v1/customers"
 _TAX_EXEMPT = enum_numbers(pb.CustomerTaxExempt.DESCRIPTOR)
@@ -137,7 +139,27 @@ async def fetch_customer(context: ApiContext, deps: object, customer_id: str) ->
     return _customer_or_stub(reply)
 
 
+def _no_list(name: str) -> Includer:
+    """A customer's `name` list (`sources`, `subscriptions`, `tax_ids`), which Stripe shows only
+    when expanded: remit has no sources, subscriptions or tax ids, so it is empty, as every
+    customer's is at the versions that show the lists unasked (before 2020-08-27)."""
+
+    async def include(_context: ApiContext, _deps: object, customer: JsonObject) -> JsonObject:
+        customer_id = customer.get("id")
+        assert isinstance(customer_id, str)
+        return json_list([], url=f"{PATH}/{customer_id}/{name}")
+
+    return include
+
+
 register_resource(pb.Customer.DESCRIPTOR, fetch_customer)
+for _list in CUSTOMER_LISTS:
+    register_included("customer", _list, _no_list(_list))
+# A legacy card source (before 2015-02-18 `default_card`) and a Billing test clock: remit has
+# neither. `tax` and `cash_balance`, which Stripe too shows only when expanded, stay refused:
+# remit has no Stripe Tax settings nor cash balance to show, and an object made up for them
+# would claim settings the account never made.
+register_unfilled("customer", "default_source", "default_card", "test_clock")
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:

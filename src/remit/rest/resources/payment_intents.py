@@ -7,7 +7,7 @@ from remit.core.return_urls import refuse_invalid_return_url
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import register_resource
+from remit.rest.expand import register_resource, register_unfilled
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -375,6 +375,8 @@ async def fetch_intent(context: ApiContext, deps: object, intent_id: str) -> Jso
 
 
 register_resource(pb.PaymentIntent.DESCRIPTOR, fetch_intent)
+# Connect's application and account, and (before 2025-03-31) the invoice: remit has none.
+register_unfilled("payment_intent", "application", "on_behalf_of", "invoice")
 
 
 def _set_strings(message: object, context: ApiContext, names: tuple[str, ...]) -> None:

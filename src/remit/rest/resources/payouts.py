@@ -3,7 +3,7 @@
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
-from remit.rest.expand import register_resource
+from remit.rest.expand import register_resource, register_unfilled
 from remit.rest.grpc_call import call
 from remit.rest.listing import created_filter, list_envelope, page_fields
 from remit.rest.params import (
@@ -78,6 +78,9 @@ async def fetch_payout(context: ApiContext, deps: object, payout_id: str) -> Jso
 
 
 register_resource(pb.Payout.DESCRIPTOR, fetch_payout, id_prefix="po")
+# The external account paid to: remit keeps none, and refuses a `destination` (see
+# remit.ledger.payouts), so every payout's is null.
+register_unfilled("payout", "destination")
 
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:

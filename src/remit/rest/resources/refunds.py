@@ -4,7 +4,7 @@ from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
-from remit.rest.expand import register_resource
+from remit.rest.expand import register_resource, register_unfilled
 from remit.rest.grpc_call import call
 from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
@@ -56,6 +56,8 @@ async def fetch_refund(context: ApiContext, deps: object, refund_id: str) -> Jso
 
 
 register_resource(pb.Refund.DESCRIPTOR, fetch_refund, id_prefix="re")
+# Connect's transfer reversals: remit makes no transfers.
+register_unfilled("refund", "transfer_reversal", "source_transfer_reversal")
 
 
 async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
