@@ -14,8 +14,10 @@ class StopAutoexpandingChargeOutcomeRule(VersionChange):
     when asked (`expand[]=outcome.rule`); before 2017-02-14 it was always the rule itself, as it
     was when it decided the charge. A rule deleted since stays an id at every version.
 
-    Stripe's same version also stopped auto-expanding a charge's `dispute`; remit has no
-    disputes (a charge's `dispute` is never set), so there is nothing to expand.
+    Stripe's same version also stopped auto-expanding a charge's `dispute`. The latest charge
+    has no `dispute` field, as Stripe's has none: it shows `disputed`, and the dispute is
+    found with `GET /v1/disputes?charge=`. With no version that brings the field back, there
+    is nothing for this one to expand.
 
     Source: https://stripe.com/blog/api-versioning (the change `AutoexpandChargeRule`; Stripe
     published no changelog page for it)

@@ -21,6 +21,9 @@ from remit.payments.network import (
 )
 from remit_api.acquirer.v1 import acquirer_pb2
 
+# The vault token of a card whose payments succeed, then are disputed (4000000000000259).
+DISPUTED = "dispute"
+
 DECLINES = {
     "declined": ("card_declined", "generic_decline", "Your card was declined."),
     "insufficient": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
@@ -122,6 +125,8 @@ class FakeNetwork:
                 address_postal_code_check=None,
                 risk_level_hint=None,
                 network_transaction_id=random_token(15),
+                # The vault token of the test card whose payment is then disputed.
+                dispute_expected=vault_token == DISPUTED,
             )
             self._record_authorization(
                 self.authorizations[reference], account_id, amount_minor, currency, reference

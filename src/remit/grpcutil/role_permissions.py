@@ -55,7 +55,7 @@ _API_PAYMENTS: Final = frozenset(
         "GetPaymentMethod", "UpdatePaymentMethod", "ListPaymentMethods", "AttachPaymentMethod",
         "DetachPaymentMethod", "CreateToken", "GetToken", "GetThreeDSecureChallenge",
         "CompleteThreeDSecureChallenge", "GetReview", "ListReviews", "ApproveReview",
-        "CloseReview",
+        "CloseReview", "GetDispute", "ListDisputes", "UpdateDispute", "CloseDispute",
     }
 )  # fmt: skip
 _API_WEBHOOKS: Final = frozenset(

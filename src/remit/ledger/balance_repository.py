@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.domain import Pricing
 from remit.ledger.objects import (
+    REPORTING_CATEGORY,
     BalanceTransaction,
     BalanceTransactionStatus,
     BalanceTransactionType,
@@ -104,6 +105,16 @@ def _balance_transaction_from_mapping(m: Mapping[Any, Any]) -> BalanceTransactio
         charge_id=m["charge_id"],
         acquirer_reference=m["acquirer_reference"],
         authorization_id=m["authorization_id"],
+        category=_own_category(m),
+    )
+
+
+def _own_category(m: Mapping[Any, Any]) -> str | None:
+    """The row's reporting category when it is not its type's (a dispute's adjustment); rows
+    read without the column have their type's."""
+    stored = m.get("reporting_category")
+    return (
+        None if stored in (None, REPORTING_CATEGORY[BalanceTransactionType(m["type"])]) else stored
     )
 
 

@@ -29,6 +29,10 @@ REPORTING_CATEGORY: Final = {
 }
 
 
+# Stripe shows a dispute's withdrawal (and reinstatement) as an adjustment of this category.
+DISPUTE_REPORTING_CATEGORY: Final = "dispute"
+
+
 class BalanceTransactionStatus(Enum):
     PENDING = "pending"
     AVAILABLE = "available"
@@ -65,10 +69,13 @@ class BalanceTransaction:
     charge_id: str | None = None
     acquirer_reference: str | None = None
     authorization_id: str | None = None
+    # Its reporting category when it is not its type's (`REPORTING_CATEGORY`): an adjustment
+    # made by a dispute is reported as a dispute.
+    category: str | None = None
 
     @property
     def reporting_category(self) -> str:
-        return REPORTING_CATEGORY[self.type]
+        return self.category or REPORTING_CATEGORY[self.type]
 
 
 class PayoutStatus(Enum):

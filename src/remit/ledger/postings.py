@@ -36,7 +36,9 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   reconciles on it);
 - refund that fails (or is canceled) before it was posted: releases the hold
   ("re:refund_release"), with a refund_failure balance transaction giving the money back;
-- refund failure, "re:refund_failure": the exact reversal of "re:refund".
+- refund failure, "re:refund_failure": the exact reversal of "re:refund";
+- dispute, "dp:dispute": available -(amount + dispute fee), acquirer_clearing +amount, fees
+  +dispute fee, under an adjustment balance transaction (reporting category dispute).
 
 So the balance transactions add up to the balance Stripe shows at every step: available is
 the net of the available ones (a pending refund's included), pending that of the pending ones.
@@ -73,6 +75,7 @@ from remit.ledger.domain import (
 from remit.ledger.fees import RefundFeePolicy, fee_returned_by_refund, processing_fee
 from remit.ledger.network_fees import BOOKED_KEY
 from remit.ledger.objects import (
+    DISPUTE_REPORTING_CATEGORY,
     PROCESSING_FEE_DESCRIPTION,
     BalanceTransaction,
     BalanceTransactionStatus,
@@ -778,3 +781,87 @@ async def record_refund_failed(
     txn = _refund_failure(refund, balance_transaction_id or new_id("txn"), failure_tx, now)
     await balances.insert_balance_transaction(txn)
     return txn
+
+
+# --- Disputes ------------------------------------------------------------------------------------
+
+DISPUTE_FEE_DESCRIPTION: Final = "Dispute fee"
+
+
+def dispute_withdrawal_id_for(dispute_id: str) -> str:
+    return f"{dispute_id}:dispute"
+
+
+def dispute_withdrawal(
+    txn_id: str,
+    *,
+    account_id: str,
+    dispute_id: str,
+    charge_id: str,
+    amount_minor: int,
+    fee_minor: int,
+    currency: str,
+    now: datetime,
+) -> BalanceTransaction:
+    """The balance transaction of a dispute's withdrawal, as Stripe shows it: an adjustment
+    (reporting category dispute) of minus the disputed amount, the dispute fee as its fee,
+    out of the available balance at once. Built before it is posted, so that the events that
+    tell of the dispute, written before the ledger's posting (which runs last: it holds the
+    account's chain lock to the commit), can show it."""
+    _positive(amount_minor, "amount")
+    if fee_minor < 0:
+        raise ledger_invalid("The dispute fee must not be negative.", "fee")
+    return BalanceTransaction(
+        id=txn_id,
+        account_id=account_id,
+        ledger_transaction_id=dispute_withdrawal_id_for(dispute_id),
+        type=BalanceTransactionType.ADJUSTMENT,
+        amount=-amount_minor,
+        fee=fee_minor,
+        net=-amount_minor - fee_minor,
+        currency=currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        fee_details=(FeeDetail(fee_minor, currency, DISPUTE_FEE_DESCRIPTION, FEE_TYPE),)
+        if fee_minor
+        else (),
+        source_id=dispute_id,
+        charge_id=charge_id,
+        description=f"Chargeback withdrawal for {charge_id}",
+        category=DISPUTE_REPORTING_CATEGORY,
+    )
+
+
+async def record_dispute_funds_withdrawn(
+    db: AsyncConnection, withdrawal: BalanceTransaction, *, now: datetime
+) -> None:
+    """A dispute's withdrawal (`dispute_withdrawal`): the issuer takes the disputed amount back
+    through the network, and the platform charges its dispute fee, both from the merchant's
+    available balance ("dp:dispute": available -(amount + fee), acquirer_clearing +amount,
+    fees +fee). Unguarded, as a refund is: it may take the balance below zero, as on Stripe.
+
+    Its id derives from the dispute's, made once by the job that opens the dispute under the
+    charge's lock, and none of its legs is guarded: nothing can refuse it, and it is sent,
+    with its balance transaction, with the caller's next statement or its COMMIT. A repeat
+    (the same posting again) replays on the server."""
+    dispute_id = withdrawal.source_id
+    assert dispute_id is not None
+    assert withdrawal.ledger_transaction_id == dispute_withdrawal_id_for(dispute_id)
+    currency, fee = withdrawal.currency, withdrawal.fee
+    await journal.post_unanswered(
+        db,
+        withdrawal.account_id,
+        TransactionRequest(
+            transaction_id=withdrawal.ledger_transaction_id,
+            postings=_postings(
+                (AVAILABLE, withdrawal.net, currency),
+                (ACQUIRER_CLEARING, -withdrawal.amount, currency),
+                (FEES, fee, currency),
+            ),
+            metadata={"dispute": dispute_id, "charge": withdrawal.charge_id or ""},
+            description=withdrawal.description,
+        ),
+        now=now,
+        balance_transaction=withdrawal,
+    )

@@ -45,6 +45,7 @@ DERIVED_STEPS: Final = frozenset(
         "paid",
         "failure",
         "cancel",
+        "dispute",
     }
 )
 
@@ -54,7 +55,7 @@ def refuse_system_accounts(postings: Iterable[Posting], param: str) -> None:
         if posting.ledger_account in SYSTEM_ACCOUNTS:
             raise ledger_invalid(
                 f"The {posting.ledger_account!r} ledger account belongs to the ledger's chart "
-                "and only moves through charges, refunds and payouts.",
+                "and only moves through charges, refunds, disputes and payouts.",
                 param,
             )
 

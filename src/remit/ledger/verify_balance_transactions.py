@@ -9,7 +9,8 @@ row is held to its posting (`postings.py`, `payouts.py` write them):
 - its ledger transaction exists, and its id is the row's source followed by a step its type
   has: charge `ch:capture`; refund `re:refund_hold` or `re:refund`; refund_failure
   `re:refund_release` or `re:refund_failure`; payout `po:payout`; payout_cancel `po:cancel`;
-  payout_failure `po:failure` (the id is hashed, and derived from the source);
+  payout_failure `po:failure`; adjustment (a dispute's withdrawal) `dp:dispute` (the id is
+  hashed, and derived from the source);
 - its net and fee are what the posting moved in the row's currency, and its amount their sum:
   a charge's net is what its capture, with its fee transaction `ch:fee`, put into pending and
   its fee what they put into fees; any other row's net is the posting's available leg and its
@@ -49,6 +50,8 @@ STEPS: Final[Mapping[str, tuple[str, ...]]] = {
     _T.PAYOUT.value: ("payout",),
     _T.PAYOUT_CANCEL.value: ("cancel",),
     _T.PAYOUT_FAILURE.value: ("failure",),
+    # The ledger's only adjustment: a dispute's withdrawal.
+    _T.ADJUSTMENT.value: ("dispute",),
 }
 _CHARGE_ROWS: Final = (_T.CHARGE.value, _T.REFUND.value, _T.REFUND_FAILURE.value)
 
@@ -151,7 +154,7 @@ def _moved(row: Row[tuple[object, ...]]) -> tuple[int, int]:
 
 
 def _expected_charge(row: Row[tuple[object, ...]]) -> object:
-    if row.type == _T.CHARGE.value or row.type == _T.REFUND.value:
+    if row.type in (_T.CHARGE.value, _T.REFUND.value, _T.ADJUSTMENT.value):
         return row.named_charge
     if row.type == _T.REFUND_FAILURE.value:
         return row.origin_charge

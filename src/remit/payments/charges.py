@@ -129,6 +129,13 @@ class Charge:
     # The balance transaction of the captured funds, named when the charge is captured; the
     # ledger writes it under this id in the same database transaction.
     balance_transaction_id: str | None = None
+    # The dispute (dp_) the cardholder opened against the charge once it was captured
+    # (`remit.payments.disputes`); a charge is disputed at most once.
+    dispute_id: str | None = None
+
+    @property
+    def disputed(self) -> bool:
+        return self.dispute_id is not None
 
     @property
     def refundable_minor(self) -> int:

@@ -35,6 +35,7 @@ from remit.payments.charges import (
     RefundReason,
     RefundStatus,
 )
+from remit.payments.dispute_rpcs import DisputeRpcs
 from remit.payments.domain import (
     AUTOMATIC_THREE_D_SECURE,
     CancellationReason,
@@ -346,7 +347,7 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
         authorization_released=charge.authorization_released,
         created=timestamp(charge.created_at),
         currency=charge.currency,
-        disputed=False,
+        disputed=charge.disputed,
         livemode=False,
         metadata=dict(charge.metadata),
         paid=charge.status is ChargeStatus.SUCCEEDED,
@@ -781,7 +782,11 @@ def created_bounds(created: common_pb2.CreatedFilter) -> CreatedBounds:
 
 
 class PaymentsServicer(
-    CustomerRpcs, PaymentMethodRpcs, HeldRequestRpcs, payments_pb2_grpc.PaymentsServiceServicer
+    CustomerRpcs,
+    PaymentMethodRpcs,
+    HeldRequestRpcs,
+    DisputeRpcs,
+    payments_pb2_grpc.PaymentsServiceServicer,
 ):
     def __init__(
         self,
@@ -792,6 +797,7 @@ class PaymentsServicer(
         self._service = service
         self._customers = customers
         self._payment_methods = payment_methods
+        self._disputes = service.disputes()
 
     # --- PaymentIntents ---
 

@@ -46,6 +46,9 @@ Reply = TypeVar("Reply")
 # withheld from its capture: the authorization's answer puts it there when it captured at once,
 # a separate capture's answer replaces it (see `with_capture_fee`).
 NETWORK_FEE_KEY = "network_fee"
+# In a charge's stored answer: the cardholder will dispute the payment once it is captured
+# (test card 4000000000000259); the capture stages the dispute (`remit.payments.expected_disputes`).
+DISPUTE_EXPECTED_KEY = "dispute_expected"
 # Where it keeps when the network made the authorization (`remit.payments.authorization_age`).
 AUTHORIZED_AT_KEY = "authorized_at"
 ACQUIRER_DESTINATION = "acquirer"
@@ -249,6 +252,8 @@ class AuthorizationOutcome:
     risk_level_hint: str | None
     # The test card whose funds skip the pending balance (4000000000000077).
     bypass_pending: bool = False
+    # The test card whose payment succeeds, then is disputed as fraudulent (4000000000000259).
+    dispute_expected: bool = False
     # The network's id of the transaction; a payment that set the card up for off-session
     # payments gives its id to the payment method, for them to cite (`StoredCredential`).
     network_transaction_id: str | None = None
@@ -275,6 +280,7 @@ class AuthorizationOutcome:
             "address_postal_code_check": self.address_postal_code_check,
             "risk_level_hint": self.risk_level_hint,
             "bypass_pending": self.bypass_pending,
+            DISPUTE_EXPECTED_KEY: self.dispute_expected,
             "network_transaction_id": self.network_transaction_id,
             NETWORK_FEE_KEY: self.network_fee_minor,
             AUTHORIZED_AT_KEY: None
@@ -397,6 +403,7 @@ def outcome_from_result(
         address_postal_code_check=_CHECK.get(result.address_postal_code_check),
         risk_level_hint=_RISK.get(result.risk_level_hint),
         bypass_pending=result.bypass_pending,
+        dispute_expected=result.dispute_expected,
         network_transaction_id=_text(result.network_transaction_id),
         network_fee_minor=network_fee(result),
     )

@@ -33,6 +33,7 @@ from remit.payments.charges import (
     RefundReason,
     RefundStatus,
 )
+from remit.payments.disputes import Dispute, DisputeReason, DisputeStatus
 from remit.payments.domain import (
     CancellationReason,
     CaptureMethod,
@@ -40,7 +41,7 @@ from remit.payments.domain import (
     PaymentIntent,
     Status,
 )
-from remit.payments.tables import charges, payment_intents, refunds
+from remit.payments.tables import charges, disputes, payment_intents, refunds
 from remit.storage.fastsql import TableStatements
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
 
@@ -205,6 +206,7 @@ def _charge_values(charge: Charge) -> dict[str, object]:
         "authentication": None if charge.authentication is None else dict(charge.authentication),
         "review_id": charge.review_id,
         "balance_transaction_id": charge.balance_transaction_id,
+        "dispute_id": charge.dispute_id,
         "updated_at": charge.updated_at,
     }
 
@@ -261,6 +263,7 @@ def charge_from_row(m: Fields) -> Charge:
         statement_descriptor=m["statement_descriptor"],
         statement_descriptor_suffix=m["statement_descriptor_suffix"],
         shipping=m["shipping"],
+        dispute_id=m["dispute_id"],
     )
 
 
@@ -737,3 +740,87 @@ class RefundRepository(_AccountScoped):
             },
             left_out,
         )
+
+
+def _dispute_values(dispute: Dispute) -> dict[str, object]:
+    return {
+        "charge_id": dispute.charge_id,
+        "payment_intent_id": dispute.payment_intent_id,
+        "amount_minor": dispute.amount_minor,
+        "currency": dispute.currency,
+        "reason": dispute.reason.value,
+        "status": dispute.status.value,
+        "evidence": dict(dispute.evidence),
+        "evidence_due_by": dispute.evidence_due_by,
+        "submission_count": dispute.submission_count,
+        "past_due": dispute.past_due,
+        "balance_transaction_ids": list(dispute.balance_transaction_ids),
+        "metadata": dict(dispute.metadata),
+        "updated_at": dispute.updated_at,
+    }
+
+
+def dispute_from_row(m: Fields) -> Dispute:
+    return Dispute(
+        id=m["id"],
+        account_id=m["account_id"],
+        charge_id=m["charge_id"],
+        payment_intent_id=m["payment_intent_id"],
+        amount_minor=m["amount_minor"],
+        currency=m["currency"],
+        reason=DisputeReason(m["reason"]),
+        status=DisputeStatus(m["status"]),
+        evidence_due_by=m["evidence_due_by"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        evidence=m["evidence"],
+        submission_count=m["submission_count"],
+        past_due=m["past_due"],
+        balance_transaction_ids=tuple(m["balance_transaction_ids"]),
+        metadata=m["metadata"],
+    )
+
+
+class DisputeRepository(_AccountScoped):
+    table = disputes
+    statements = TableStatements(disputes)
+
+    async def insert(self, dispute: Dispute) -> None:
+        await self._insert(
+            dispute.id, dispute.account_id, dispute.created_at, _dispute_values(dispute)
+        )
+
+    async def get(
+        self, account_id: str, dispute_id: str, *, for_update: bool = False
+    ) -> Dispute | None:
+        row = await self._get_row(account_id, dispute_id, for_update)
+        return None if row is None else dispute_from_row(row)
+
+    async def save(self, dispute: Dispute) -> None:
+        await self._save(dispute.account_id, dispute.id, _dispute_values(dispute))
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: Cursor | None = None,
+        ending_before: Cursor | None = None,
+        created: CreatedBounds = ANY_TIME,
+        charge_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[Dispute], bool]:
+        filters: list[ColumnElement[bool]] = []
+        if charge_id is not None:
+            filters.append(self.table.c.charge_id == charge_id)
+        if payment_intent_id is not None:
+            filters.append(self.table.c.payment_intent_id == payment_intent_id)
+        rows, more = await self._page(
+            account_id,
+            filters,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            created=created,
+        )
+        return [dispute_from_row(row._mapping) for row in rows], more

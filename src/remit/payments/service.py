@@ -62,6 +62,7 @@ from remit.payments.charges import (
     updated_charge,
 )
 from remit.payments.crashpoints import crash_after
+from remit.payments.disputing import DisputesService
 from remit.payments.domain import (
     ALLOWED_FROM,
     USER_CANCELLATION_REASONS,
@@ -658,6 +659,10 @@ class PaymentsService:
 
     def _now(self) -> datetime:
         return self._clock.now()
+
+    def disputes(self) -> DisputesService:
+        """The disputes of this service's database, on its clock."""
+        return DisputesService(self._engine, self._clock)
 
     @staticmethod
     async def _intent_of(db: AsyncConnection, charge: Charge) -> PaymentIntent:
@@ -2591,6 +2596,13 @@ class PaymentsService:
                     code="charge_not_refundable",
                     param=named,
                 )
+            if charge.disputed:
+                # The issuer took the money back already: a refund would return it twice.
+                raise _not_refundable(
+                    f"Charge {charge.id} has been charged back; cannot issue a refund.",
+                    code="charge_disputed",
+                    param=named,
+                )
             if charge.refundable_minor <= 0:
                 raise _not_refundable(
                     f"Charge {charge.id} has already been refunded.",
@@ -2909,8 +2921,8 @@ class PaymentsService:
 
 
 def _not_refundable(message: str, *, code: str, param: str) -> RemitError:
-    """A refund the charge's state refuses (not captured, or what is left of it to refund):
-    FAILED_PRECONDITION, so it is the answer stored under the request's key
+    """A refund the charge's state refuses (not captured, disputed, or what is left of it to
+    refund): FAILED_PRECONDITION, so it is the answer stored under the request's key
     (`_guard_validation`). The state may change (a pending refund that reserved the charge may
     fail, the charge may be captured), and a retry with the key must not then make the refund
     the first request was refused. On the REST API it stays a 400 invalid_request_error."""

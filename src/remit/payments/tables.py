@@ -114,6 +114,8 @@ charges = Table(
     Column("statement_descriptor", Text, nullable=True),
     Column("statement_descriptor_suffix", Text, nullable=True),
     Column("shipping", JSONB, nullable=True),
+    # The dispute (dp_) opened against the charge, set once (core migration 0084).
+    Column("dispute_id", Text, nullable=True),
     Index("ix_charges_account_created", "account_id", "created_at", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
 )
@@ -145,6 +147,32 @@ refunds = Table(
     Column("failure_balance_transaction_id", Text, nullable=True),
     Index("ix_refunds_account_created", "account_id", "created_at", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
+)
+
+disputes = Table(
+    "disputes",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("charge_id", Text, ForeignKey("charges.id"), nullable=False),
+    Column("payment_intent_id", Text, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    # The evidence text fields given so far, by Stripe's names; a field never given is absent.
+    Column("evidence", JSONB, nullable=False),
+    Column("evidence_due_by", DateTime(timezone=True), nullable=False),
+    Column("submission_count", Integer, nullable=False),
+    Column("past_due", Boolean, nullable=False),
+    # The balance transactions (txn_) of the money the dispute moved, oldest first.
+    Column("balance_transaction_ids", ARRAY(Text), nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_disputes_account_created", "account_id", "created_at", "id"),
+    # A charge is disputed at most once: the job that opens its dispute may run twice.
+    Index("ix_disputes_charge_id", "charge_id", unique=True),
 )
 
 idempotency_keys = Table(

@@ -15,6 +15,7 @@ from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payments.events import PaymentEvents
+from remit.payments.expected_disputes import ExpectedDisputes
 from remit.payments.future_usage import SaveForFutureUsage
 from remit.payments.grpc import PaymentsServicer, payment_intent_message
 from remit.payments.ledger_postings import LedgerPostings
@@ -47,7 +48,8 @@ class PaymentsWiring:
 
 def payment_hooks(clock: Clock | None = None) -> HookChain:
     """What a payment change is recorded in besides its own rows: events, the payment method
-    saved for future usage (with its own event), then the ledger.
+    saved for future usage (with its own event), the dispute a capture stages, then the
+    ledger.
 
     The ledger last: its posting locks the account's chain head until the commit, so it runs
     after every other write of the transaction (bench/README.md, the ledger's lock). A posting
@@ -57,6 +59,7 @@ def payment_hooks(clock: Clock | None = None) -> HookChain:
         [
             PaymentEvents(clock),
             SaveForFutureUsage(CustomerEvents(clock)),
+            ExpectedDisputes(clock),
             LedgerPostings(clock),
         ]
     )

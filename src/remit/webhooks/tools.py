@@ -247,6 +247,13 @@ async def _charge_captured(api: RestClient) -> list[str]:
     return [f"payment_intent {intent['id']} (authorized, then captured)"]
 
 
+async def _charge_disputed(api: RestClient) -> list[str]:
+    intent = await api.request("POST", "/v1/payment_intents", _payment("pm_card_createDispute"))
+    return [
+        f"payment_intent {intent['id']} (succeeded; the worker opens its dispute shortly after)"
+    ]
+
+
 async def _charge_refunded(api: RestClient) -> list[str]:
     intent = await api.request("POST", "/v1/payment_intents", _payment())
     refund = await api.request("POST", "/v1/refunds", {"payment_intent": str(intent["id"])})
@@ -302,8 +309,9 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 # Event type -> what makes it happen through the public API, like the Stripe CLI's fixtures.
 # Not here: payouts and balance.available, which happen on the simulated bank's and the
 # availability schedule rather than at once, charge.expired, which takes an authorization left
-# uncaptured for 7 days, reviews, which need a Review rule first, and refund.failed, which
-# takes a refund the acquirer refuses (no test card makes it).
+# uncaptured for 7 days, reviews, which need a Review rule first, refund.failed, which takes a
+# refund the acquirer refuses (no test card makes it), and a dispute's update and close, which
+# take a dispute the worker has opened.
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,
@@ -317,6 +325,8 @@ TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "charge.refunded": _charge_refunded,
     "charge.updated": _charge_updated,
     "charge.refund.updated": _charge_refunded,
+    "charge.dispute.created": _charge_disputed,
+    "charge.dispute.funds_withdrawn": _charge_disputed,
     "refund.created": _charge_refunded,
     "refund.updated": _charge_refunded,
     "payment_method.attached": _payment_method_attached,

@@ -28,6 +28,7 @@ from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
+from remit.payments.disputing import OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.step_bounds import operation_worst_s
@@ -100,6 +101,13 @@ def build_worker(
             failed_job=job.id,
         )
 
+    disputes = DisputesService(engine, clock)
+
+    async def open_dispute(db: AsyncConnection, job: Job) -> None:
+        await disputes.open_expected(
+            db, str(job.payload["account_id"]), str(job.payload["charge_id"])
+        )
+
     async def complete_abandoned_requests() -> None:
         await payments.service.complete_abandoned(payments.servicer.resume)
 
@@ -123,6 +131,7 @@ def build_worker(
         await run_alone(engine, expired_challenges.TASK, sweep_challenges_once)
 
     handlers[EXPIRE_JOB] = expire_authorization
+    handlers[OPEN_DISPUTE_JOB] = open_dispute
     given_up: dict[str, JobHandler] = {EXPIRE_JOB: expire_authorization_later}
     periodic += [
         Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),

@@ -200,7 +200,9 @@ async def test_a_charges_amount_and_fee_raised_together(
 @pytest.mark.parametrize(
     ("values", "said"),
     [
-        ("type = 'adjustment'", "type adjustment is not one the ledger writes"),
+        ("type = 'transfer'", "type transfer is not one the ledger writes"),
+        # The ledger's adjustments are disputes' withdrawals (`dp:dispute`), never a capture.
+        ("type = 'adjustment'", "adjustment of ch_1 is not this ledger transaction"),
         ("type = 'payout'", "a payout of ch_1 is not this ledger transaction"),
         ("source_id = 'ch_other'", "a charge of ch_other is not this ledger transaction"),
         ("charge_id = 'ch_other'", "names charge ch_other, the ledger ch_1"),

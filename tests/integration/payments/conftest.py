@@ -24,6 +24,7 @@ CARDS = {
     "pm_visa": ("visa", "4242"),
     "pm_declined": ("declined", "0002"),
     "pm_insufficient": ("insufficient", "9995"),
+    "pm_dispute": ("dispute", "0259"),
 }
 
 

@@ -19,6 +19,9 @@ NOT_CAUSABLE_YET = {
     "charge.expired",
     # A refund fails when the acquirer refuses it, which no test card makes it do.
     "refund.failed",
+    # A dispute is updated or closed once the worker has opened it, after the payment.
+    "charge.dispute.updated",
+    "charge.dispute.closed",
 }
 
 

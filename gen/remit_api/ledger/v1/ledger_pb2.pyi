@@ -1252,7 +1252,7 @@ class BalanceTransaction(_message.Message):
     reporting_category: _builtins.str
     """Accounting category, e.g. charge, refund, payout, fee."""
     source: _builtins.str
-    """The object that caused it: ch_, re_ or po_ id."""
+    """The object that caused it: ch_, re_, po_ or dp_ id."""
     status: Global___BalanceTransactionStatus.ValueType
     type: Global___BalanceTransactionType.ValueType
     @_builtins.property

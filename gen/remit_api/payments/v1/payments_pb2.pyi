@@ -25,6 +25,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from remit_api.common.v1 import common_pb2 as _common_pb2
+from remit_api.ledger.v1 import ledger_pb2 as _ledger_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -530,6 +531,82 @@ THREE_D_SECURE_CHALLENGE_OUTCOME_UNSPECIFIED: ThreeDSecureChallengeOutcome.Value
 THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED: ThreeDSecureChallengeOutcome.ValueType  # 1
 THREE_D_SECURE_CHALLENGE_OUTCOME_FAIL: ThreeDSecureChallengeOutcome.ValueType  # 2
 Global___ThreeDSecureChallengeOutcome: _TypeAlias = ThreeDSecureChallengeOutcome  # noqa: Y015
+
+class _DisputeReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_REASON_UNSPECIFIED: _DisputeReason.ValueType  # 0
+    DISPUTE_REASON_BANK_CANNOT_PROCESS: _DisputeReason.ValueType  # 1
+    DISPUTE_REASON_CHECK_RETURNED: _DisputeReason.ValueType  # 2
+    DISPUTE_REASON_CREDIT_NOT_PROCESSED: _DisputeReason.ValueType  # 3
+    DISPUTE_REASON_CUSTOMER_INITIATED: _DisputeReason.ValueType  # 4
+    DISPUTE_REASON_DEBIT_NOT_AUTHORIZED: _DisputeReason.ValueType  # 5
+    DISPUTE_REASON_DUPLICATE: _DisputeReason.ValueType  # 6
+    DISPUTE_REASON_FRAUDULENT: _DisputeReason.ValueType  # 7
+    DISPUTE_REASON_GENERAL: _DisputeReason.ValueType  # 8
+    DISPUTE_REASON_INCORRECT_ACCOUNT_DETAILS: _DisputeReason.ValueType  # 9
+    DISPUTE_REASON_INSUFFICIENT_FUNDS: _DisputeReason.ValueType  # 10
+    DISPUTE_REASON_PRODUCT_NOT_RECEIVED: _DisputeReason.ValueType  # 11
+    DISPUTE_REASON_PRODUCT_UNACCEPTABLE: _DisputeReason.ValueType  # 12
+    DISPUTE_REASON_SUBSCRIPTION_CANCELED: _DisputeReason.ValueType  # 13
+    DISPUTE_REASON_UNRECOGNIZED: _DisputeReason.ValueType  # 14
+
+class DisputeReason(_DisputeReason, metaclass=_DisputeReasonEnumTypeWrapper):
+    """Why the cardholder disputed the charge."""
+
+DISPUTE_REASON_UNSPECIFIED: DisputeReason.ValueType  # 0
+DISPUTE_REASON_BANK_CANNOT_PROCESS: DisputeReason.ValueType  # 1
+DISPUTE_REASON_CHECK_RETURNED: DisputeReason.ValueType  # 2
+DISPUTE_REASON_CREDIT_NOT_PROCESSED: DisputeReason.ValueType  # 3
+DISPUTE_REASON_CUSTOMER_INITIATED: DisputeReason.ValueType  # 4
+DISPUTE_REASON_DEBIT_NOT_AUTHORIZED: DisputeReason.ValueType  # 5
+DISPUTE_REASON_DUPLICATE: DisputeReason.ValueType  # 6
+DISPUTE_REASON_FRAUDULENT: DisputeReason.ValueType  # 7
+DISPUTE_REASON_GENERAL: DisputeReason.ValueType  # 8
+DISPUTE_REASON_INCORRECT_ACCOUNT_DETAILS: DisputeReason.ValueType  # 9
+DISPUTE_REASON_INSUFFICIENT_FUNDS: DisputeReason.ValueType  # 10
+DISPUTE_REASON_PRODUCT_NOT_RECEIVED: DisputeReason.ValueType  # 11
+DISPUTE_REASON_PRODUCT_UNACCEPTABLE: DisputeReason.ValueType  # 12
+DISPUTE_REASON_SUBSCRIPTION_CANCELED: DisputeReason.ValueType  # 13
+DISPUTE_REASON_UNRECOGNIZED: DisputeReason.ValueType  # 14
+Global___DisputeReason: _TypeAlias = DisputeReason  # noqa: Y015
+
+class _DisputeStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_STATUS_UNSPECIFIED: _DisputeStatus.ValueType  # 0
+    DISPUTE_STATUS_WARNING_NEEDS_RESPONSE: _DisputeStatus.ValueType  # 1
+    DISPUTE_STATUS_WARNING_UNDER_REVIEW: _DisputeStatus.ValueType  # 2
+    DISPUTE_STATUS_WARNING_CLOSED: _DisputeStatus.ValueType  # 3
+    DISPUTE_STATUS_NEEDS_RESPONSE: _DisputeStatus.ValueType  # 4
+    """Waiting for the merchant's evidence (or its acceptance)."""
+    DISPUTE_STATUS_UNDER_REVIEW: _DisputeStatus.ValueType  # 5
+    """Evidence submitted; the issuer decides."""
+    DISPUTE_STATUS_WON: _DisputeStatus.ValueType  # 6
+    DISPUTE_STATUS_LOST: _DisputeStatus.ValueType  # 7
+    """Decided for the cardholder, or accepted by the merchant."""
+
+class DisputeStatus(_DisputeStatus, metaclass=_DisputeStatusEnumTypeWrapper):
+    """Where the dispute stands."""
+
+DISPUTE_STATUS_UNSPECIFIED: DisputeStatus.ValueType  # 0
+DISPUTE_STATUS_WARNING_NEEDS_RESPONSE: DisputeStatus.ValueType  # 1
+DISPUTE_STATUS_WARNING_UNDER_REVIEW: DisputeStatus.ValueType  # 2
+DISPUTE_STATUS_WARNING_CLOSED: DisputeStatus.ValueType  # 3
+DISPUTE_STATUS_NEEDS_RESPONSE: DisputeStatus.ValueType  # 4
+"""Waiting for the merchant's evidence (or its acceptance)."""
+DISPUTE_STATUS_UNDER_REVIEW: DisputeStatus.ValueType  # 5
+"""Evidence submitted; the issuer decides."""
+DISPUTE_STATUS_WON: DisputeStatus.ValueType  # 6
+DISPUTE_STATUS_LOST: DisputeStatus.ValueType  # 7
+"""Decided for the cardholder, or accepted by the merchant."""
+Global___DisputeStatus: _TypeAlias = DisputeStatus  # noqa: Y015
 
 class _CloseReviewAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -3773,6 +3850,352 @@ class ThreeDSecureChallenge(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__return_url) -> _WhichOneofReturnType__return_url | None: ...
 
 Global___ThreeDSecureChallenge: _TypeAlias = ThreeDSecureChallenge  # noqa: Y015
+
+@_typing.final
+class Dispute(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Dispute
+    ---------------------------------------------------------------------------------------------
+
+    Stripe's Dispute (dp_): the cardholder questioned a captured charge with the issuer, which
+    took its amount back from the merchant.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    BALANCE_TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_DETAILS_FIELD_NUMBER: _builtins.int
+    IS_CHARGE_REFUNDABLE_FIELD_NUMBER: _builtins.int
+    LIVEMODE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """dp_ id."""
+    amount: _builtins.int
+    """Disputed amount, in minor units: the amount the charge captured."""
+    charge: _builtins.str
+    """ch_ id of the disputed charge."""
+    currency: _builtins.str
+    is_charge_refundable: _builtins.bool
+    """Whether the charge may still be refunded; false: a disputed charge cannot be."""
+    livemode: _builtins.bool
+    payment_intent: _builtins.str
+    """pi_ id of the disputed payment."""
+    reason: Global___DisputeReason.ValueType
+    status: Global___DisputeStatus.ValueType
+    @_builtins.property
+    def balance_transactions(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_pb2.BalanceTransaction]:
+        """The money the dispute moved: the withdrawal of the amount with the dispute fee."""
+
+    @_builtins.property
+    def created(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def evidence(self) -> Global___DisputeEvidence:
+        """The evidence given so far."""
+
+    @_builtins.property
+    def evidence_details(self) -> Global___DisputeEvidenceDetails: ...
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        balance_transactions: _abc.Iterable[_ledger_pb2.BalanceTransaction] | None = ...,
+        charge: _builtins.str = ...,
+        created: _timestamp_pb2.Timestamp | None = ...,
+        currency: _builtins.str = ...,
+        evidence: Global___DisputeEvidence | None = ...,
+        evidence_details: Global___DisputeEvidenceDetails | None = ...,
+        is_charge_refundable: _builtins.bool = ...,
+        livemode: _builtins.bool = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        payment_intent: _builtins.str | None = ...,
+        reason: Global___DisputeReason.ValueType = ...,
+        status: Global___DisputeStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent", "created", b"created", "evidence", b"evidence", "evidence_details", b"evidence_details", "payment_intent", b"payment_intent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent", "amount", b"amount", "balance_transactions", b"balance_transactions", "charge", b"charge", "created", b"created", "currency", b"currency", "evidence", b"evidence", "evidence_details", b"evidence_details", "id", b"id", "is_charge_refundable", b"is_charge_refundable", "livemode", b"livemode", "metadata", b"metadata", "payment_intent", b"payment_intent", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__payment_intent: _TypeAlias = _typing.Literal["payment_intent"]  # noqa: Y015
+    _WhichOneofArgType__payment_intent: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__payment_intent) -> _WhichOneofReturnType__payment_intent | None: ...
+
+Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
+
+@_typing.final
+class DisputeEvidence(_message.Message):
+    """dispute.evidence: Stripe's evidence hash. The text fields hold what the merchant gave; the
+    file fields (ids of file uploads, which remit does not take) stay null.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_ACTIVITY_LOG_FIELD_NUMBER: _builtins.int
+    BILLING_ADDRESS_FIELD_NUMBER: _builtins.int
+    CANCELLATION_POLICY_FIELD_NUMBER: _builtins.int
+    CANCELLATION_POLICY_DISCLOSURE_FIELD_NUMBER: _builtins.int
+    CANCELLATION_REBUTTAL_FIELD_NUMBER: _builtins.int
+    CUSTOMER_COMMUNICATION_FIELD_NUMBER: _builtins.int
+    CUSTOMER_EMAIL_ADDRESS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_NAME_FIELD_NUMBER: _builtins.int
+    CUSTOMER_PURCHASE_IP_FIELD_NUMBER: _builtins.int
+    CUSTOMER_SIGNATURE_FIELD_NUMBER: _builtins.int
+    DUPLICATE_CHARGE_DOCUMENTATION_FIELD_NUMBER: _builtins.int
+    DUPLICATE_CHARGE_EXPLANATION_FIELD_NUMBER: _builtins.int
+    DUPLICATE_CHARGE_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_DESCRIPTION_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    REFUND_POLICY_FIELD_NUMBER: _builtins.int
+    REFUND_POLICY_DISCLOSURE_FIELD_NUMBER: _builtins.int
+    REFUND_REFUSAL_EXPLANATION_FIELD_NUMBER: _builtins.int
+    SERVICE_DATE_FIELD_NUMBER: _builtins.int
+    SERVICE_DOCUMENTATION_FIELD_NUMBER: _builtins.int
+    SHIPPING_ADDRESS_FIELD_NUMBER: _builtins.int
+    SHIPPING_CARRIER_FIELD_NUMBER: _builtins.int
+    SHIPPING_DATE_FIELD_NUMBER: _builtins.int
+    SHIPPING_DOCUMENTATION_FIELD_NUMBER: _builtins.int
+    SHIPPING_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    UNCATEGORIZED_FILE_FIELD_NUMBER: _builtins.int
+    UNCATEGORIZED_TEXT_FIELD_NUMBER: _builtins.int
+    access_activity_log: _builtins.str
+    billing_address: _builtins.str
+    cancellation_policy: _builtins.str
+    cancellation_policy_disclosure: _builtins.str
+    cancellation_rebuttal: _builtins.str
+    customer_communication: _builtins.str
+    customer_email_address: _builtins.str
+    customer_name: _builtins.str
+    customer_purchase_ip: _builtins.str
+    customer_signature: _builtins.str
+    duplicate_charge_documentation: _builtins.str
+    duplicate_charge_explanation: _builtins.str
+    duplicate_charge_id: _builtins.str
+    product_description: _builtins.str
+    receipt: _builtins.str
+    refund_policy: _builtins.str
+    refund_policy_disclosure: _builtins.str
+    refund_refusal_explanation: _builtins.str
+    service_date: _builtins.str
+    service_documentation: _builtins.str
+    shipping_address: _builtins.str
+    shipping_carrier: _builtins.str
+    shipping_date: _builtins.str
+    shipping_documentation: _builtins.str
+    shipping_tracking_number: _builtins.str
+    uncategorized_file: _builtins.str
+    uncategorized_text: _builtins.str
+    def __init__(
+        self,
+        *,
+        access_activity_log: _builtins.str | None = ...,
+        billing_address: _builtins.str | None = ...,
+        cancellation_policy: _builtins.str | None = ...,
+        cancellation_policy_disclosure: _builtins.str | None = ...,
+        cancellation_rebuttal: _builtins.str | None = ...,
+        customer_communication: _builtins.str | None = ...,
+        customer_email_address: _builtins.str | None = ...,
+        customer_name: _builtins.str | None = ...,
+        customer_purchase_ip: _builtins.str | None = ...,
+        customer_signature: _builtins.str | None = ...,
+        duplicate_charge_documentation: _builtins.str | None = ...,
+        duplicate_charge_explanation: _builtins.str | None = ...,
+        duplicate_charge_id: _builtins.str | None = ...,
+        product_description: _builtins.str | None = ...,
+        receipt: _builtins.str | None = ...,
+        refund_policy: _builtins.str | None = ...,
+        refund_policy_disclosure: _builtins.str | None = ...,
+        refund_refusal_explanation: _builtins.str | None = ...,
+        service_date: _builtins.str | None = ...,
+        service_documentation: _builtins.str | None = ...,
+        shipping_address: _builtins.str | None = ...,
+        shipping_carrier: _builtins.str | None = ...,
+        shipping_date: _builtins.str | None = ...,
+        shipping_documentation: _builtins.str | None = ...,
+        shipping_tracking_number: _builtins.str | None = ...,
+        uncategorized_file: _builtins.str | None = ...,
+        uncategorized_text: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__access_activity_log: _TypeAlias = _typing.Literal["access_activity_log"]  # noqa: Y015
+    _WhichOneofArgType__access_activity_log: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log"]  # noqa: Y015
+    _WhichOneofReturnType__billing_address: _TypeAlias = _typing.Literal["billing_address"]  # noqa: Y015
+    _WhichOneofArgType__billing_address: _TypeAlias = _typing.Literal["_billing_address", b"_billing_address"]  # noqa: Y015
+    _WhichOneofReturnType__cancellation_policy: _TypeAlias = _typing.Literal["cancellation_policy"]  # noqa: Y015
+    _WhichOneofArgType__cancellation_policy: _TypeAlias = _typing.Literal["_cancellation_policy", b"_cancellation_policy"]  # noqa: Y015
+    _WhichOneofReturnType__cancellation_policy_disclosure: _TypeAlias = _typing.Literal["cancellation_policy_disclosure"]  # noqa: Y015
+    _WhichOneofArgType__cancellation_policy_disclosure: _TypeAlias = _typing.Literal["_cancellation_policy_disclosure", b"_cancellation_policy_disclosure"]  # noqa: Y015
+    _WhichOneofReturnType__cancellation_rebuttal: _TypeAlias = _typing.Literal["cancellation_rebuttal"]  # noqa: Y015
+    _WhichOneofArgType__cancellation_rebuttal: _TypeAlias = _typing.Literal["_cancellation_rebuttal", b"_cancellation_rebuttal"]  # noqa: Y015
+    _WhichOneofReturnType__customer_communication: _TypeAlias = _typing.Literal["customer_communication"]  # noqa: Y015
+    _WhichOneofArgType__customer_communication: _TypeAlias = _typing.Literal["_customer_communication", b"_customer_communication"]  # noqa: Y015
+    _WhichOneofReturnType__customer_email_address: _TypeAlias = _typing.Literal["customer_email_address"]  # noqa: Y015
+    _WhichOneofArgType__customer_email_address: _TypeAlias = _typing.Literal["_customer_email_address", b"_customer_email_address"]  # noqa: Y015
+    _WhichOneofReturnType__customer_name: _TypeAlias = _typing.Literal["customer_name"]  # noqa: Y015
+    _WhichOneofArgType__customer_name: _TypeAlias = _typing.Literal["_customer_name", b"_customer_name"]  # noqa: Y015
+    _WhichOneofReturnType__customer_purchase_ip: _TypeAlias = _typing.Literal["customer_purchase_ip"]  # noqa: Y015
+    _WhichOneofArgType__customer_purchase_ip: _TypeAlias = _typing.Literal["_customer_purchase_ip", b"_customer_purchase_ip"]  # noqa: Y015
+    _WhichOneofReturnType__customer_signature: _TypeAlias = _typing.Literal["customer_signature"]  # noqa: Y015
+    _WhichOneofArgType__customer_signature: _TypeAlias = _typing.Literal["_customer_signature", b"_customer_signature"]  # noqa: Y015
+    _WhichOneofReturnType__duplicate_charge_documentation: _TypeAlias = _typing.Literal["duplicate_charge_documentation"]  # noqa: Y015
+    _WhichOneofArgType__duplicate_charge_documentation: _TypeAlias = _typing.Literal["_duplicate_charge_documentation", b"_duplicate_charge_documentation"]  # noqa: Y015
+    _WhichOneofReturnType__duplicate_charge_explanation: _TypeAlias = _typing.Literal["duplicate_charge_explanation"]  # noqa: Y015
+    _WhichOneofArgType__duplicate_charge_explanation: _TypeAlias = _typing.Literal["_duplicate_charge_explanation", b"_duplicate_charge_explanation"]  # noqa: Y015
+    _WhichOneofReturnType__duplicate_charge_id: _TypeAlias = _typing.Literal["duplicate_charge_id"]  # noqa: Y015
+    _WhichOneofArgType__duplicate_charge_id: _TypeAlias = _typing.Literal["_duplicate_charge_id", b"_duplicate_charge_id"]  # noqa: Y015
+    _WhichOneofReturnType__product_description: _TypeAlias = _typing.Literal["product_description"]  # noqa: Y015
+    _WhichOneofArgType__product_description: _TypeAlias = _typing.Literal["_product_description", b"_product_description"]  # noqa: Y015
+    _WhichOneofReturnType__receipt: _TypeAlias = _typing.Literal["receipt"]  # noqa: Y015
+    _WhichOneofArgType__receipt: _TypeAlias = _typing.Literal["_receipt", b"_receipt"]  # noqa: Y015
+    _WhichOneofReturnType__refund_policy: _TypeAlias = _typing.Literal["refund_policy"]  # noqa: Y015
+    _WhichOneofArgType__refund_policy: _TypeAlias = _typing.Literal["_refund_policy", b"_refund_policy"]  # noqa: Y015
+    _WhichOneofReturnType__refund_policy_disclosure: _TypeAlias = _typing.Literal["refund_policy_disclosure"]  # noqa: Y015
+    _WhichOneofArgType__refund_policy_disclosure: _TypeAlias = _typing.Literal["_refund_policy_disclosure", b"_refund_policy_disclosure"]  # noqa: Y015
+    _WhichOneofReturnType__refund_refusal_explanation: _TypeAlias = _typing.Literal["refund_refusal_explanation"]  # noqa: Y015
+    _WhichOneofArgType__refund_refusal_explanation: _TypeAlias = _typing.Literal["_refund_refusal_explanation", b"_refund_refusal_explanation"]  # noqa: Y015
+    _WhichOneofReturnType__service_date: _TypeAlias = _typing.Literal["service_date"]  # noqa: Y015
+    _WhichOneofArgType__service_date: _TypeAlias = _typing.Literal["_service_date", b"_service_date"]  # noqa: Y015
+    _WhichOneofReturnType__service_documentation: _TypeAlias = _typing.Literal["service_documentation"]  # noqa: Y015
+    _WhichOneofArgType__service_documentation: _TypeAlias = _typing.Literal["_service_documentation", b"_service_documentation"]  # noqa: Y015
+    _WhichOneofReturnType__shipping_address: _TypeAlias = _typing.Literal["shipping_address"]  # noqa: Y015
+    _WhichOneofArgType__shipping_address: _TypeAlias = _typing.Literal["_shipping_address", b"_shipping_address"]  # noqa: Y015
+    _WhichOneofReturnType__shipping_carrier: _TypeAlias = _typing.Literal["shipping_carrier"]  # noqa: Y015
+    _WhichOneofArgType__shipping_carrier: _TypeAlias = _typing.Literal["_shipping_carrier", b"_shipping_carrier"]  # noqa: Y015
+    _WhichOneofReturnType__shipping_date: _TypeAlias = _typing.Literal["shipping_date"]  # noqa: Y015
+    _WhichOneofArgType__shipping_date: _TypeAlias = _typing.Literal["_shipping_date", b"_shipping_date"]  # noqa: Y015
+    _WhichOneofReturnType__shipping_documentation: _TypeAlias = _typing.Literal["shipping_documentation"]  # noqa: Y015
+    _WhichOneofArgType__shipping_documentation: _TypeAlias = _typing.Literal["_shipping_documentation", b"_shipping_documentation"]  # noqa: Y015
+    _WhichOneofReturnType__shipping_tracking_number: _TypeAlias = _typing.Literal["shipping_tracking_number"]  # noqa: Y015
+    _WhichOneofArgType__shipping_tracking_number: _TypeAlias = _typing.Literal["_shipping_tracking_number", b"_shipping_tracking_number"]  # noqa: Y015
+    _WhichOneofReturnType__uncategorized_file: _TypeAlias = _typing.Literal["uncategorized_file"]  # noqa: Y015
+    _WhichOneofArgType__uncategorized_file: _TypeAlias = _typing.Literal["_uncategorized_file", b"_uncategorized_file"]  # noqa: Y015
+    _WhichOneofReturnType__uncategorized_text: _TypeAlias = _typing.Literal["uncategorized_text"]  # noqa: Y015
+    _WhichOneofArgType__uncategorized_text: _TypeAlias = _typing.Literal["_uncategorized_text", b"_uncategorized_text"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__access_activity_log) -> _WhichOneofReturnType__access_activity_log | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__billing_address) -> _WhichOneofReturnType__billing_address | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cancellation_policy) -> _WhichOneofReturnType__cancellation_policy | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cancellation_policy_disclosure) -> _WhichOneofReturnType__cancellation_policy_disclosure | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cancellation_rebuttal) -> _WhichOneofReturnType__cancellation_rebuttal | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_communication) -> _WhichOneofReturnType__customer_communication | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_email_address) -> _WhichOneofReturnType__customer_email_address | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_name) -> _WhichOneofReturnType__customer_name | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_purchase_ip) -> _WhichOneofReturnType__customer_purchase_ip | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__customer_signature) -> _WhichOneofReturnType__customer_signature | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__duplicate_charge_documentation) -> _WhichOneofReturnType__duplicate_charge_documentation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__duplicate_charge_explanation) -> _WhichOneofReturnType__duplicate_charge_explanation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__duplicate_charge_id) -> _WhichOneofReturnType__duplicate_charge_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__product_description) -> _WhichOneofReturnType__product_description | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receipt) -> _WhichOneofReturnType__receipt | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__refund_policy) -> _WhichOneofReturnType__refund_policy | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__refund_policy_disclosure) -> _WhichOneofReturnType__refund_policy_disclosure | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__refund_refusal_explanation) -> _WhichOneofReturnType__refund_refusal_explanation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service_date) -> _WhichOneofReturnType__service_date | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service_documentation) -> _WhichOneofReturnType__service_documentation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shipping_address) -> _WhichOneofReturnType__shipping_address | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shipping_carrier) -> _WhichOneofReturnType__shipping_carrier | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shipping_date) -> _WhichOneofReturnType__shipping_date | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shipping_documentation) -> _WhichOneofReturnType__shipping_documentation | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shipping_tracking_number) -> _WhichOneofReturnType__shipping_tracking_number | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__uncategorized_file) -> _WhichOneofReturnType__uncategorized_file | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__uncategorized_text) -> _WhichOneofReturnType__uncategorized_text | None: ...
+
+Global___DisputeEvidence: _TypeAlias = DisputeEvidence  # noqa: Y015
+
+@_typing.final
+class DisputeEvidenceDetails(_message.Message):
+    """dispute.evidence_details."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DUE_BY_FIELD_NUMBER: _builtins.int
+    HAS_EVIDENCE_FIELD_NUMBER: _builtins.int
+    PAST_DUE_FIELD_NUMBER: _builtins.int
+    SUBMISSION_COUNT_FIELD_NUMBER: _builtins.int
+    has_evidence: _builtins.bool
+    """Whether any evidence has been given."""
+    past_due: _builtins.bool
+    """Whether the last submission came after due_by."""
+    submission_count: _builtins.int
+    """How many times evidence was submitted."""
+    @_builtins.property
+    def due_by(self) -> _timestamp_pb2.Timestamp:
+        """When the evidence is due; the issuer decides without it after."""
+
+    def __init__(
+        self,
+        *,
+        due_by: _timestamp_pb2.Timestamp | None = ...,
+        has_evidence: _builtins.bool = ...,
+        past_due: _builtins.bool = ...,
+        submission_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by", "has_evidence", b"has_evidence", "past_due", b"past_due", "submission_count", b"submission_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeEvidenceDetails: _TypeAlias = DisputeEvidenceDetails  # noqa: Y015
 
 @_typing.final
 class CardInput(_message.Message):
@@ -7243,3 +7666,265 @@ class RetryHeldRequestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RetryHeldRequestResponse: _TypeAlias = RetryHeldRequestResponse  # noqa: Y015
+
+@_typing.final
+class GetDisputeRequest(_message.Message):
+    """GET /v1/disputes/{id}."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """dp_ id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDisputeRequest: _TypeAlias = GetDisputeRequest  # noqa: Y015
+
+@_typing.final
+class GetDisputeResponse(_message.Message):
+    """The dispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> Global___Dispute: ...
+    def __init__(
+        self,
+        *,
+        dispute: Global___Dispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDisputeResponse: _TypeAlias = GetDisputeResponse  # noqa: Y015
+
+@_typing.final
+class ListDisputesRequest(_message.Message):
+    """GET /v1/disputes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    ENDING_BEFORE_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    CHARGE_FIELD_NUMBER: _builtins.int
+    PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    """Page size; 0 = default 10, at most 100."""
+    starting_after: _builtins.str
+    ending_before: _builtins.str
+    charge: _builtins.str
+    """Only the dispute of this ch_ id."""
+    payment_intent: _builtins.str
+    """Only the disputes of this pi_ id."""
+    @_builtins.property
+    def created(self) -> _common_pb2.CreatedFilter: ...
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str | None = ...,
+        ending_before: _builtins.str | None = ...,
+        created: _common_pb2.CreatedFilter | None = ...,
+        charge: _builtins.str | None = ...,
+        payment_intent: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "charge", b"charge", "created", b"created", "ending_before", b"ending_before", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_charge", b"_charge", "_ending_before", b"_ending_before", "_payment_intent", b"_payment_intent", "_starting_after", b"_starting_after", "charge", b"charge", "created", b"created", "ending_before", b"ending_before", "limit", b"limit", "payment_intent", b"payment_intent", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__charge: _TypeAlias = _typing.Literal["charge"]  # noqa: Y015
+    _WhichOneofArgType__charge: _TypeAlias = _typing.Literal["_charge", b"_charge"]  # noqa: Y015
+    _WhichOneofReturnType__ending_before: _TypeAlias = _typing.Literal["ending_before"]  # noqa: Y015
+    _WhichOneofArgType__ending_before: _TypeAlias = _typing.Literal["_ending_before", b"_ending_before"]  # noqa: Y015
+    _WhichOneofReturnType__payment_intent: _TypeAlias = _typing.Literal["payment_intent"]  # noqa: Y015
+    _WhichOneofArgType__payment_intent: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent"]  # noqa: Y015
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__charge) -> _WhichOneofReturnType__charge | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__ending_before) -> _WhichOneofReturnType__ending_before | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__payment_intent) -> _WhichOneofReturnType__payment_intent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
+
+Global___ListDisputesRequest: _TypeAlias = ListDisputesRequest  # noqa: Y015
+
+@_typing.final
+class ListDisputesResponse(_message.Message):
+    """One page, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dispute]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___Dispute] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDisputesResponse: _TypeAlias = ListDisputesResponse  # noqa: Y015
+
+@_typing.final
+class UpdateDisputeRequest(_message.Message):
+    """POST /v1/disputes/{id}."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    UNSET_METADATA_KEYS_FIELD_NUMBER: _builtins.int
+    CLEAR_METADATA_FIELD_NUMBER: _builtins.int
+    SUBMIT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """dp_ id."""
+    clear_metadata: _builtins.bool
+    """Remove all metadata before applying the rest (Stripe's `metadata=`)."""
+    submit: _builtins.bool
+    """Submit the evidence now (status under_review); false or unset stages it only."""
+    @_builtins.property
+    def evidence(self) -> Global___DisputeEvidence:
+        """Evidence text fields to set (a present empty string clears one); the file fields are
+        refused (INVALID_ARGUMENT): remit takes no file uploads.
+        """
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Metadata keys to set or replace."""
+
+    @_builtins.property
+    def unset_metadata_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Metadata keys to remove (Stripe's `metadata[key]=`)."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        evidence: Global___DisputeEvidence | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        unset_metadata_keys: _abc.Iterable[_builtins.str] | None = ...,
+        clear_metadata: _builtins.bool = ...,
+        submit: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_submit", b"_submit", "evidence", b"evidence", "submit", b"submit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_submit", b"_submit", "clear_metadata", b"clear_metadata", "evidence", b"evidence", "id", b"id", "metadata", b"metadata", "submit", b"submit", "unset_metadata_keys", b"unset_metadata_keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__submit: _TypeAlias = _typing.Literal["submit"]  # noqa: Y015
+    _WhichOneofArgType__submit: _TypeAlias = _typing.Literal["_submit", b"_submit"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__submit) -> _WhichOneofReturnType__submit | None: ...
+
+Global___UpdateDisputeRequest: _TypeAlias = UpdateDisputeRequest  # noqa: Y015
+
+@_typing.final
+class UpdateDisputeResponse(_message.Message):
+    """The updated dispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> Global___Dispute: ...
+    def __init__(
+        self,
+        *,
+        dispute: Global___Dispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateDisputeResponse: _TypeAlias = UpdateDisputeResponse  # noqa: Y015
+
+@_typing.final
+class CloseDisputeRequest(_message.Message):
+    """POST /v1/disputes/{id}/close."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """dp_ id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseDisputeRequest: _TypeAlias = CloseDisputeRequest  # noqa: Y015
+
+@_typing.final
+class CloseDisputeResponse(_message.Message):
+    """The closed (lost) dispute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISPUTE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dispute(self) -> Global___Dispute: ...
+    def __init__(
+        self,
+        *,
+        dispute: Global___Dispute | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dispute", b"dispute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseDisputeResponse: _TypeAlias = CloseDisputeResponse  # noqa: Y015

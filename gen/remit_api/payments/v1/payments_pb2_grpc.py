@@ -225,6 +225,26 @@ class PaymentsServiceStub:
                 request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.SerializeToString,
                 response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.FromString,
                 _registered_method=True)
+        self.GetDispute = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/GetDispute',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeResponse.FromString,
+                _registered_method=True)
+        self.ListDisputes = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/ListDisputes',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.FromString,
+                _registered_method=True)
+        self.UpdateDispute = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/UpdateDispute',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeResponse.FromString,
+                _registered_method=True)
+        self.CloseDispute = channel.unary_unary(
+                '/remit_api.payments.v1.PaymentsService/CloseDispute',
+                request_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeRequest.SerializeToString,
+                response_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentsServiceServicer:
@@ -509,6 +529,37 @@ class PaymentsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDispute(self, request, context):
+        """GET /v1/disputes/{id}.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisputes(self, request, context):
+        """GET /v1/disputes, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDispute(self, request, context):
+        """POST /v1/disputes/{id}: metadata and evidence; `submit` sends the evidence to the issuer
+        (status under_review). FAILED_PRECONDITION (dispute_not_updatable) for evidence or a
+        submission a dispute no longer takes: its evidence was submitted, or it was decided.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseDispute(self, request, context):
+        """POST /v1/disputes/{id}/close: accept the dispute as lost (a lost one stays as it is).
+        FAILED_PRECONDITION (dispute_not_closable) once its evidence was submitted or it was won.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -701,6 +752,26 @@ def add_PaymentsServiceServicer_to_server(servicer, server):
                     servicer.RetryHeldRequest,
                     request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.FromString,
                     response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.SerializeToString,
+            ),
+            'GetDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDispute,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeResponse.SerializeToString,
+            ),
+            'ListDisputes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisputes,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.SerializeToString,
+            ),
+            'UpdateDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDispute,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeResponse.SerializeToString,
+            ),
+            'CloseDispute': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseDispute,
+                    request_deserializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeRequest.FromString,
+                    response_serializer=remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1730,6 +1801,114 @@ class PaymentsService:
             '/remit_api.payments.v1.PaymentsService/RetryHeldRequest',
             remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestRequest.SerializeToString,
             remit__api_dot_payments_dot_v1_dot_payments__pb2.RetryHeldRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/GetDispute',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.GetDisputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisputes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/ListDisputes',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.ListDisputesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/UpdateDispute',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.UpdateDisputeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseDispute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.payments.v1.PaymentsService/CloseDispute',
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeRequest.SerializeToString,
+            remit__api_dot_payments_dot_v1_dot_payments__pb2.CloseDisputeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -141,6 +141,19 @@ class PaymentsServiceStub:
     (request_finished); ABORTED with should_retry for one a request is working on right now
     (request_in_progress), which the same call may retry once that try is over.
     """
+    GetDispute: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetDisputeRequest, _payments_pb2.GetDisputeResponse]
+    """GET /v1/disputes/{id}."""
+    ListDisputes: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]
+    """GET /v1/disputes, newest first."""
+    UpdateDispute: _grpc.UnaryUnaryMultiCallable[_payments_pb2.UpdateDisputeRequest, _payments_pb2.UpdateDisputeResponse]
+    """POST /v1/disputes/{id}: metadata and evidence; `submit` sends the evidence to the issuer
+    (status under_review). FAILED_PRECONDITION (dispute_not_updatable) for evidence or a
+    submission a dispute no longer takes: its evidence was submitted, or it was decided.
+    """
+    CloseDispute: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CloseDisputeRequest, _payments_pb2.CloseDisputeResponse]
+    """POST /v1/disputes/{id}/close: accept the dispute as lost (a lost one stays as it is).
+    FAILED_PRECONDITION (dispute_not_closable) once its evidence was submitted or it was won.
+    """
 
 @_typing.type_check_only
 class PaymentsServiceAsyncStub(PaymentsServiceStub):
@@ -240,6 +253,19 @@ class PaymentsServiceAsyncStub(PaymentsServiceStub):
     NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
     (request_finished); ABORTED with should_retry for one a request is working on right now
     (request_in_progress), which the same call may retry once that try is over.
+    """
+    GetDispute: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetDisputeRequest, _payments_pb2.GetDisputeResponse]  # type: ignore[assignment]
+    """GET /v1/disputes/{id}."""
+    ListDisputes: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListDisputesRequest, _payments_pb2.ListDisputesResponse]  # type: ignore[assignment]
+    """GET /v1/disputes, newest first."""
+    UpdateDispute: _aio.UnaryUnaryMultiCallable[_payments_pb2.UpdateDisputeRequest, _payments_pb2.UpdateDisputeResponse]  # type: ignore[assignment]
+    """POST /v1/disputes/{id}: metadata and evidence; `submit` sends the evidence to the issuer
+    (status under_review). FAILED_PRECONDITION (dispute_not_updatable) for evidence or a
+    submission a dispute no longer takes: its evidence was submitted, or it was decided.
+    """
+    CloseDispute: _aio.UnaryUnaryMultiCallable[_payments_pb2.CloseDisputeRequest, _payments_pb2.CloseDisputeResponse]  # type: ignore[assignment]
+    """POST /v1/disputes/{id}/close: accept the dispute as lost (a lost one stays as it is).
+    FAILED_PRECONDITION (dispute_not_closable) once its evidence was submitted or it was won.
     """
 
 class PaymentsServiceServicer:
@@ -527,6 +553,39 @@ class PaymentsServiceServicer:
         NOT_FOUND for an unknown key; FAILED_PRECONDITION for a finished request
         (request_finished); ABORTED with should_retry for one a request is working on right now
         (request_in_progress), which the same call may retry once that try is over.
+        """
+
+    def GetDispute(
+        self,
+        request: _payments_pb2.GetDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.GetDisputeResponse, _abc.Awaitable[_payments_pb2.GetDisputeResponse]]:
+        """GET /v1/disputes/{id}."""
+
+    def ListDisputes(
+        self,
+        request: _payments_pb2.ListDisputesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListDisputesResponse, _abc.Awaitable[_payments_pb2.ListDisputesResponse]]:
+        """GET /v1/disputes, newest first."""
+
+    def UpdateDispute(
+        self,
+        request: _payments_pb2.UpdateDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.UpdateDisputeResponse, _abc.Awaitable[_payments_pb2.UpdateDisputeResponse]]:
+        """POST /v1/disputes/{id}: metadata and evidence; `submit` sends the evidence to the issuer
+        (status under_review). FAILED_PRECONDITION (dispute_not_updatable) for evidence or a
+        submission a dispute no longer takes: its evidence was submitted, or it was decided.
+        """
+
+    def CloseDispute(
+        self,
+        request: _payments_pb2.CloseDisputeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.CloseDisputeResponse, _abc.Awaitable[_payments_pb2.CloseDisputeResponse]]:
+        """POST /v1/disputes/{id}/close: accept the dispute as lost (a lost one stays as it is).
+        FAILED_PRECONDITION (dispute_not_closable) once its evidence was submitted or it was won.
         """
 
 def add_PaymentsServiceServicer_to_server(servicer: PaymentsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

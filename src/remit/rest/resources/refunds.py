@@ -119,6 +119,7 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 def _metadata_update(
     request: pb.UpdateRefundRequest
+    | pb.UpdateDisputeRequest
     | pb.UpdatePaymentIntentRequest
     | pb.CapturePaymentIntentRequest
     | pb.UpdateChargeRequest,

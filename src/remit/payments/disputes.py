@@ -1,0 +1,245 @@
+"""Disputes (chargebacks) of captured charges, as frozen values and pure transitions.
+
+A dispute opens once a captured charge's cardholder questions it with the issuer: in remit,
+the network says so with the authorization of test card 4000000000000259, and the worker opens
+the dispute after the capture (`remit.payments.expected_disputes`). As on Stripe, the issuer
+takes the disputed amount back at once, and the dispute fee with it (`dispute_fee_minor`):
+the merchant answers with evidence (`needs_response` -> `under_review`) or accepts the loss
+(`lost`). Deciding a dispute under review (won or lost) is the issuer's, which remit does not
+simulate: one stays under review.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final, assert_never
+
+from remit.core.errors import ErrorKind, RemitError, invalid
+
+
+class DisputeStatus(Enum):
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+
+
+class DisputeReason(Enum):
+    FRAUDULENT = "fraudulent"
+
+
+# Stripe's evidence hash. The merchant gives text for these...
+EVIDENCE_TEXT_FIELDS: Final = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_tracking_number",
+    "uncategorized_text",
+)
+# ...and the ids of file uploads for these, which remit does not take (it has no file uploads):
+# they stay null.
+EVIDENCE_FILE_FIELDS: Final = (
+    "cancellation_policy",
+    "customer_communication",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "receipt",
+    "refund_policy",
+    "service_documentation",
+    "shipping_documentation",
+    "uncategorized_file",
+)
+# Stripe's limits: the explanations take long text, the rest a short string.
+_LONG_EVIDENCE: Final = frozenset(
+    {
+        "access_activity_log",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "duplicate_charge_explanation",
+        "product_description",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "uncategorized_text",
+    }
+)
+LONG_EVIDENCE_LENGTH: Final = 150_000
+SHORT_EVIDENCE_LENGTH: Final = 5_000
+# Stripe bounds the evidence of one dispute as a whole, whatever the fields' own limits.
+MAX_EVIDENCE_LENGTH: Final = 150_000
+
+# The card networks give the merchant 7 to 21 days to answer; remit gives the shortest, so an
+# integration that answers in time here answers in time on every network.
+EVIDENCE_WINDOW: Final = timedelta(days=7)
+
+# What the platform charges the merchant for handling a dispute, by currency, in minor units:
+# Stripe's US fee is $15.00. Other currencies take the same number of minor units until remit
+# prices disputes per currency (`dispute_fee_minor`); a zero-decimal currency then pays 1500
+# of its units, which Stripe prices separately.
+DISPUTE_FEES_MINOR: Final[Mapping[str, int]] = {"usd": 1500}
+DEFAULT_DISPUTE_FEE_MINOR: Final = 1500
+
+
+def long_evidence(name: str) -> bool:
+    """Whether an evidence text field takes long text (an explanation) or a short string."""
+    return name in _LONG_EVIDENCE
+
+
+def dispute_fee_minor(currency: str) -> int:
+    return DISPUTE_FEES_MINOR.get(currency, DEFAULT_DISPUTE_FEE_MINOR)
+
+
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    account_id: str
+    charge_id: str
+    payment_intent_id: str
+    amount_minor: int
+    currency: str
+    reason: DisputeReason
+    status: DisputeStatus
+    evidence_due_by: datetime
+    created_at: datetime
+    updated_at: datetime
+    # The evidence text fields given so far, by Stripe's names.
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    submission_count: int = 0
+    past_due: bool = False
+    # The money the dispute moved, oldest first: the withdrawal of its amount and fee.
+    balance_transaction_ids: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool(self.evidence)
+
+
+def opened(
+    *,
+    dispute_id: str,
+    account_id: str,
+    charge_id: str,
+    payment_intent_id: str,
+    captured_minor: int,
+    currency: str,
+    withdrawal_id: str,
+    now: datetime,
+) -> Dispute:
+    """The dispute a cardholder opens against a captured charge: of all it captured, as
+    fraud (the only reason the test card gives), waiting for the merchant's answer."""
+    if captured_minor <= 0:
+        raise ValueError("only a captured charge can be disputed")
+    return Dispute(
+        id=dispute_id,
+        account_id=account_id,
+        charge_id=charge_id,
+        payment_intent_id=payment_intent_id,
+        amount_minor=captured_minor,
+        currency=currency,
+        reason=DisputeReason.FRAUDULENT,
+        status=DisputeStatus.NEEDS_RESPONSE,
+        evidence_due_by=now + EVIDENCE_WINDOW,
+        created_at=now,
+        updated_at=now,
+        balance_transaction_ids=(withdrawal_id,),
+    )
+
+
+def _not_updatable(dispute: Dispute) -> RemitError:
+    return RemitError(
+        message=(
+            f"This dispute is {dispute.status.value} and can no longer take evidence or be "
+            "submitted."
+        ),
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="dispute_not_updatable",
+        param="evidence",
+    )
+
+
+def checked_evidence(evidence: Mapping[str, str]) -> dict[str, str]:
+    """The evidence fields of an update, checked by name and length (an empty value clears
+    its field)."""
+    for name, value in evidence.items():
+        if name in EVIDENCE_FILE_FIELDS:
+            raise invalid(
+                f"remit does not take file uploads: evidence[{name}] cannot be set.",
+                f"evidence[{name}]",
+            )
+        if name not in EVIDENCE_TEXT_FIELDS:
+            raise invalid(
+                f"Received unknown parameter: evidence[{name}]",
+                f"evidence[{name}]",
+                code="parameter_unknown",
+            )
+        limit = LONG_EVIDENCE_LENGTH if name in _LONG_EVIDENCE else SHORT_EVIDENCE_LENGTH
+        if len(value) > limit:
+            raise invalid(
+                f"Invalid string: evidence[{name}] must be at most {limit} characters long.",
+                f"evidence[{name}]",
+            )
+    return dict(evidence)
+
+
+def updated(
+    dispute: Dispute,
+    *,
+    evidence: Mapping[str, str],
+    metadata: Mapping[str, str],
+    submit: bool,
+    now: datetime,
+) -> Dispute:
+    """The dispute with the merchant's update: its metadata (any time), evidence merged in
+    (an empty value clears a field) and, with `submit`, the evidence sent to the issuer.
+    Evidence and submissions are taken only while the dispute needs a response."""
+    given = checked_evidence(evidence)
+    if (given or submit) and dispute.status is not DisputeStatus.NEEDS_RESPONSE:
+        raise _not_updatable(dispute)
+    merged = {**dispute.evidence, **given}
+    kept = {name: value for name, value in merged.items() if value}
+    if sum(len(value) for value in kept.values()) > MAX_EVIDENCE_LENGTH:
+        raise invalid(
+            f"The evidence of a dispute may hold at most {MAX_EVIDENCE_LENGTH} characters in all.",
+            "evidence",
+        )
+    after = replace(dispute, evidence=kept, metadata=dict(metadata), updated_at=now)
+    if not submit:
+        return after
+    return replace(
+        after,
+        status=DisputeStatus.UNDER_REVIEW,
+        submission_count=dispute.submission_count + 1,
+        past_due=now > dispute.evidence_due_by,
+    )
+
+
+def accepted(dispute: Dispute, now: datetime) -> Dispute:
+    """The merchant accepts the dispute (Stripe's close): it is lost, its money stays with the
+    cardholder. Accepting a lost dispute again changes nothing."""
+    match dispute.status:
+        case DisputeStatus.LOST:
+            return dispute
+        case DisputeStatus.NEEDS_RESPONSE:
+            return replace(dispute, status=DisputeStatus.LOST, updated_at=now)
+        case DisputeStatus.UNDER_REVIEW | DisputeStatus.WON:
+            raise RemitError(
+                message=f"This dispute is {dispute.status.value} and can no longer be closed.",
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="dispute_not_closable",
+            )
+        case unreachable:
+            assert_never(unreachable)

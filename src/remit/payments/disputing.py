@@ -1,0 +1,255 @@
+"""Use cases of disputes: the worker opens one after a capture the network said would be
+disputed; the merchant reads them, gives evidence, submits it, or accepts the loss.
+
+Opening a dispute is one transaction of the worker's job (`OPEN_DISPUTE_JOB`, staged with the
+capture's outcome by `remit.payments.expected_disputes`): under the charge's lock it makes the
+dispute, names it on the charge, tells of it (charge.dispute.created, then
+charge.dispute.funds_withdrawn) and takes its amount and fee from the merchant's balance, the
+ledger last. The job runs again after a crash, or twice at once: the charge's lock and its
+`dispute_id` make the second run find the dispute and do nothing.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remit.core.clock import Clock, SystemClock
+from remit.core.errors import invalid, not_found
+from remit.core.ids import new_id
+from remit.core.jsonview import JsonObject, to_json
+from remit.core.metadata import updated_metadata
+from remit.ledger import postings as ledger
+from remit.ledger.balance_repository import balance_transaction_from_row
+from remit.ledger.objects import BalanceTransaction
+from remit.ledger.tables import balance_transactions
+from remit.payments.charges import ChargeStatus
+from remit.payments.dispute_messages import dispute_message
+from remit.payments.disputes import Dispute, accepted, dispute_fee_minor, opened, updated
+from remit.payments.keyed import Done, Keyed, Replay, run_keyed
+from remit.payments.repository import ChargeRepository, DisputeRepository
+from remit.payments.requests import current_request
+from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
+from remit.webhooks.outbox import record_event
+
+log = logging.getLogger(__name__)
+
+OPEN_DISPUTE_JOB: Final = "payments.open_dispute"
+MAX_LIST_LIMIT: Final = 100
+
+
+class DisputesService:
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or SystemClock()
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    # --- Opening (the worker) -------------------------------------------------------------
+
+    async def open_expected(self, db: AsyncConnection, account_id: str, charge_id: str) -> None:
+        """The job's work, in its transaction: open the dispute the network said the charge's
+        cardholder would raise, unless the charge has one already (an earlier run's)."""
+        charges = ChargeRepository(db)
+        charge = await charges.get(account_id, charge_id, for_update=True)
+        if charge is None:
+            log.error("the charge %s to dispute does not exist", charge_id)
+            return
+        if charge.disputed:
+            return
+        if not charge.captured or charge.status is not ChargeStatus.SUCCEEDED:
+            # Staged only by a capture, and a capture is never undone: not a state to reach.
+            log.error("the charge %s to dispute was not captured", charge_id)
+            return
+        now = self._now()
+        dispute_id = new_id("dp")
+        withdrawal = ledger.dispute_withdrawal(
+            new_id("txn"),
+            account_id=account_id,
+            dispute_id=dispute_id,
+            charge_id=charge.id,
+            amount_minor=charge.amount_captured_minor,
+            fee_minor=dispute_fee_minor(charge.currency),
+            currency=charge.currency,
+            now=now,
+        )
+        dispute = opened(
+            dispute_id=dispute_id,
+            account_id=account_id,
+            charge_id=charge.id,
+            payment_intent_id=charge.payment_intent_id,
+            captured_minor=charge.amount_captured_minor,
+            currency=charge.currency,
+            withdrawal_id=withdrawal.id,
+            now=now,
+        )
+        await DisputeRepository(db).insert(dispute)
+        await charges.save(replace(charge, dispute_id=dispute.id, updated_at=now))
+        shown = _json(dispute, [withdrawal])
+        # Stripe tells of the dispute, then of the money it took, each with the dispute.
+        await _emit(db, dispute, "charge.dispute.created", shown, now)
+        await _emit(db, dispute, "charge.dispute.funds_withdrawn", shown, now)
+        # Last: the posting holds the account's chain lock until the commit.
+        await ledger.record_dispute_funds_withdrawn(db, withdrawal, now=now)
+
+    # --- The merchant's calls -------------------------------------------------------------
+
+    async def get(
+        self, account_id: str, dispute_id: str
+    ) -> tuple[Dispute, list[BalanceTransaction]]:
+        async with self._engine.begin() as db:
+            dispute = await DisputeRepository(db).get(account_id, dispute_id)
+            if dispute is None:
+                raise not_found("dispute", dispute_id)
+            moved = await _moved_by(db, [dispute])
+        return dispute, moved[dispute.id]
+
+    async def list_disputes(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        created: CreatedBounds = ANY_TIME,
+        charge_id: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> tuple[list[tuple[Dispute, list[BalanceTransaction]]], bool]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid("limit must be between 1 and 100.", "limit")
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
+        async with self._engine.begin() as db:
+            repo = DisputeRepository(db)
+            after = await _cursor(db, repo, account_id, starting_after, "starting_after")
+            before = await _cursor(db, repo, account_id, ending_before, "ending_before")
+            found, more = await repo.page(
+                account_id,
+                limit=limit,
+                starting_after=after,
+                ending_before=before,
+                created=created,
+                charge_id=charge_id,
+                payment_intent_id=payment_intent_id,
+            )
+            moved = await _moved_by(db, found)
+        return [(dispute, moved[dispute.id]) for dispute in found], more
+
+    async def update(
+        self,
+        account_id: str,
+        dispute_id: str,
+        *,
+        evidence: dict[str, str],
+        metadata: dict[str, str],
+        clear_metadata: bool,
+        unset_metadata: list[str],
+        submit: bool,
+        keyed: Keyed[tuple[Dispute, list[BalanceTransaction]]] | None = None,
+    ) -> Done[tuple[Dispute, list[BalanceTransaction]]] | Replay:
+        """Metadata, evidence and its submission, in one transaction under the call's key;
+        charge.dispute.updated tells of what changed."""
+
+        async def change(db: AsyncConnection) -> tuple[Dispute, list[BalanceTransaction]]:
+            repo = DisputeRepository(db)
+            dispute = await repo.get(account_id, dispute_id, for_update=True)
+            if dispute is None:
+                raise not_found("dispute", dispute_id)
+            now = self._now()
+            merged = updated_metadata(
+                dispute.metadata, clear=clear_metadata, unset=unset_metadata, values=metadata
+            )
+            after = updated(dispute, evidence=evidence, metadata=merged, submit=submit, now=now)
+            moved = (await _moved_by(db, [dispute]))[dispute.id]
+            if _changed(dispute, after):
+                await repo.save(after)
+                await _emit(db, after, "charge.dispute.updated", _json(after, moved), now)
+            return (after if _changed(dispute, after) else dispute), moved
+
+        return await run_keyed(self._engine, keyed, self._now(), change)
+
+    async def close(
+        self,
+        account_id: str,
+        dispute_id: str,
+        keyed: Keyed[tuple[Dispute, list[BalanceTransaction]]] | None = None,
+    ) -> Done[tuple[Dispute, list[BalanceTransaction]]] | Replay:
+        """Accept the dispute: it is lost (charge.dispute.closed); its money stays withdrawn."""
+
+        async def close(db: AsyncConnection) -> tuple[Dispute, list[BalanceTransaction]]:
+            repo = DisputeRepository(db)
+            dispute = await repo.get(account_id, dispute_id, for_update=True)
+            if dispute is None:
+                raise not_found("dispute", dispute_id)
+            now = self._now()
+            after = accepted(dispute, now)
+            moved = (await _moved_by(db, [dispute]))[dispute.id]
+            if after is not dispute:
+                await repo.save(after)
+                await _emit(db, after, "charge.dispute.closed", _json(after, moved), now)
+            return after, moved
+
+        return await run_keyed(self._engine, keyed, self._now(), close)
+
+
+def _changed(before: Dispute, after: Dispute) -> bool:
+    return replace(after, updated_at=before.updated_at) != before
+
+
+def _json(dispute: Dispute, moved: Sequence[BalanceTransaction]) -> JsonObject:
+    return to_json(dispute_message(dispute, moved))
+
+
+async def _emit(
+    db: AsyncConnection, dispute: Dispute, event_type: str, shown: JsonObject, now: datetime
+) -> None:
+    request = current_request.get()
+    await record_event(
+        db,
+        account_id=dispute.account_id,
+        type=event_type,
+        data_object=shown,
+        now=now,
+        request_id=None if request is None else request.request_id,
+        idempotency_key=None if request is None else request.idempotency_key,
+    )
+
+
+async def _cursor(
+    db: AsyncConnection,
+    repo: DisputeRepository,
+    account_id: str,
+    dispute_id: str | None,
+    param: str,
+) -> Cursor | None:
+    if dispute_id is None:
+        return None
+    cursor = await cursor_for(db, repo.table, account_id, dispute_id)
+    if cursor is None:
+        raise not_found("dispute", dispute_id, param=param)
+    return cursor
+
+
+async def _moved_by(
+    db: AsyncConnection, disputes: Sequence[Dispute]
+) -> dict[str, list[BalanceTransaction]]:
+    """Each dispute's balance transactions, in its order, read in one query."""
+    wanted = {txn_id for dispute in disputes for txn_id in dispute.balance_transaction_ids}
+    found: dict[str, BalanceTransaction] = {}
+    if wanted:
+        c = balance_transactions.c
+        rows = await db.execute(
+            select(balance_transactions).where(
+                c.account_id == disputes[0].account_id, c.id.in_(sorted(wanted))
+            )
+        )
+        found = {row.id: balance_transaction_from_row(row) for row in rows}
+    return {
+        dispute.id: [found[txn_id] for txn_id in dispute.balance_transaction_ids if txn_id in found]
+        for dispute in disputes
+    }

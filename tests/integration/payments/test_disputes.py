@@ -1,0 +1,276 @@
+"""Disputes against a real PostgreSQL: a capture of a card the network says will be disputed
+stages the job that opens the dispute, the job takes the money back into the ledger, and the
+merchant answers the dispute or accepts it."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remit.accounts.service import AccountsService
+from remit.core.errors import ErrorKind, RemitError
+from remit.ledger.balances import read_balance
+from remit.ledger.objects import BalanceTransactionType
+from remit.ledger.verify import verify_ledger
+from remit.payments.disputes import DisputeStatus
+from remit.payments.disputing import OPEN_DISPUTE_JOB, DisputesService
+from remit.payments.domain import CaptureMethod, PaymentIntent
+from remit.payments.service import Done, PaymentsService, Replay
+from remit.webhooks.tables import events
+from remit.worker.tables import jobs
+from tests.integration.payments.conftest import payments_with_core_hooks
+from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def payments(core_engine: AsyncEngine) -> PaymentsService:
+    return payments_with_core_hooks(core_engine)
+
+
+@pytest.fixture
+def disputes(core_engine: AsyncEngine) -> DisputesService:
+    return DisputesService(core_engine)
+
+
+@pytest.fixture
+async def account_id(core_engine: AsyncEngine) -> str:
+    return (await AccountsService(core_engine).create_account(radar_enabled=False)).account.id
+
+
+async def _dispute_jobs(engine: AsyncEngine) -> list[dict[str, object]]:
+    async with engine.connect() as db:
+        rows = await db.execute(select(jobs.c.payload).where(jobs.c.kind == OPEN_DISPUTE_JOB))
+        return [dict(row.payload) for row in rows]
+
+
+async def _run_dispute_jobs(engine: AsyncEngine, disputes: DisputesService) -> None:
+    """What the worker does with each staged job, in a transaction of its own."""
+    for payload in await _dispute_jobs(engine):
+        async with engine.begin() as db:
+            await disputes.open_expected(db, str(payload["account_id"]), str(payload["charge_id"]))
+
+
+async def _event_types(engine: AsyncEngine, account_id: str) -> list[str]:
+    """The account's dispute events, by type (those of one transaction share their time)."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(events.c.type).where(
+                events.c.account_id == account_id, events.c.type.like("charge.dispute.%")
+            )
+        )
+        return sorted(rows.scalars())
+
+
+async def _disputed_payment(
+    payments: PaymentsService, disputes: DisputesService, engine: AsyncEngine, account_id: str
+) -> PaymentIntent:
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=2000)
+    await _run_dispute_jobs(engine, disputes)
+    return intent
+
+
+async def test_a_captured_payment_of_the_dispute_card_is_disputed_once_by_its_job(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=2000)
+    assert intent.latest_charge_id is not None
+    staged = await _dispute_jobs(core_engine)
+    assert staged == [{"account_id": account_id, "charge_id": intent.latest_charge_id}]
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id)
+    assert not charge.disputed  # not before the worker ran the job
+
+    # The job run twice (a retry after a crash, or two workers) opens one dispute.
+    await _run_dispute_jobs(core_engine, disputes)
+    await _run_dispute_jobs(core_engine, disputes)
+
+    found, more = await disputes.list_disputes(account_id, limit=10)
+    assert not more
+    assert len(found) == 1
+    dispute, moved = found[0]
+    assert dispute.id.startswith("dp_")
+    assert (dispute.charge_id, dispute.payment_intent_id) == (charge.id, intent.id)
+    assert (dispute.amount_minor, dispute.currency) == (2000, "usd")
+    assert (dispute.reason.value, dispute.status) == ("fraudulent", DisputeStatus.NEEDS_RESPONSE)
+    assert timedelta(days=7) <= dispute.evidence_due_by - dispute.created_at <= timedelta(days=21)
+    assert (dispute.has_evidence, dispute.past_due, dispute.submission_count) == (False, False, 0)
+    assert [txn.id for txn in moved] == list(dispute.balance_transaction_ids)
+    (withdrawal,) = moved
+    assert withdrawal.type is BalanceTransactionType.ADJUSTMENT
+    assert withdrawal.reporting_category == "dispute"
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net) == (-2000, 1500, -3500)
+    assert (withdrawal.source_id, withdrawal.charge_id) == (dispute.id, charge.id)
+
+    charge, _ = await payments.get_charge(account_id, charge.id)
+    assert charge.disputed
+    assert charge.dispute_id == dispute.id
+    assert await _event_types(core_engine, account_id) == [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+    ]
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+        report = await verify_ledger(db, account_id=account_id, now=dispute.created_at)
+    # The charge's net waits in pending; the dispute takes its amount and fee from available.
+    assert [(a.amount, a.currency) for a in balance.available] == [(-3500, "usd")]
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+async def test_a_separate_capture_stages_the_dispute_and_the_authorization_does_not(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    held = await pay(
+        payments, account_id, "held", pm="pm_dispute", amount=1500, capture=CaptureMethod.MANUAL
+    )
+    assert await _dispute_jobs(core_engine) == []
+    captured = await payments.capture_payment_intent(
+        call(account_id, "capture", endpoint="CapturePaymentIntent"), held.id, 1200, respond
+    )
+    assert isinstance(captured, Done)
+    assert await _dispute_jobs(core_engine) == [
+        {"account_id": account_id, "charge_id": held.latest_charge_id}
+    ]
+    await _run_dispute_jobs(core_engine, disputes)
+    (shown,), _ = await disputes.list_disputes(account_id, limit=10, payment_intent_id=held.id)
+    assert shown[0].amount_minor == 1200  # what was captured, not what was authorized
+
+
+async def test_a_payment_with_an_ordinary_card_stages_no_dispute(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str
+) -> None:
+    intent = await pay(payments, account_id, "ordinary")
+    assert intent.status.value == "succeeded"
+    assert await _dispute_jobs(core_engine) == []
+
+
+async def test_a_refund_of_a_disputed_charge_is_refused_and_the_refusal_is_kept_under_its_key(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    intent = await _disputed_payment(payments, disputes, core_engine, account_id)
+    with pytest.raises(RemitError) as refused:
+        await refund_intent(payments, account_id, "refund", intent.id, None)
+    assert (refused.value.kind, refused.value.code, refused.value.param) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "charge_disputed",
+        "payment_intent",
+    )
+    replayed = await refund_intent(payments, account_id, "refund", intent.id, None)
+    assert isinstance(replayed, Replay)
+    assert replayed.code != 0
+
+
+async def test_evidence_is_given_then_submitted_and_a_submitted_dispute_cannot_be_closed(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    await _disputed_payment(payments, disputes, core_engine, account_id)
+    ((opened, _),), _ = await disputes.list_disputes(account_id, limit=1)
+
+    staged = await disputes.update(
+        account_id,
+        opened.id,
+        evidence={"product_description": "A blue mug", "customer_name": "Jo"},
+        metadata={"case": "7"},
+        clear_metadata=False,
+        unset_metadata=[],
+        submit=False,
+    )
+    assert isinstance(staged, Done)
+    dispute, _ = staged.value
+    assert dispute.status is DisputeStatus.NEEDS_RESPONSE
+    assert dispute.has_evidence
+    assert dict(dispute.metadata) == {"case": "7"}
+
+    submitted = await disputes.update(
+        account_id,
+        opened.id,
+        evidence={"customer_name": ""},
+        metadata={},
+        clear_metadata=False,
+        unset_metadata=[],
+        submit=True,
+    )
+    assert isinstance(submitted, Done)
+    dispute, _ = submitted.value
+    assert dispute.status is DisputeStatus.UNDER_REVIEW
+    assert dict(dispute.evidence) == {"product_description": "A blue mug"}
+    assert (dispute.submission_count, dispute.past_due) == (1, False)
+
+    with pytest.raises(RemitError) as refused:
+        await disputes.close(account_id, opened.id)
+    assert (refused.value.kind, refused.value.code) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "dispute_not_closable",
+    )
+    assert await _event_types(core_engine, account_id) == [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.dispute.updated",
+    ]  # the refused close told of nothing
+
+
+async def test_a_dispute_accepted_is_lost_and_another_account_cannot_reach_it(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    await _disputed_payment(payments, disputes, core_engine, account_id)
+    ((opened, _),), _ = await disputes.list_disputes(account_id, limit=1)
+    other = (await AccountsService(core_engine).create_account()).account.id
+    with pytest.raises(RemitError) as missing:
+        await disputes.get(other, opened.id)
+    assert (missing.value.kind, missing.value.code) == (ErrorKind.NOT_FOUND, "resource_missing")
+    with pytest.raises(RemitError):
+        await disputes.close(other, opened.id)
+
+    closed = await disputes.close(account_id, opened.id)
+    assert isinstance(closed, Done)
+    assert closed.value[0].status is DisputeStatus.LOST
+    again = await disputes.close(account_id, opened.id)
+    assert isinstance(again, Done)
+    assert again.value[0].status is DisputeStatus.LOST
+    assert await _event_types(core_engine, account_id) == [
+        "charge.dispute.closed",  # once: the second close changed nothing
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+    ]
+
+
+async def test_disputes_are_listed_newest_first_and_filtered_by_charge(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    first = await pay(payments, account_id, "first", pm="pm_dispute")
+    second = await pay(payments, account_id, "second", pm="pm_dispute")
+    await _run_dispute_jobs(core_engine, disputes)
+    listed, more = await disputes.list_disputes(account_id, limit=1)
+    assert more
+    assert listed[0][0].payment_intent_id in (first.id, second.id)
+    rest, more = await disputes.list_disputes(account_id, limit=10, starting_after=listed[0][0].id)
+    assert not more
+    assert {d.payment_intent_id for d, _ in [*listed, *rest]} == {first.id, second.id}
+    assert listed[0][0].created_at >= rest[0][0].created_at
+    by_charge, _ = await disputes.list_disputes(
+        account_id, limit=10, charge_id=first.latest_charge_id
+    )
+    assert [d.payment_intent_id for d, _ in by_charge] == [first.id]
+    with pytest.raises(RemitError) as unknown:
+        await disputes.list_disputes(account_id, limit=10, starting_after="dp_missing")
+    assert unknown.value.kind is ErrorKind.NOT_FOUND
