@@ -565,3 +565,44 @@ def test_the_challenge_pages_form_may_lead_to_the_merchants_return_url(
     assert page.status_code == 200
     policy = page.headers["content-security-policy"]
     assert policy.endswith("form-action 'self' https://shop.example")
+
+
+@pytest.mark.parametrize(
+    ("account_part", "challenge_part"),
+    [
+        ("acct_%0Ax", None),
+        ("acct_%C3%A9", None),
+        ("acct_%00", None),
+        ("acct_a%20b", None),
+        (f"acct_{'a' * 300}", None),
+        (None, "tdsc_%00"),
+        (None, "tdsc_%0Ax"),
+        (None, "tdsc_%C3%A9"),
+    ],
+)
+def test_a_malformed_id_in_the_challenge_address_is_the_pages_own_not_found(
+    client: stripe.StripeClient,
+    platform: RunningPlatform,
+    account: TestAccount,
+    account_part: str | None,
+    challenge_part: str | None,
+) -> None:
+    """The page is public: whatever a browser puts in its address, an id remit could never
+    have made is an authentication that does not exist, answered by the page itself, not
+    handed on to the core (where it could not even travel as call metadata)."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    challenge_id = challenge_url(intent).rsplit("/", 1)[1]
+    url = (
+        f"{platform.api_base}/three_d_secure/{account_part or account.id}"
+        f"/{challenge_part or challenge_id}"
+    )
+    logged_before = len(platform.log_text())
+    with httpx.Client(timeout=30) as browser:
+        for answered in (browser.get(url), browser.post(url, data={"outcome": "succeed"})):
+            assert answered.status_code == 404, answered.text
+            assert "There is no such authentication" in answered.text
+    logged = platform.log_text()[logged_before:]
+    assert "Traceback" not in logged
+    assert "Exception in ASGI application" not in logged
+    # The challenge itself is untouched and still waits for its cardholder.
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_action"

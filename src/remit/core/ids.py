@@ -1,5 +1,6 @@
 """Object identifiers in Stripe's style: a type prefix, an underscore, then random base62."""
 
+import re
 import secrets
 from typing import Final
 
@@ -7,6 +8,10 @@ _ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 # 24 base62 characters carry about 143 bits: unguessable, so an id is never a capability leak
 # and collisions are not a practical concern.
 _RANDOM_LENGTH: Final = 24
+# The most random characters an id read from outside (a URL's path) may have to be taken for
+# one: remit's own have _RANDOM_LENGTH, Stripe's a few more.
+MAX_RANDOM_LENGTH: Final = 64
+_WELL_FORMED: Final = re.compile(rf"([a-z]+)_[0-9A-Za-z]{{1,{MAX_RANDOM_LENGTH}}}")
 
 PREFIXES: Final = frozenset(
     {
@@ -47,3 +52,12 @@ def has_prefix(object_id: str, prefix: str) -> bool:
     """True when `object_id` looks like an id of the object type `prefix`."""
     head, sep, tail = object_id.partition("_")
     return sep == "_" and head == prefix and len(tail) > 0
+
+
+def is_well_formed_id(object_id: str, prefix: str) -> bool:
+    """True when `object_id` could be an id of the object type `prefix`: the prefix, an
+    underscore, then at most MAX_RANDOM_LENGTH ASCII letters and digits. Stricter than
+    `has_prefix`, for text from outside that must be safe to pass on as it is (in gRPC
+    metadata, which carries printable ASCII only; in a query, which refuses NUL)."""
+    match = _WELL_FORMED.fullmatch(object_id)
+    return match is not None and match.group(1) == prefix

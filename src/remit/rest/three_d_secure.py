@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from remit.core.currency import SUPPORTED_CURRENCIES
 from remit.core.errors import ErrorKind, RemitError
-from remit.core.ids import has_prefix, new_id
+from remit.core.ids import is_well_formed_id, new_id
 from remit.core.return_urls import csp_source_of, may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
@@ -86,10 +86,18 @@ def _not_found() -> HTMLResponse:
 
 
 def _ids(request: Request) -> tuple[str, str] | None:
+    """The account and challenge ids of the address, or None when either could not be one:
+    whatever a browser sends (a newline, a NUL, any other character) is told apart here, as
+    no authentication, before it is passed on as call metadata or in a query."""
     account, challenge = request.path_params["account"], request.path_params["challenge"]
-    if not has_prefix(account, "acct") or not has_prefix(challenge, "tdsc"):
+    if not is_well_formed_id(account, "acct") or not is_well_formed_id(challenge, "tdsc"):
         return None
     return account, challenge
+
+
+# What the core answers about a challenge that is not there: an id it could not have made
+# (refused as an argument) is as absent as one it did not.
+_ABSENT: Final = frozenset({grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT})
 
 
 async def _challenge(
@@ -102,7 +110,7 @@ async def _challenge(
             timeout=10,
         )
     except grpc.aio.AioRpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
+        if error.code() in _ABSENT:
             return None
         raise
     return reply.challenge
@@ -154,6 +162,16 @@ async def _complete(
     return await deps.payments.CompleteThreeDSecureChallenge(
         request, metadata=_metadata(account), timeout=core_call_timeout_s()
     )
+
+
+# What the cardholder is told when the answer did not complete the payment, by whether the
+# card was declined. Never the core's own message: that is written for the merchant's
+# developers (it may name remit's calls, idempotency keys or the intent's state), and the
+# merchant reads what happened from the intent.
+_NOT_COMPLETED: Final = {
+    True: "Your card was declined. Please return to the merchant to pay another way.",
+    False: "Your payment could not be completed. Please return to the merchant.",
+}
 
 
 def _too_many() -> HTMLResponse:
@@ -219,19 +237,19 @@ def routes(deps: Dependencies) -> list[Route]:
         try:
             reply = await _complete(deps, *ids, outcome)
         except grpc.aio.AioRpcError as rpc_error:
-            error = remit_error_from_rpc_error(rpc_error)
-            if error.kind is ErrorKind.NOT_FOUND:
+            if rpc_error.code() in _ABSENT:
                 return _not_found()
+            error = remit_error_from_rpc_error(rpc_error)
             challenge = await _challenge(deps, *ids)
             back = "" if challenge is None else _back_after_decline(challenge, error)
             if back:
                 return RedirectResponse(back, status_code=303, headers=_HEADERS)
             link = "" if challenge is None else _return_link(challenge)
-            status = 402 if error.kind is ErrorKind.CARD_DECLINED else 409
+            declined = error.kind is ErrorKind.CARD_DECLINED
             return _page(
                 "Payment not completed",
-                f"<p>{html.escape(error.message)}</p>{link}",
-                status=status,
+                f"<p>{_NOT_COMPLETED[declined]}</p>{link}",
+                status=402 if declined else 409,
             )
         if reply.redirect_url and may_send_cardholder_to(reply.redirect_url):
             return RedirectResponse(reply.redirect_url, status_code=303, headers=_HEADERS)

@@ -25,7 +25,7 @@ from remit.config import (
     vault_sweep_max_unreferenced_share,
     worker_delivery_slots,
 )
-from remit.core.ids import has_prefix, new_id, random_string, random_token
+from remit.core.ids import has_prefix, is_well_formed_id, new_id, random_string, random_token
 from remit.serve import with_core_instance_ports
 from remit.webhooks.urls import policy_for
 
@@ -45,6 +45,17 @@ def test_has_prefix_rejects_other_objects_and_bare_prefixes() -> None:
     assert not has_prefix("ch_123", "pi")
     assert not has_prefix("pi_", "pi")
     assert not has_prefix("pi", "pi")
+
+
+def test_a_well_formed_id_is_its_prefix_then_a_bounded_run_of_letters_and_digits() -> None:
+    assert is_well_formed_id(new_id("tdsc"), "tdsc")
+    assert is_well_formed_id("acct_1", "acct")
+    assert is_well_formed_id(f"acct_{'a' * 64}", "acct")
+    assert not is_well_formed_id(f"acct_{'a' * 65}", "acct")
+    assert not is_well_formed_id(new_id("pi"), "acct")
+    for text in ("acct_", "acct", "acct_\nx", "acct_x\n", "acct_\x00", "acct_\u00e9", "acct_a b",
+                 "acct_a_b", "acct_a/b", "acct_\u0661"):  # fmt: skip
+        assert not is_well_formed_id(text, "acct"), text
 
 
 def test_defaults_match_the_documented_ports() -> None:

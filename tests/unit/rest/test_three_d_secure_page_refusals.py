@@ -1,0 +1,135 @@
+"""What the hosted 3-D Secure page shows when the core refuses an answer: an id the core refuses
+as an argument is no authentication (the page's own 404), and any other refusal is told to the
+cardholder in plain words, never in the core's message, which is written for the merchant's
+developers. The core is a fake stub raising the refusals a real one sends."""
+
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from grpc.aio import Metadata
+
+from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import to_rpc_status
+from remit.rest import three_d_secure
+from remit.rest.app import build_app
+from remit.rest.routes import all_operations
+from remit_api.payments.v1 import payments_pb2 as pb
+from tests.support.rest_facade import every_key_is_a_secret_key, faked_dependencies
+
+pytestmark = pytest.mark.anyio
+
+URL = f"/three_d_secure/acct_{'a' * 24}/tdsc_{'b' * 24}"
+
+
+def _refusal(error: RemitError) -> grpc.aio.AioRpcError:
+    status = to_rpc_status(error)
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == status.code)),
+        Metadata(),
+        Metadata(("grpc-status-details-bin", status.SerializeToString())),
+        details=status.message,
+    )
+
+
+class _RefusingPayments:
+    """Answers every completion with `refusal`, and shows the challenge pending."""
+
+    def __init__(self, refusal: grpc.aio.AioRpcError, *, found: bool = True) -> None:
+        self._refusal = refusal
+        self._found = found
+
+    async def GetThreeDSecureChallenge(  # noqa: N802 (the RPC name)
+        self, request: pb.GetThreeDSecureChallengeRequest, **_options: Any
+    ) -> pb.GetThreeDSecureChallengeResponse:
+        if not self._found:
+            raise self._refusal
+        return pb.GetThreeDSecureChallengeResponse(
+            challenge=pb.ThreeDSecureChallenge(
+                id=request.id,
+                status=pb.THREE_D_SECURE_CHALLENGE_STATUS_PENDING,
+                amount=2000,
+                currency="usd",
+                last4="3184",
+            )
+        )
+
+    async def CompleteThreeDSecureChallenge(  # noqa: N802 (the RPC name)
+        self, _request: pb.CompleteThreeDSecureChallengeRequest, **_options: Any
+    ) -> pb.CompleteThreeDSecureChallengeResponse:
+        raise self._refusal
+
+
+async def _pages(payments: _RefusingPayments) -> tuple[httpx.Response, httpx.Response]:
+    deps = faked_dependencies(every_key_is_a_secret_key, payments=payments)
+    transport = httpx.ASGITransport(app=build_app(deps, all_operations()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as browser:
+        shown = await browser.get(URL)
+        answered = await browser.post(URL, data={"outcome": "succeed"})
+    return shown, answered
+
+
+async def test_an_id_the_core_refuses_as_an_argument_is_no_such_authentication() -> None:
+    refused = _refusal(RemitError(message="Invalid character in the value of id: NUL", param="id"))
+    shown, answered = await _pages(_RefusingPayments(refused, found=False))
+    for page in (shown, answered):
+        assert page.status_code == 404, page.text
+        assert "There is no such authentication" in page.text
+
+
+async def test_an_answer_refused_as_an_argument_is_no_such_authentication() -> None:
+    refused = _refusal(RemitError(message="outcome must be succeed or fail.", param="outcome"))
+    _, answered = await _pages(_RefusingPayments(refused))
+    assert answered.status_code == 404, answered.text
+    assert "There is no such authentication" in answered.text
+
+
+INTERNAL_TEXT = (
+    "Keys for idempotent requests can only be used for the same endpoint they were first used "
+    "for ('CompleteThreeDSecureChallenge' vs 'CreatePaymentIntent'). Try using a key other "
+    "than '3ds_tdsc_bbbb'."
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (
+            RemitError(
+                message=INTERNAL_TEXT,
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="idempotency_key_in_use",
+                error_type="idempotency_error",
+            ),
+            409,
+        ),
+        (
+            RemitError(
+                message=INTERNAL_TEXT,
+                kind=ErrorKind.FAILED_PRECONDITION,
+                code="payment_intent_unexpected_state",
+            ),
+            409,
+        ),
+        (
+            RemitError(
+                message=INTERNAL_TEXT,
+                kind=ErrorKind.CARD_DECLINED,
+                code="card_declined",
+                error_type="card_error",
+            ),
+            402,
+        ),
+    ],
+    ids=["idempotency", "state", "decline"],
+)
+async def test_a_refused_answer_is_told_in_plain_words_never_in_the_cores_message(
+    monkeypatch: pytest.MonkeyPatch, error: RemitError, status: int
+) -> None:
+    monkeypatch.setattr(three_d_secure, "_IN_FLIGHT_PAUSES_S", ())
+    _, answered = await _pages(_RefusingPayments(_refusal(error)))
+    assert answered.status_code == status, answered.text
+    assert "Payment not completed" in answered.text
+    for internal in ("idempotent", "CompleteThreeDSecureChallenge", "3ds_", "key"):
+        assert internal not in answered.text
