@@ -433,7 +433,17 @@ def test_an_update_or_a_capture_refuses_a_descriptor_a_statement_cannot_show(
     assert client.v1.payment_intents.retrieve(held.id).status == "requires_capture"
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "shop.example/return"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "shop.example/return",
+        "https://[::1",
+        "http://[zz]/",
+        "https://shop.example:99999/",
+        "http://shop.example:abc/",
+    ],
+)
 def test_a_return_url_the_cardholder_cannot_be_sent_to_is_url_invalid(
     platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient, url: str
 ) -> None:

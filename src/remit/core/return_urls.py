@@ -54,8 +54,27 @@ def return_url_problem(return_url: str, *, with_length: bool = True) -> str | No
         return f"the {scheme.lower()} scheme is not allowed"
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in return_url):
         return "it contains spaces or control characters"
-    if scheme.lower() in ("http", "https") and not urlsplit(return_url).hostname:
+    return _address_problem(return_url, web=scheme.lower() in ("http", "https"))
+
+
+def _address_problem(url: str, *, web: bool) -> str | None:
+    """What is wrong with where `url` leads, as `urlsplit` reads it (which the page, and the
+    merchant's browser, must be able to), or None. `web`: an http or https URL, which needs a
+    host, and whose port, if any, must be a port number (an app's own scheme may use the rest
+    of its URL as it likes)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Brackets that do not close, or hold no IP address (`https://[::1`, `http://[zz]/`).
+        return "its host is not a valid name or IP address"
+    if not web:
+        return None
+    if not parts.hostname:
         return "it has no host"
+    try:
+        parts.port  # noqa: B018 (read for the check: it raises for a port that is no number)
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
     return None
 
 

@@ -20,6 +20,8 @@ from remit.core.return_urls import (
         "https://shop.example/return#top",
         "myapp://payments/done",
         "com.example.shop://stripe-redirect",
+        "https://[::1]:8443/return",
+        "http://shop.example:/return",
         None,
     ],
 )
@@ -43,6 +45,13 @@ def test_absolute_urls_of_any_sending_scheme_are_accepted(url: str | None) -> No
         ("https://shop.example/a b", "spaces or control characters"),
         ("https://shop.example/\r\nSet-Cookie: a=b", "spaces or control characters"),
         ("https://shop.example/" + "a" * 2048, "longer than 2048"),
+        ("https://[::1", "host is not a valid name or IP address"),
+        ("http://[zz]/", "host is not a valid name or IP address"),
+        ("http://shop]example/", "host is not a valid name or IP address"),
+        ("myapp://[::1", "host is not a valid name or IP address"),
+        ("https://shop.example:99999/", "port is not a number from 0 to 65535"),
+        ("http://shop.example:abc/", "port is not a number from 0 to 65535"),
+        ("http://shop.example:-1/", "port is not a number from 0 to 65535"),
     ],
 )
 def test_other_urls_are_refused_as_url_invalid(url: str, why: str) -> None:
