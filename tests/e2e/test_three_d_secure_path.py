@@ -606,3 +606,65 @@ def test_a_malformed_id_in_the_challenge_address_is_the_pages_own_not_found(
     assert "Exception in ASGI application" not in logged
     # The challenge itself is untouched and still waits for its cardholder.
     assert client.v1.payment_intents.retrieve(intent.id).status == "requires_action"
+
+
+@pytest.mark.parametrize("new_customer", ["another", "none"])
+def test_a_new_customer_after_authentication_needs_a_new_attempt_filed_under_it(
+    client: stripe.StripeClient, new_customer: str
+) -> None:
+    """A manually confirmed intent that passed 3-D Secure waits in `requires_confirmation`
+    with its authenticated attempt, whose charge was made for the customer the intent had then.
+    An update of the customer, as in `requires_action`, leaves that attempt behind (failed,
+    never sent to the network): the next confirmation authenticates and charges a new one,
+    for the new customer, and the card is set up for that customer alone."""
+    first = client.v1.customers.create()
+    intent = pay(
+        client,
+        "pm_card_authenticationRequired",
+        confirmation_method="manual",
+        customer=first.id,
+        setup_future_usage="on_session",
+    )
+    answer(challenge_url(intent), "succeed")
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
+    second = client.v1.customers.create() if new_customer == "another" else None
+    updated = client.v1.payment_intents.update(
+        intent.id, params={"customer": second.id if second is not None else ""}
+    )
+    assert (updated.status, updated.customer) == (
+        "requires_confirmation",
+        second.id if second is not None else None,
+    )
+    left = client.v1.charges.retrieve(str(intent.latest_charge))
+    assert (left.status, left.failure_code) == ("failed", "payment_intent_payment_attempt_failed")
+    assert left.failure_message is not None
+    assert "the PaymentIntent's customer changed" in left.failure_message
+    assert left.outcome is not None
+    assert left.outcome.network_status == "not_sent_to_network"
+    confirmed = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    assert confirmed.latest_charge != intent.latest_charge
+    assert answer(challenge_url(confirmed), "succeed").status_code == 303
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_confirmation"
+    paid = client.v1.payment_intents.confirm(intent.id, params={"return_url": RETURN_URL})
+    assert (paid.status, paid.amount_received, paid.latest_charge) == (
+        "succeeded",
+        2000,
+        confirmed.latest_charge,
+    )
+    charge = client.v1.charges.retrieve(str(paid.latest_charge))
+    assert (charge.status, charge.customer) == (
+        "succeeded",
+        second.id if second is not None else None,
+    )
+    # The first customer keeps only the attempt left behind, never the payment.
+    filed_first = client.v1.charges.list(params={"customer": first.id}).data
+    assert [(c.id, c.status) for c in filed_first] == [(left.id, "failed")]
+    assert client.v1.customers.payment_methods.list(first.id).data == []
+    if second is not None:
+        [saved] = client.v1.customers.payment_methods.list(second.id).data
+        assert saved.id == paid.payment_method
+    listed = client.v1.charges.list(params={"payment_intent": intent.id})
+    assert {(c.id, c.status) for c in listed.data} == {
+        (left.id, "failed"),
+        (charge.id, "succeeded"),
+    }

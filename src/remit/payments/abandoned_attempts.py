@@ -3,10 +3,11 @@
 A confirmation makes its charge, `pending`, before 3-D Secure (docs/radar.md): the charge waits
 with its intent in `requires_action`, and, once authenticated, in `requires_confirmation` when
 the intent is confirmed manually. When the intent moves on without that attempt (it is
-canceled; an update of its amount, currency or payment method means it must be confirmed and
-authenticated again; or it is confirmed again with a new attempt), nothing else would ever
-finish the charge. It is finished here, in the transaction of the intent's change, under the
-intent's row lock, which every path that could still go on with the attempt takes too.
+canceled; an update of its amount, currency, payment method or customer means it must be
+confirmed and authenticated again; or it is confirmed again with a new attempt), nothing else
+would ever finish the charge. It is finished here, in the transaction of the intent's change,
+under the intent's row lock, which every path that could still go on with the attempt takes
+too.
 
 No money moves. The payment is sent to the network for authorization only when the intent goes
 on with the attempt, to `processing`, and a cancel, an update or a confirmation never starts
@@ -84,15 +85,18 @@ _WAITING: Final = frozenset(
 
 
 def authenticated_for(
-    charge: Charge, *, payment_method_id: str | None, amount_minor: int, currency: str
+    charge: Charge, intent: PaymentIntent, *, payment_method_id: str | None
 ) -> bool:
-    """Whether the cardholder authenticated this attempt for a payment of that amount, in that
-    currency, with that payment method: then a manual confirmation goes on with it. The issuer
-    authenticated that payment and no other."""
+    """Whether the cardholder authenticated this attempt for a payment of `intent`'s amount,
+    in its currency, with that payment method, for its customer: then a manual confirmation
+    goes on with it. The issuer authenticated that payment and no other; and the attempt's
+    charge, made for the customer the intent had then (whose card it was checked to be, and to
+    whom a card set up for future use is saved), would be filed under that customer."""
     return (
         Authentication.from_json(charge.authentication).authenticated
         and charge.payment_method_id == payment_method_id
-        and (charge.amount_minor, charge.currency) == (amount_minor, currency)
+        and (charge.amount_minor, charge.currency) == (intent.amount_minor, intent.currency)
+        and charge.customer_id == intent.customer_id
     )
 
 
@@ -103,12 +107,7 @@ def goes_on_with(intent: PaymentIntent, charge: Charge) -> bool:
     if intent.status in (Status.REQUIRES_ACTION, Status.PROCESSING):
         return True  # its challenge waits, or the network is being asked
     if intent.status is Status.REQUIRES_CONFIRMATION:
-        return authenticated_for(
-            charge,
-            payment_method_id=intent.payment_method_id,
-            amount_minor=intent.amount_minor,
-            currency=intent.currency,
-        )
+        return authenticated_for(charge, intent, payment_method_id=intent.payment_method_id)
     return False
 
 

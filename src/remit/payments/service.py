@@ -1233,21 +1233,17 @@ class PaymentsService:
         setup_off_session: bool,
     ) -> Charge | None:
         """The attempt a manual confirmation goes on with: the one its cardholder authenticated,
-        for this card, amount and currency, and for what it tells the network of setting the
-        card up for off-session payments (`setup_off_session`, as the confirmation leaves the
-        intent). Otherwise None: the confirmation makes a new attempt, authenticated again."""
+        for this card, amount, currency and customer, and for what it tells the network of
+        setting the card up for off-session payments (`setup_off_session`, as the confirmation
+        leaves the intent). Otherwise None: the confirmation makes a new attempt, authenticated
+        again."""
         if intent.status is not Status.REQUIRES_CONFIRMATION or intent.latest_charge_id is None:
             return None
         previous = await charges.get(intent.account_id, intent.latest_charge_id, for_update=True)
         if (
             previous is None
             or previous.status is not ChargeStatus.PENDING
-            or not authenticated_for(
-                previous,
-                payment_method_id=card.payment_method_id,
-                amount_minor=intent.amount_minor,
-                currency=intent.currency,
-            )
+            or not authenticated_for(previous, intent, payment_method_id=card.payment_method_id)
             or Authentication.from_json(previous.authentication).setup_off_session
             != setup_off_session
         ):
