@@ -668,3 +668,23 @@ def test_a_new_customer_after_authentication_needs_a_new_attempt_filed_under_it(
         (left.id, "failed"),
         (charge.id, "succeeded"),
     }
+
+
+def test_a_merchants_idempotency_key_named_after_the_challenge_does_not_block_the_cardholder(
+    client: stripe.StripeClient,
+) -> None:
+    """The challenge id is public (it is in the page's address); the answer's own key is
+    remit's, out of reach of the merchant's Idempotency-Keys, so a request keyed after the
+    challenge neither blocks the cardholder's answer nor is answered with it."""
+    intent = pay(client, "pm_card_authenticationRequired")
+    url = challenge_url(intent)
+    key = f"3ds_{url.rsplit('/', 1)[1]}"
+    params: Any = {"amount": 500, "currency": "usd"}
+    mine = client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
+    pressed = answer(url, "succeed")
+    assert pressed.status_code == 303, pressed.text
+    assert parse_qs(urlsplit(pressed.headers["location"]).query)["payment_intent"] == [intent.id]
+    paid = client.v1.payment_intents.retrieve(intent.id)
+    assert (paid.status, paid.amount_received) == ("succeeded", 2000)
+    again = client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
+    assert again.id == mine.id

@@ -1,11 +1,11 @@
 """The cardholder's answer to a 3-D Secure challenge, and what it does to the payment.
 
-Completing runs under an idempotency key of the challenge's own (`3ds_<challenge id>`), with
-the payments service's recovery points: the answer is recorded (challenge, charge, intent) in
-one transaction that also advances the key to `attempt_created`; from there the authenticated
-authorization resumes exactly like any attempt (a crash before the network answer is settled by
-looking its reference up). A second click, or a retry after a crash, replays or resumes; it
-never authorizes twice.
+Completing runs under an idempotency key of the challenge's own (`completion_key`, where no
+caller's key can land), with the payments service's recovery points: the answer is recorded
+(challenge, charge, intent) in one transaction that also advances the key to `attempt_created`;
+from there the authenticated authorization resumes exactly like any attempt (a crash before the
+network answer is settled by looking its reference up). A second click, or a retry after a
+crash, replays or resumes; it never authorizes twice.
 
 Passing continues the payment: to the network at once, or to `requires_confirmation` when the
 intent is confirmed manually (the next confirm continues the same authenticated attempt). On
@@ -61,6 +61,7 @@ from remit.payments.ports import (
     save_card_in,
 )
 from remit.payments.repository import ChargeRepository, PaymentIntentRepository
+from remit.payments.requests import internal_key
 from remit.payments.risk import AUTHENTICATION_FAILURE_MESSAGE, Authentication
 from remit.payments.service import (
     Done,
@@ -99,7 +100,33 @@ class _NothingToEndError(Exception):
 
 
 def completion_key(challenge_id: str) -> str:
+    """The key a challenge's answer runs under: one of remit's own, which no caller's
+    Idempotency-Key can reach. The challenge id is public (it is in the page's address): under
+    a key a merchant could send, a request of the merchant's keyed so would block the
+    cardholder's answer, or be answered with it."""
+    return internal_key(legacy_completion_key(challenge_id))
+
+
+def legacy_completion_key(challenge_id: str) -> str:
+    """The key an answer was once stored under, in the callers' namespace. Such keys may still
+    be stored: unfinished (an authorization to resume) or holding the answer to replay."""
     return f"3ds_{challenge_id}"
+
+
+async def completion_key_in_use(db: AsyncConnection, account_id: str, challenge_id: str) -> str:
+    """The key the challenge's answer runs under: its old one when an answer (or the end of
+    an expired challenge) was stored under it, so that a press after an upgrade resumes or
+    replays that answer instead of answering a second time; its own otherwise. A caller's key
+    of that name holds another request (its endpoint, or its body, is not an answer's) and is
+    left to that caller."""
+    legacy = await idempotency.find(db, account_id, legacy_completion_key(challenge_id))
+    if (
+        legacy is not None
+        and legacy.endpoint == ENDPOINT
+        and legacy.request_body == challenge_id.encode()
+    ):
+        return legacy.key
+    return completion_key(challenge_id)
 
 
 def _challenge_gone(challenge_id: str) -> RemitError:
@@ -161,7 +188,7 @@ class ThreeDSecureService:
                 record = await idempotency.begin(
                     db,
                     account_id=account_id,
-                    key=completion_key(challenge_id),
+                    key=await completion_key_in_use(db, account_id, challenge_id),
                     endpoint=ENDPOINT,
                     request_body=challenge_id.encode(),
                     request_id=None,
@@ -207,7 +234,7 @@ class ThreeDSecureService:
             record = await idempotency.begin(
                 db,
                 account_id=account_id,
-                key=completion_key(challenge_id),
+                key=await completion_key_in_use(db, account_id, challenge_id),
                 endpoint=ENDPOINT,
                 # The challenge alone: a second answer, whichever button, replays the first.
                 request_body=challenge_id.encode(),
