@@ -29,8 +29,10 @@ REPORTING_CATEGORY: Final = {
 }
 
 
-# Stripe shows a dispute's withdrawal (and reinstatement) as an adjustment of this category.
+# Stripe shows a dispute's withdrawal as an adjustment of this category...
 DISPUTE_REPORTING_CATEGORY: Final = "dispute"
+# ...and the reinstatement of a won dispute's amount as one of this.
+DISPUTE_REVERSAL_REPORTING_CATEGORY: Final = "dispute_reversal"
 
 
 class BalanceTransactionStatus(Enum):
@@ -70,7 +72,7 @@ class BalanceTransaction:
     acquirer_reference: str | None = None
     authorization_id: str | None = None
     # Its reporting category when it is not its type's (`REPORTING_CATEGORY`): an adjustment
-    # made by a dispute is reported as a dispute.
+    # made by a dispute is reported as a dispute, or a dispute_reversal when it was won.
     category: str | None = None
 
     @property

@@ -1,16 +1,16 @@
 """`remit ledger verify`: which ledger transactions the ledger itself wrote.
 
 verify holds the ledger's own steps (a capture, a refund, a payout and its return, a dispute's
-withdrawal) to the balance transactions and payout rows they write. Until 2026-12-06 the
-generic posting RPCs took any id between any of the caller's accounts, so ids such as
-`order_1:cancel`, `inv_7:refund` or `sub_3:payout` are legitimate history: a step at the end
-of an id does not make a transaction the ledger's. The ledger's own ids are the id of its
-object (made by `new_id`: `ch_...`, `re_...`, `po_...`, `dp_...`) followed by the step, and
+withdrawal and reinstatement) to the balance transactions and payout rows they write. Until
+2026-12-06 the generic posting RPCs took any id between any of the caller's accounts, so ids
+such as `order_1:cancel`, `inv_7:refund` or `sub_3:payout` are legitimate history: a step at
+the end of an id does not make a transaction the ledger's. The ledger's own ids are the id of
+its object (made by `new_id`: `ch_...`, `re_...`, `po_...`, `dp_...`) followed by the step, and
 since the ledger's first version each carries metadata naming that object (`postings.py`,
 `payouts.py`): a capture its charge, a refund's hold, posting and release the refund, a
 refund's failure the refund posting it reverses, a payout's steps the payout, a dispute's
-withdrawal the dispute. A transaction is taken for the ledger's only when both agree, which a
-caller's id would have had to copy on purpose.
+withdrawal and reinstatement the dispute. A transaction is taken for the ledger's only when
+both agree, which a caller's id would have had to copy on purpose.
 """
 
 from collections.abc import Iterable, Mapping
@@ -31,7 +31,7 @@ _OWNERS: Final = (
     _Owner("re", ("refund_hold", "refund", "refund_release"), "refund"),
     _Owner("re", ("refund_failure",), "reverses", named_suffix=":refund"),
     _Owner("po", ("payout", "paid", "cancel", "failure"), "payout"),
-    _Owner("dp", ("dispute",), "dispute"),
+    _Owner("dp", ("dispute", "dispute_reversal"), "dispute"),
 )
 OWN_STEPS: Final = frozenset(step for owner in _OWNERS for step in owner.steps)
 

@@ -38,7 +38,10 @@ Ledger transactions per movement (see `chart.py` for the accounts):
   ("re:refund_release"), with a refund_failure balance transaction giving the money back;
 - refund failure, "re:refund_failure": the exact reversal of "re:refund";
 - dispute, "dp:dispute": available -(amount + dispute fee), acquirer_clearing +amount, fees
-  +dispute fee, under an adjustment balance transaction (reporting category dispute).
+  +dispute fee, under an adjustment balance transaction (reporting category dispute);
+- dispute won, "dp:dispute_reversal": available +amount, acquirer_clearing -amount (the fee
+  stays taken), under an adjustment balance transaction (reporting category
+  dispute_reversal).
 
 So the balance transactions add up to the balance Stripe shows at every step: available is
 the net of the available ones (a pending refund's included), pending that of the pending ones.
@@ -76,6 +79,7 @@ from remit.ledger.fees import RefundFeePolicy, fee_returned_by_refund, processin
 from remit.ledger.network_fees import BOOKED_KEY
 from remit.ledger.objects import (
     DISPUTE_REPORTING_CATEGORY,
+    DISPUTE_REVERSAL_REPORTING_CATEGORY,
     PROCESSING_FEE_DESCRIPTION,
     BalanceTransaction,
     BalanceTransactionStatus,
@@ -864,4 +868,78 @@ async def record_dispute_funds_withdrawn(
         ),
         now=now,
         balance_transaction=withdrawal,
+    )
+
+
+def dispute_reinstatement_id_for(dispute_id: str) -> str:
+    return f"{dispute_id}:dispute_reversal"
+
+
+def dispute_reinstatement(
+    txn_id: str,
+    *,
+    account_id: str,
+    dispute_id: str,
+    charge_id: str,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+) -> BalanceTransaction:
+    """The balance transaction of a won dispute's reinstatement, as Stripe shows it: an
+    adjustment (reporting category dispute_reversal) of plus the disputed amount, into the
+    available balance at once. Built before it is posted, as the withdrawal is
+    (`dispute_withdrawal`), for the events that tell of it.
+
+    It has no fee: the dispute fee the withdrawal took stays taken. Whether Stripe gives a won
+    dispute's fee back has depended on the account's country and pricing, and no source at
+    hand settles it for the US fee remit charges (`remit.payments.disputes`); keeping it is
+    the side that never shows the merchant money the platform might not give back."""
+    _positive(amount_minor, "amount")
+    return BalanceTransaction(
+        id=txn_id,
+        account_id=account_id,
+        ledger_transaction_id=dispute_reinstatement_id_for(dispute_id),
+        type=BalanceTransactionType.ADJUSTMENT,
+        amount=amount_minor,
+        fee=0,
+        net=amount_minor,
+        currency=currency,
+        status=BalanceTransactionStatus.AVAILABLE,
+        available_on=now,
+        created_at=now,
+        source_id=dispute_id,
+        charge_id=charge_id,
+        description=f"Chargeback reversal for {charge_id}",
+        category=DISPUTE_REVERSAL_REPORTING_CATEGORY,
+    )
+
+
+async def record_dispute_funds_reinstated(
+    db: AsyncConnection, reinstatement: BalanceTransaction, *, now: datetime
+) -> None:
+    """A won dispute's reinstatement (`dispute_reinstatement`): the network gives the disputed
+    amount back, into the merchant's available balance ("dp:dispute_reversal": available
+    +amount, acquirer_clearing -amount).
+
+    Its id derives from the dispute's, posted once by the job that decides the dispute under
+    the dispute's lock; as the withdrawal's, it is sent with the caller's next statement or
+    its COMMIT, and a repeat replays on the server."""
+    dispute_id = reinstatement.source_id
+    assert dispute_id is not None
+    assert reinstatement.ledger_transaction_id == dispute_reinstatement_id_for(dispute_id)
+    currency = reinstatement.currency
+    await journal.post_unanswered(
+        db,
+        reinstatement.account_id,
+        TransactionRequest(
+            transaction_id=reinstatement.ledger_transaction_id,
+            postings=_postings(
+                (AVAILABLE, reinstatement.net, currency),
+                (ACQUIRER_CLEARING, -reinstatement.amount, currency),
+            ),
+            metadata={"dispute": dispute_id, "charge": reinstatement.charge_id or ""},
+            description=reinstatement.description,
+        ),
+        now=now,
+        balance_transaction=reinstatement,
     )

@@ -46,6 +46,7 @@ DERIVED_STEPS: Final = frozenset(
         "failure",
         "cancel",
         "dispute",
+        "dispute_reversal",
     }
 )
 

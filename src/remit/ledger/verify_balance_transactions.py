@@ -9,8 +9,9 @@ row is held to its posting (`postings.py`, `payouts.py` write them):
 - its ledger transaction exists, and its id is the row's source followed by a step its type
   has: charge `ch:capture`; refund `re:refund_hold` or `re:refund`; refund_failure
   `re:refund_release` or `re:refund_failure`; payout `po:payout`; payout_cancel `po:cancel`;
-  payout_failure `po:failure`; adjustment (a dispute's withdrawal) `dp:dispute` (the id is
-  hashed, and derived from the source);
+  payout_failure `po:failure`; adjustment (a dispute's withdrawal or a won dispute's
+  reinstatement) `dp:dispute` or `dp:dispute_reversal` (the id is hashed, and derived from the
+  source);
 - its net and fee are what the posting moved in the row's currency, and its amount their sum:
   a charge's net is what its capture, with its fee transaction `ch:fee`, put into pending and
   its fee what they put into fees; any other row's net is the posting's available leg and its
@@ -50,8 +51,8 @@ STEPS: Final[Mapping[str, tuple[str, ...]]] = {
     _T.PAYOUT.value: ("payout",),
     _T.PAYOUT_CANCEL.value: ("cancel",),
     _T.PAYOUT_FAILURE.value: ("failure",),
-    # The ledger's only adjustment: a dispute's withdrawal.
-    _T.ADJUSTMENT.value: ("dispute",),
+    # The ledger's only adjustments: a dispute's withdrawal, and its reinstatement once won.
+    _T.ADJUSTMENT.value: ("dispute", "dispute_reversal"),
 }
 _CHARGE_ROWS: Final = (_T.CHARGE.value, _T.REFUND.value, _T.REFUND_FAILURE.value)
 

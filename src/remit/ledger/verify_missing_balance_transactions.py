@@ -9,7 +9,8 @@ transactions whose ids end in a step that writes a balance transaction (`posting
 
 - a capture `ch:capture`, a refund `re:refund`, a refund's failure after it posted
   `re:refund_failure`, a payout `po:payout` and its return `po:cancel` or `po:failure`, a
-  dispute's withdrawal `dp:dispute`: always;
+  dispute's withdrawal `dp:dispute` and a won dispute's reinstatement `dp:dispute_reversal`:
+  always;
 - a refund's hold `re:refund_hold`: while it is open, the refund's row names it; once the
   refund posts, the row names the refund `re:refund` instead (checked as that one);
 - a hold's release `re:refund_release`: when the refund failed or was canceled before it

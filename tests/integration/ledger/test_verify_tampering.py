@@ -267,8 +267,81 @@ async def test_every_movement_shows_balance_transactions_that_verify(
         await ledger.record_refund_failed(db, account_id=account_id, refund_id="re_2", now=now)
         payout = await create_payout(db, account_id=account_id, amount=500, currency="usd", now=now)
         await cancel_payout(db, account_id=account_id, payout_id=payout.id, now=now)
+    await disputed_and_won(core_engine, account_id, clock)
     report = await verified(core_engine, account_id, clock)
     assert report.ok, report.differences
+
+
+async def disputed_and_won(engine: AsyncEngine, account_id: str, clock: FixedClock) -> str:
+    """ch_1's dispute dp_1, withdrawn then won: the reinstatement's balance transaction id."""
+    now = clock.now()
+    withdrawal = ledger.dispute_withdrawal(
+        "txn_dp_withdrawn",
+        account_id=account_id,
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        amount_minor=1000,
+        fee_minor=1500,
+        currency="usd",
+        now=now,
+    )
+    reinstatement = ledger.dispute_reinstatement(
+        "txn_dp_reinstated",
+        account_id=account_id,
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        amount_minor=1000,
+        currency="usd",
+        now=now,
+    )
+    async with engine.begin() as db:
+        await ledger.record_dispute_funds_withdrawn(db, withdrawal, now=now)
+    async with engine.begin() as db:
+        await ledger.record_dispute_funds_reinstated(db, reinstatement, now=now)
+    return reinstatement.id
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ("amount = amount + 100, net = net + 100", "net 1100, the ledger moved 1000"),
+        # The dispute fee shown as returned, which the reinstatement does not do.
+        ("fee = -1500, net = net + 1500", "fee -1500, the ledger moved 0"),
+        ("source_id = 'dp_2'", "adjustment of dp_2 is not this ledger transaction"),
+        ("charge_id = 'ch_2'", "names charge ch_2, the ledger ch_1"),
+        ("status = 'pending'", "pending, not available"),
+    ],
+)
+async def test_a_won_disputes_reinstatement_relabelled(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, values: str, said: str
+) -> None:
+    await captured(core_engine, account_id, clock)
+    txn_id = await disputed_and_won(core_engine, account_id, clock)
+    assert (await verified(core_engine, account_id, clock)).ok
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET {values} WHERE id = '{txn_id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert any(said in d.description for d in report.differences), report.differences
+
+
+async def test_a_won_disputes_reinstatement_deleted(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await captured(core_engine, account_id, clock)
+    txn_id = await disputed_and_won(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        f"DELETE FROM balance_transactions WHERE id = '{txn_id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert any(
+        "dp_1:dispute_reversal: no balance transaction shows it" in d.description
+        for d in report.differences
+    ), report.differences
 
 
 async def test_a_chart_accounts_guard_lifted(
