@@ -1,7 +1,8 @@
 """Test card 4000000000000259 (`pm_card_createDispute`): the charge succeeds, then is disputed.
 The worker opens the dispute after the capture; the merchant sees it through stripe-python,
 with the money it took out of the balance, the events that told of it, and a ledger that still
-verifies; a refund of the disputed charge is refused."""
+verifies; a refund of the disputed charge is refused. Evidence submitted with Stripe's test
+outcomes (`winning_evidence`, `losing_evidence`) has the worker decide the dispute."""
 
 import subprocess
 import sys
@@ -204,3 +205,135 @@ def test_a_payment_with_an_ordinary_card_opens_no_dispute(client: stripe.StripeC
     _dispute_of(client, str(disputed.latest_charge))
     assert client.v1.disputes.list(params={"charge": str(intent.latest_charge)}).data == []
     assert client.v1.charges.retrieve(str(intent.latest_charge)).disputed is False
+
+
+def _decided(client: stripe.StripeClient, dispute_id: str) -> stripe.Dispute:
+    found: list[stripe.Dispute] = []
+
+    def closed() -> bool:
+        found[:] = [client.v1.disputes.retrieve(dispute_id)]
+        return found[0].status in ("won", "lost")
+
+    wait_for(closed, 30, lambda: f"dispute {dispute_id} was not decided")
+    return found[0]
+
+
+def _verify_ledger(platform: RunningPlatform) -> None:
+    verify = subprocess.run(
+        [sys.executable, "-m", "remit", "ledger", "verify"],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def _dispute_events(client: stripe.StripeClient, dispute_id: str) -> list[str]:
+    events = client.v1.events.list(params={"type": "charge.dispute.*", "limit": 20}).data
+    return sorted(event.type for event in events if event.data.object.id == dispute_id)
+
+
+def test_winning_evidence_wins_the_dispute_and_reinstates_its_amount_but_not_its_fee(
+    client: stripe.StripeClient,
+    platform: RunningPlatform,
+    account: TestAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stripe, "api_base", platform.api_base)
+    intent = _pay(client, "pm_card_createDispute", 4000)
+    dispute = _dispute_of(client, str(intent.latest_charge))
+
+    submitted = stripe.Dispute.modify(
+        dispute.id,
+        api_key=account.secret_key,
+        evidence={"uncategorized_text": "winning_evidence"},
+        submit=True,
+    )
+    # Stripe's test mode decides shortly after the submission, not in its answer.
+    assert submitted.status == "under_review"
+    won = _decided(client, dispute.id)
+
+    assert won.status == "won"
+    assert won.evidence.uncategorized_text == "winning_evidence"
+    assert won.evidence_details.submission_count == 1
+    assert won.is_charge_refundable is False
+    withdrawal, reinstatement = won.balance_transactions
+    assert (withdrawal.reporting_category, withdrawal.net) == ("dispute", -4000 - DISPUTE_FEE)
+    assert (reinstatement.type, reinstatement.reporting_category) == (
+        "adjustment",
+        "dispute_reversal",
+    )
+    assert (reinstatement.amount, reinstatement.fee, reinstatement.net) == (4000, 0, 4000)
+    assert reinstatement.source == dispute.id
+    assert reinstatement.status == "available"
+    # The amount is back in the available balance; the dispute fee stays taken.
+    assert _balance(client, "available") == -DISPUTE_FEE
+    assert client.v1.charges.retrieve(str(intent.latest_charge)).disputed is True
+
+    assert _dispute_events(client, dispute.id) == [
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+    ]
+    closed = client.v1.events.list(params={"type": "charge.dispute.closed"}).data
+    assert [event.data.object.status for event in closed] == ["won"]
+
+    # A decided dispute takes no more evidence, and cannot be closed.
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe.Dispute.modify(
+            dispute.id, api_key=account.secret_key, evidence={"customer_name": "Jo"}
+        )
+    assert (refused.value.http_status, refused.value.code) == (400, "dispute_not_updatable")
+    with pytest.raises(stripe.InvalidRequestError) as unclosable:
+        stripe.Dispute.close(dispute.id, api_key=account.secret_key)
+    assert (unclosable.value.http_status, unclosable.value.code) == (400, "dispute_not_closable")
+    _verify_ledger(platform)
+
+
+def test_losing_evidence_loses_the_dispute_and_moves_no_money(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    intent = _pay(client, "pm_card_createDispute", 3000)
+    dispute = _dispute_of(client, str(intent.latest_charge))
+    submitted = client.v1.disputes.update(
+        dispute.id,
+        params={"evidence": {"uncategorized_text": "losing_evidence"}, "submit": True},
+    )
+    assert submitted.status == "under_review"
+    lost = _decided(client, dispute.id)
+
+    assert lost.status == "lost"
+    assert lost.evidence_details.submission_count == 1
+    assert [t.reporting_category for t in lost.balance_transactions] == ["dispute"]
+    assert _balance(client, "available") == -3000 - DISPUTE_FEE
+    assert _dispute_events(client, dispute.id) == [
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+    ]
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.disputes.update(dispute.id, params={"evidence": {"customer_name": "Jo"}})
+    assert refused.value.http_status == 400
+    _verify_ledger(platform)
+
+
+def test_other_evidence_leaves_the_dispute_under_review(client: stripe.StripeClient) -> None:
+    decided = _pay(client, "pm_card_createDispute", 1000)
+    waiting = _pay(client, "pm_card_createDispute", 1000)
+    decided_dispute = _dispute_of(client, str(decided.latest_charge))
+    waiting_dispute = _dispute_of(client, str(waiting.latest_charge))
+    client.v1.disputes.update(
+        waiting_dispute.id,
+        params={"evidence": {"uncategorized_text": "The customer signed for it."}, "submit": True},
+    )
+    client.v1.disputes.update(
+        decided_dispute.id,
+        params={"evidence": {"uncategorized_text": "losing_evidence"}, "submit": True},
+    )
+    # Once the later submission was decided, the earlier one would have been too.
+    assert _decided(client, decided_dispute.id).status == "lost"
+    assert client.v1.disputes.retrieve(waiting_dispute.id).status == "under_review"

@@ -5,8 +5,10 @@ the network says so with the authorization of test card 4000000000000259, and th
 the dispute after the capture (`remit.payments.expected_disputes`). As on Stripe, the issuer
 takes the disputed amount back at once, and the dispute fee with it (`dispute_fee_minor`):
 the merchant answers with evidence (`needs_response` -> `under_review`) or accepts the loss
-(`lost`). Deciding a dispute under review (won or lost) is the issuer's, which remit does not
-simulate: one stays under review.
+(`lost`). Deciding a dispute under review is the issuer's, which remit simulates as Stripe's test
+mode does: evidence whose `uncategorized_text` is `winning_evidence` wins the dispute (its
+amount is reinstated), `losing_evidence` loses it (`decision_in_test_mode`), shortly after the
+submission; with any other evidence the dispute stays under review.
 """
 
 from collections.abc import Mapping
@@ -93,6 +95,12 @@ DISPUTE_FEES_MINOR: Final[Mapping[str, int]] = {"usd": 1500}
 DEFAULT_DISPUTE_FEE_MINOR: Final = 1500
 
 
+# Stripe's test mode decides a dispute by the `uncategorized_text` of the evidence submitted:
+# exactly these values, nothing else (docs.stripe.com/testing#disputes).
+WINNING_EVIDENCE: Final = "winning_evidence"
+LOSING_EVIDENCE: Final = "losing_evidence"
+
+
 def long_evidence(name: str) -> bool:
     """Whether an evidence text field takes long text (an explanation) or a short string."""
     return name in _LONG_EVIDENCE
@@ -119,7 +127,8 @@ class Dispute:
     evidence: Mapping[str, str] = field(default_factory=dict)
     submission_count: int = 0
     past_due: bool = False
-    # The money the dispute moved, oldest first: the withdrawal of its amount and fee.
+    # The money the dispute moved, oldest first: the withdrawal of its amount and fee, then,
+    # once won, the reinstatement of its amount.
     balance_transaction_ids: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -243,3 +252,38 @@ def accepted(dispute: Dispute, now: datetime) -> Dispute:
             )
         case unreachable:
             assert_never(unreachable)
+
+
+def decision_in_test_mode(dispute: Dispute) -> DisputeStatus | None:
+    """How the issuer will decide a dispute under review, as Stripe's test mode does: won for
+    the submitted `uncategorized_text` `winning_evidence`, lost for `losing_evidence`; None
+    (it stays under review) for any other evidence, or a dispute not under review."""
+    if dispute.status is not DisputeStatus.UNDER_REVIEW:
+        return None
+    text = dispute.evidence.get("uncategorized_text")
+    if text == WINNING_EVIDENCE:
+        return DisputeStatus.WON
+    if text == LOSING_EVIDENCE:
+        return DisputeStatus.LOST
+    return None
+
+
+def _decided(dispute: Dispute, status: DisputeStatus, now: datetime) -> Dispute:
+    if dispute.status is not DisputeStatus.UNDER_REVIEW:
+        raise ValueError(f"only a dispute under review is decided, not one {dispute.status.value}")
+    return replace(dispute, status=status, updated_at=now)
+
+
+def won(dispute: Dispute, *, reinstatement_id: str, now: datetime) -> Dispute:
+    """The issuer decides the dispute under review for the merchant: the disputed amount comes
+    back (the balance transaction `reinstatement_id`, after the withdrawal)."""
+    decided = _decided(dispute, DisputeStatus.WON, now)
+    return replace(
+        decided, balance_transaction_ids=(*dispute.balance_transaction_ids, reinstatement_id)
+    )
+
+
+def lost(dispute: Dispute, now: datetime) -> Dispute:
+    """The issuer decides the dispute under review for the cardholder: its money stays
+    withdrawn."""
+    return _decided(dispute, DisputeStatus.LOST, now)

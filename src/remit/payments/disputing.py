@@ -1,5 +1,6 @@
 """Use cases of disputes: the worker opens one after a capture the network said would be
-disputed; the merchant reads them, gives evidence, submits it, or accepts the loss.
+disputed; the merchant reads them, gives evidence, submits it, or accepts the loss; the worker
+decides a submitted one as Stripe's test mode does.
 
 Opening a dispute is one transaction of the worker's job (`OPEN_DISPUTE_JOB`, staged with the
 capture's outcome by `remit.payments.expected_disputes`): under the charge's lock it makes the
@@ -7,6 +8,12 @@ dispute, names it on the charge, tells of it (charge.dispute.created, then
 charge.dispute.funds_withdrawn) and takes its amount and fee from the merchant's balance, the
 ledger last. The job runs again after a crash, or twice at once: the charge's lock and its
 `dispute_id` make the second run find the dispute and do nothing.
+
+Deciding a dispute is the same in form. A submission whose evidence asks Stripe's test mode for
+a decision (`disputes.decision_in_test_mode`) stages the job `DECIDE_DISPUTE_JOB` in the
+submission's transaction, one per dispute; the job, under the dispute's lock, closes it won or lost
+(charge.dispute.closed). A won dispute's amount is reinstated (charge.dispute.funds_reinstated,
+and the ledger's posting last). A second run finds the dispute decided and does nothing.
 """
 
 import logging
@@ -29,16 +36,28 @@ from remit.ledger.objects import BalanceTransaction
 from remit.ledger.tables import balance_transactions
 from remit.payments.charges import ChargeStatus
 from remit.payments.dispute_messages import dispute_message
-from remit.payments.disputes import Dispute, accepted, dispute_fee_minor, opened, updated
+from remit.payments.disputes import (
+    Dispute,
+    DisputeStatus,
+    accepted,
+    decision_in_test_mode,
+    dispute_fee_minor,
+    lost,
+    opened,
+    updated,
+    won,
+)
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit.payments.repository import ChargeRepository, DisputeRepository
 from remit.payments.requests import current_request
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.webhooks.outbox import record_event
+from remit.worker.jobs import stage_job
 
 log = logging.getLogger(__name__)
 
 OPEN_DISPUTE_JOB: Final = "payments.open_dispute"
+DECIDE_DISPUTE_JOB: Final = "payments.decide_dispute"
 MAX_LIST_LIMIT: Final = 100
 
 
@@ -97,6 +116,47 @@ class DisputesService:
         # Last: the posting holds the account's chain lock until the commit.
         await ledger.record_dispute_funds_withdrawn(db, withdrawal, now=now)
 
+    # --- Deciding (the worker) ------------------------------------------------------------
+
+    async def decide_submitted(self, db: AsyncConnection, account_id: str, dispute_id: str) -> None:
+        """The job's work, in its transaction: decide the dispute under review as its submitted
+        evidence asked, unless it was decided already (an earlier run)."""
+        repo = DisputeRepository(db)
+        dispute = await repo.get(account_id, dispute_id, for_update=True)
+        if dispute is None:
+            log.error("the dispute %s to decide does not exist", dispute_id)
+            return
+        decision = decision_in_test_mode(dispute)
+        if decision is None:
+            # Decided by an earlier run (or never to be: only a submission that asks for a
+            # decision stages the job, and evidence under review cannot change).
+            return
+        now = self._now()
+        withdrawn = (await _moved_by(db, [dispute]))[dispute.id]
+        if decision is DisputeStatus.LOST:
+            # The cardholder keeps the money: nothing moves.
+            after = lost(dispute, now)
+            await repo.save(after)
+            await _emit(db, after, "charge.dispute.closed", _json(after, withdrawn), now)
+            return
+        reinstatement = ledger.dispute_reinstatement(
+            new_id("txn"),
+            account_id=account_id,
+            dispute_id=dispute.id,
+            charge_id=dispute.charge_id,
+            amount_minor=dispute.amount_minor,
+            currency=dispute.currency,
+            now=now,
+        )
+        after = won(dispute, reinstatement_id=reinstatement.id, now=now)
+        await repo.save(after)
+        shown = _json(after, [*withdrawn, reinstatement])
+        # Stripe tells of the decision, then of the money it gave back, each with the dispute.
+        await _emit(db, after, "charge.dispute.closed", shown, now)
+        await _emit(db, after, "charge.dispute.funds_reinstated", shown, now)
+        # Last: the posting holds the account's chain lock until the commit.
+        await ledger.record_dispute_funds_reinstated(db, reinstatement, now=now)
+
     # --- The merchant's calls -------------------------------------------------------------
 
     async def get(
@@ -153,7 +213,8 @@ class DisputesService:
         keyed: Keyed[tuple[Dispute, list[BalanceTransaction]]] | None = None,
     ) -> Done[tuple[Dispute, list[BalanceTransaction]]] | Replay:
         """Metadata, evidence and its submission, in one transaction under the call's key;
-        charge.dispute.updated tells of what changed."""
+        charge.dispute.updated tells of what changed. A submission whose evidence asks for a
+        decision stages the job that makes it (`decide_submitted`)."""
 
         async def change(db: AsyncConnection) -> tuple[Dispute, list[BalanceTransaction]]:
             repo = DisputeRepository(db)
@@ -169,6 +230,8 @@ class DisputesService:
             if _changed(dispute, after):
                 await repo.save(after)
                 await _emit(db, after, "charge.dispute.updated", _json(after, moved), now)
+            if submit and decision_in_test_mode(after) is not None:
+                await _stage_decision(db, after, now)
             return (after if _changed(dispute, after) else dispute), moved
 
         return await run_keyed(self._engine, keyed, self._now(), change)
@@ -195,6 +258,20 @@ class DisputesService:
             return after, moved
 
         return await run_keyed(self._engine, keyed, self._now(), close)
+
+
+async def _stage_decision(db: AsyncConnection, dispute: Dispute, now: datetime) -> None:
+    """The issuer's decision of a submitted dispute, for the worker to make once the
+    submission commits: asynchronous, as Stripe's test mode decides shortly after."""
+    await stage_job(
+        db,
+        DECIDE_DISPUTE_JOB,
+        {"account_id": dispute.account_id, "dispute_id": dispute.id},
+        now=now,
+        account_id=dispute.account_id,
+        # Evidence is submitted once (a dispute under review takes no more): one decision.
+        dedupe_key=f"{DECIDE_DISPUTE_JOB}:{dispute.id}",
+    )
 
 
 def _changed(before: Dispute, after: Dispute) -> bool:

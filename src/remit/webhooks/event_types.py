@@ -33,6 +33,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
         "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
         "refund.created",
         "refund.updated",
         "refund.failed",

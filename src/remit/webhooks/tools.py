@@ -310,8 +310,9 @@ async def _customer_deleted(api: RestClient) -> list[str]:
 # Not here: payouts and balance.available, which happen on the simulated bank's and the
 # availability schedule rather than at once, charge.expired, which takes an authorization left
 # uncaptured for 7 days, reviews, which need a Review rule first, refund.failed, which takes a
-# refund the acquirer refuses (no test card makes it), and a dispute's update and close, which
-# take a dispute the worker has opened.
+# refund the acquirer refuses (no test card makes it), and a dispute's update, close and funds
+# reinstated, which take a dispute the worker has opened (and, for the last two after evidence,
+# decided).
 TRIGGERS: Final[dict[str, Callable[[RestClient], Awaitable[list[str]]]]] = {
     "payment_intent.created": _payment_intent_created,
     "payment_intent.succeeded": _payment_succeeded,

@@ -28,7 +28,7 @@ from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.jobs import ledger_tasks
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
-from remit.payments.disputing import OPEN_DISPUTE_JOB, DisputesService
+from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.related import event_renderer
 from remit.payments.service import EXPIRE_JOB
 from remit.payments.step_bounds import operation_worst_s
@@ -108,6 +108,11 @@ def build_worker(
             db, str(job.payload["account_id"]), str(job.payload["charge_id"])
         )
 
+    async def decide_dispute(db: AsyncConnection, job: Job) -> None:
+        await disputes.decide_submitted(
+            db, str(job.payload["account_id"]), str(job.payload["dispute_id"])
+        )
+
     async def complete_abandoned_requests() -> None:
         await payments.service.complete_abandoned(payments.servicer.resume)
 
@@ -132,6 +137,7 @@ def build_worker(
 
     handlers[EXPIRE_JOB] = expire_authorization
     handlers[OPEN_DISPUTE_JOB] = open_dispute
+    handlers[DECIDE_DISPUTE_JOB] = decide_dispute
     given_up: dict[str, JobHandler] = {EXPIRE_JOB: expire_authorization_later}
     periodic += [
         Periodic("idempotency-completer", COMPLETER_INTERVAL_S, complete_abandoned_requests),

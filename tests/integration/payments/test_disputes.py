@@ -1,8 +1,9 @@
 """Disputes against a real PostgreSQL: a capture of a card the network says will be disputed
 stages the job that opens the dispute, the job takes the money back into the ledger, and the
-merchant answers the dispute or accepts it."""
+merchant answers the dispute or accepts it; evidence submitted for Stripe's test outcomes
+stages the job that decides it, which reinstates a won dispute's amount."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -10,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
+from remit.ledger import postings
 from remit.ledger.balances import read_balance
 from remit.ledger.objects import BalanceTransactionType
 from remit.ledger.verify import verify_ledger
-from remit.payments.disputes import DisputeStatus
-from remit.payments.disputing import OPEN_DISPUTE_JOB, DisputesService
+from remit.payments.disputes import Dispute, DisputeStatus
+from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.domain import CaptureMethod, PaymentIntent
 from remit.payments.service import Done, PaymentsService, Replay
 from remit.webhooks.tables import events
@@ -274,3 +276,240 @@ async def test_disputes_are_listed_newest_first_and_filtered_by_charge(
     with pytest.raises(RemitError) as unknown:
         await disputes.list_disputes(account_id, limit=10, starting_after="dp_missing")
     assert unknown.value.kind is ErrorKind.NOT_FOUND
+
+
+# --- The issuer's decision, as Stripe's test mode makes it ----------------------------------
+
+
+async def _decision_jobs(engine: AsyncEngine) -> list[dict[str, object]]:
+    async with engine.connect() as db:
+        rows = await db.execute(select(jobs.c.payload).where(jobs.c.kind == DECIDE_DISPUTE_JOB))
+        return [dict(row.payload) for row in rows]
+
+
+async def _run_decision_jobs(engine: AsyncEngine, disputes: DisputesService) -> None:
+    """What the worker does with each staged decision, in a transaction of its own."""
+    for payload in await _decision_jobs(engine):
+        async with engine.begin() as db:
+            await disputes.decide_submitted(
+                db, str(payload["account_id"]), str(payload["dispute_id"])
+            )
+
+
+async def _submit(
+    disputes: DisputesService, account_id: str, dispute_id: str, evidence: dict[str, str]
+) -> Dispute:
+    submitted = await disputes.update(
+        account_id,
+        dispute_id,
+        evidence=evidence,
+        metadata={},
+        clear_metadata=False,
+        unset_metadata=[],
+        submit=True,
+    )
+    assert isinstance(submitted, Done)
+    return submitted.value[0]
+
+
+async def _opened_dispute(
+    core_engine: AsyncEngine, payments: PaymentsService, disputes: DisputesService, account_id: str
+) -> Dispute:
+    await _disputed_payment(payments, disputes, core_engine, account_id)
+    ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=1)
+    return dispute
+
+
+async def _available(engine: AsyncEngine, account_id: str) -> list[tuple[int, str]]:
+    async with engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    return [(a.amount, a.currency) for a in balance.available]
+
+
+async def _verified(engine: AsyncEngine, account_id: str, now: datetime) -> None:
+    async with engine.connect() as db:
+        report = await verify_ledger(db, account_id=account_id, now=now)
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+async def test_winning_evidence_wins_the_dispute_once_and_reinstates_its_amount(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    submitted = await _submit(
+        disputes, account_id, opened.id, {"uncategorized_text": "winning_evidence"}
+    )
+    # Decided after the submission commits, by the worker: until then it is under review.
+    assert submitted.status is DisputeStatus.UNDER_REVIEW
+    assert await _decision_jobs(core_engine) == [
+        {"account_id": account_id, "dispute_id": opened.id}
+    ]
+
+    # The job run twice (a retry after a crash, or two workers) decides once.
+    await _run_decision_jobs(core_engine, disputes)
+    await _run_decision_jobs(core_engine, disputes)
+
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.WON
+    assert dispute.submission_count == 1
+    assert [txn.id for txn in moved] == list(dispute.balance_transaction_ids)
+    withdrawal, reinstatement = moved
+    assert withdrawal.reporting_category == "dispute"
+    assert reinstatement.type is BalanceTransactionType.ADJUSTMENT
+    assert reinstatement.reporting_category == "dispute_reversal"
+    assert (reinstatement.amount, reinstatement.fee, reinstatement.net) == (2000, 0, 2000)
+    assert (reinstatement.source_id, reinstatement.charge_id) == (dispute.id, dispute.charge_id)
+    # The amount comes back; the dispute fee stays taken.
+    assert await _available(core_engine, account_id) == [(-1500, "usd")]
+    assert await _event_types(core_engine, account_id) == [
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+    ]
+    charge, _ = await payments.get_charge(account_id, dispute.charge_id)
+    assert charge.disputed  # a won dispute is still the charge's dispute
+    await _verified(core_engine, account_id, dispute.updated_at)
+
+    # Decided, it takes no evidence and no close.
+    with pytest.raises(RemitError) as refused:
+        await _submit(disputes, account_id, opened.id, {"customer_name": "Jo"})
+    assert refused.value.code == "dispute_not_updatable"
+    with pytest.raises(RemitError) as unclosable:
+        await disputes.close(account_id, opened.id)
+    assert unclosable.value.code == "dispute_not_closable"
+
+
+async def test_losing_evidence_loses_the_dispute_and_moves_no_money(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "losing_evidence"})
+    await _run_decision_jobs(core_engine, disputes)
+    await _run_decision_jobs(core_engine, disputes)
+
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.LOST
+    assert [txn.reporting_category for txn in moved] == ["dispute"]
+    assert await _available(core_engine, account_id) == [(-3500, "usd")]
+    assert await _event_types(core_engine, account_id) == [
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+    ]
+    await _verified(core_engine, account_id, dispute.updated_at)
+    # Closing a lost dispute again changes nothing.
+    again = await disputes.close(account_id, opened.id)
+    assert isinstance(again, Done)
+    assert again.value[0].status is DisputeStatus.LOST
+
+
+async def test_staged_winning_evidence_is_decided_when_submitted_without_more(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    staged = await disputes.update(
+        account_id,
+        opened.id,
+        evidence={"uncategorized_text": "winning_evidence"},
+        metadata={},
+        clear_metadata=False,
+        unset_metadata=[],
+        submit=False,
+    )
+    assert isinstance(staged, Done)
+    assert await _decision_jobs(core_engine) == []  # staged evidence is not sent to the issuer
+    await _submit(disputes, account_id, opened.id, {})
+    await _run_decision_jobs(core_engine, disputes)
+    dispute, _ = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.WON
+
+
+async def test_other_evidence_stays_under_review(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    await _submit(
+        disputes,
+        account_id,
+        opened.id,
+        {"uncategorized_text": "Winning_Evidence", "product_description": "winning_evidence"},
+    )
+    assert await _decision_jobs(core_engine) == []
+    # A decision job run all the same (none is staged for it) leaves it as it is.
+    async with core_engine.begin() as db:
+        await disputes.decide_submitted(db, account_id, opened.id)
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.UNDER_REVIEW
+    assert len(moved) == 1
+
+
+async def test_a_decision_that_dies_before_its_commit_is_made_whole_by_the_next_run(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "winning_evidence"})
+
+    class CrashError(Exception):
+        pass
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise CrashError
+
+    # The worker dies after the dispute, its events and balance transaction were written, at
+    # the ledger's posting: the job's transaction rolls back whole.
+    with monkeypatch.context() as patched:
+        patched.setattr(postings, "record_dispute_funds_reinstated", crash)
+        with pytest.raises(CrashError):
+            await _run_decision_jobs(core_engine, disputes)
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.UNDER_REVIEW
+    assert len(moved) == 1
+    assert "charge.dispute.closed" not in await _event_types(core_engine, account_id)
+
+    await _run_decision_jobs(core_engine, disputes)
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.WON
+    assert len(moved) == 2
+    assert await _available(core_engine, account_id) == [(-1500, "usd")]
+    types = await _event_types(core_engine, account_id)
+    assert (
+        types.count("charge.dispute.closed"),
+        types.count("charge.dispute.funds_reinstated"),
+    ) == (
+        1,
+        1,
+    )
+    await _verified(core_engine, account_id, dispute.updated_at)
+
+
+async def test_a_second_submission_is_refused_and_stages_no_second_decision(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "losing_evidence"})
+    # A second submission is refused (the dispute is under review) and stages nothing.
+    with pytest.raises(RemitError):
+        await _submit(disputes, account_id, opened.id, {})
+    assert len(await _decision_jobs(core_engine)) == 1

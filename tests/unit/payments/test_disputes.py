@@ -1,19 +1,24 @@
 """The dispute's life as pure transitions: opened by the cardholder, answered with evidence or
-accepted by the merchant."""
+accepted by the merchant, decided by the issuer as Stripe's test mode does."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.ledger.postings import dispute_reinstatement, dispute_withdrawal
+from remit.ledger.reserved import refuse_derived_id
 from remit.payments.disputes import (
     EVIDENCE_WINDOW,
     Dispute,
     DisputeStatus,
     accepted,
+    decision_in_test_mode,
     dispute_fee_minor,
+    lost,
     opened,
     updated,
+    won,
 )
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -124,3 +129,115 @@ def test_accepting_a_dispute_loses_it_once_and_a_submitted_one_cannot_be_accepte
     with pytest.raises(RemitError) as refused:
         accepted(submitted, NOW)
     assert refused.value.code == "dispute_not_closable"
+
+
+def _submitted(text: str | None) -> Dispute:
+    evidence = {} if text is None else {"uncategorized_text": text}
+    return updated(_opened(), evidence=evidence, metadata={}, submit=True, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("winning_evidence", DisputeStatus.WON),
+        ("losing_evidence", DisputeStatus.LOST),
+        # Only the exact values decide; anything else waits for a decision never made.
+        ("Winning_evidence", None),
+        ("winning_evidence ", None),
+        ("I have winning_evidence", None),
+        (None, None),
+    ],
+)
+def test_the_submitted_uncategorized_text_decides_as_stripes_test_mode(
+    text: str | None, decision: DisputeStatus | None
+) -> None:
+    assert decision_in_test_mode(_submitted(text)) is decision
+
+
+def test_evidence_only_staged_asks_for_no_decision() -> None:
+    staged = updated(
+        _opened(),
+        evidence={"uncategorized_text": "winning_evidence"},
+        metadata={},
+        submit=False,
+        now=NOW,
+    )
+    assert decision_in_test_mode(staged) is None
+    decided = won(_submitted("winning_evidence"), reinstatement_id="txn_2", now=NOW)
+    assert decision_in_test_mode(decided) is None  # decided once
+
+
+def test_a_won_dispute_lists_its_reinstatement_after_its_withdrawal() -> None:
+    later = NOW + timedelta(hours=1)
+    decided = won(_submitted("winning_evidence"), reinstatement_id="txn_2", now=later)
+    assert decided.status is DisputeStatus.WON
+    assert decided.balance_transaction_ids == ("txn_1", "txn_2")
+    assert (decided.updated_at, decided.submission_count) == (later, 1)
+
+
+def test_a_lost_dispute_moves_no_money() -> None:
+    decided = lost(_submitted("losing_evidence"), NOW)
+    assert decided.status is DisputeStatus.LOST
+    assert decided.balance_transaction_ids == ("txn_1",)
+
+
+def test_only_a_dispute_under_review_is_decided() -> None:
+    with pytest.raises(ValueError, match="under review"):
+        won(_opened(), reinstatement_id="txn_2", now=NOW)
+    with pytest.raises(ValueError, match="under review"):
+        lost(lost(_submitted("losing_evidence"), NOW), NOW)
+
+
+def test_a_decided_dispute_takes_no_evidence_nor_close() -> None:
+    for decided in (
+        won(_submitted("winning_evidence"), reinstatement_id="txn_2", now=NOW),
+        lost(_submitted("losing_evidence"), NOW),
+    ):
+        with pytest.raises(RemitError) as refused:
+            updated(decided, evidence={"customer_name": "Jo"}, metadata={}, submit=True, now=NOW)
+        assert (refused.value.kind, refused.value.code) == (
+            ErrorKind.FAILED_PRECONDITION,
+            "dispute_not_updatable",
+        )
+    with pytest.raises(RemitError) as unclosable:
+        accepted(won(_submitted("winning_evidence"), reinstatement_id="txn_2", now=NOW), NOW)
+    assert unclosable.value.code == "dispute_not_closable"
+
+
+def test_the_reinstatement_gives_back_the_amount_and_keeps_the_fee() -> None:
+    withdrawal = dispute_withdrawal(
+        "txn_1",
+        account_id="acct_1",
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        amount_minor=2500,
+        fee_minor=1500,
+        currency="usd",
+        now=NOW,
+    )
+    reinstatement = dispute_reinstatement(
+        "txn_2",
+        account_id="acct_1",
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        amount_minor=2500,
+        currency="usd",
+        now=NOW,
+    )
+    assert (reinstatement.type.value, reinstatement.reporting_category) == (
+        "adjustment",
+        "dispute_reversal",
+    )
+    assert (reinstatement.amount, reinstatement.fee, reinstatement.net) == (2500, 0, 2500)
+    assert reinstatement.fee_details == ()
+    assert reinstatement.status.value == "available"
+    assert (reinstatement.source_id, reinstatement.charge_id) == ("dp_1", "ch_1")
+    assert reinstatement.ledger_transaction_id == "dp_1:dispute_reversal"
+    assert reinstatement.description == "Chargeback reversal for ch_1"
+    # A won dispute costs the merchant its fee, nothing more.
+    assert withdrawal.net + reinstatement.net == -1500
+
+
+def test_a_callers_posting_cannot_take_the_reinstatements_id() -> None:
+    with pytest.raises(RemitError):
+        refuse_derived_id("dp_1:dispute_reversal", "transaction_id")

@@ -19,9 +19,11 @@ NOT_CAUSABLE_YET = {
     "charge.expired",
     # A refund fails when the acquirer refuses it, which no test card makes it do.
     "refund.failed",
-    # A dispute is updated or closed once the worker has opened it, after the payment.
+    # A dispute is updated or closed once the worker has opened it, after the payment; its
+    # funds are reinstated once the worker has decided its submitted evidence won it.
     "charge.dispute.updated",
     "charge.dispute.closed",
+    "charge.dispute.funds_reinstated",
 }
 
 
