@@ -218,6 +218,7 @@ def test_secret_keys_need_raw_card_access_and_publishable_keys_only_tokenize(
         secret.v1.payment_methods.create(params={"type": "card", "card": _card("4242424242424242")})
     assert caught.value.http_status == 400
     assert "Sending credit card numbers directly" in str(caught.value)
+    assert "`remit accounts create --raw-card-access`" in str(caught.value)
 
     publishable = _client(platform, account.publishable_key)
     token = publishable.v1.tokens.create(params={"card": _card("4242424242424242", name="Ada")})

@@ -19,11 +19,13 @@ from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2
 
 MAX_SECRET_LENGTH: Final = 32
+# Stripe's words, but for how to enable it: remit grants the account's raw card access when the
+# account is created, not through Stripe's support.
 RAW_CARD_DATA_MESSAGE: Final = (
     "Sending credit card numbers directly to the Stripe API is generally unsafe. We suggest you "
     "use test tokens that map to the test card you are using, see https://stripe.com/docs/testing."
-    " To enable raw card data APIs in test mode, see "
-    "https://support.stripe.com/questions/enabling-access-to-raw-card-data-apis."
+    " To send raw card data with a secret key, the account needs raw card access: create it with "
+    "`remit accounts create --raw-card-access`."
 )
 
 
