@@ -2,6 +2,7 @@
 and the checks themselves shown to catch what they are meant to catch."""
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from remit.core.jsonview import JsonObject
 from remit.versioning.change import RenderContext, VersionChange, version_of_module
 from remit.versioning.registry import (
+    CHANGE_HOOKS,
+    CHANGE_VERBS,
     InvalidChangeError,
     check_change,
     load,
@@ -19,6 +22,7 @@ from versions import KNOWN_VERSIONS, LATEST_VERSION
 
 TESTS = Path(__file__).parent
 VERSIONS = Path(__file__).parents[2] / "versions"
+GUIDE = Path(__file__).parents[2] / "docs" / "versioning.md"
 
 
 def test_every_known_version_is_unique_and_the_sdk_version_is_the_latest() -> None:
@@ -110,8 +114,39 @@ def test_a_change_that_overrides_no_hook_is_refused() -> None:
         (VersionChange,),
         {"__doc__": "Nothing.", "resources": ("charge",), "__module__": "versions.v2099_01_01"},
     )
-    with pytest.raises(InvalidChangeError, match="overrides none"):
+    with pytest.raises(InvalidChangeError, match="overrides none") as caught:
         check_change(idle)
+    assert str(caught.value).endswith(
+        "(downgrade, downgrade_previous_attributes, downgrade_error, upgrade_request, "
+        "check_request)"
+    )
+
+
+def test_a_name_without_an_allowed_verb_first_is_told_the_verbs() -> None:
+    with pytest.raises(InvalidChangeError) as caught:
+        check_change(_renamer(name="FixStatus"))
+    assert str(caught.value) == (
+        "versions.v2099_01_01.FixStatus: name it with a verb first (RenameX, RemoveY, ...), one "
+        "of Add, Allow, Autoexpand, Change, Collapse, Default, Drop, Expand, Make, Move, Nest, "
+        "Omit, Refuse, Remove, Rename, Render, Replace, Require, Restore, Return, Split, Stop, "
+        "Turn, Use"
+    )
+
+
+def _guide_bullet(title: str) -> str:
+    """The text of the guide's "Writing a change" bullet that starts with `title` in bold."""
+    text = GUIDE.read_text()
+    start = text.index(f"- **{title}**")
+    end = text.find("\n- **", start + 1)
+    return text[start:end]
+
+
+def test_the_guide_lists_the_verbs_and_the_hooks_the_registry_accepts() -> None:
+    # One word in backticks is a verb; the examples (`RenameNextSourceAction`) are longer.
+    verbs = set(re.findall(r"`([A-Z][a-z]+)`", _guide_bullet("Name")))
+    assert verbs == CHANGE_VERBS
+    hooks_line = _guide_bullet("Hooks").split(";")[0]
+    assert tuple(re.findall(r"`(\w+)`", hooks_line)) == CHANGE_HOOKS
 
 
 def test_a_change_knows_its_version_as_soon_as_it_is_defined() -> None:

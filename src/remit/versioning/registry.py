@@ -81,7 +81,10 @@ def check_change(change: type[VersionChange]) -> None:
     if not change.resources:
         raise InvalidChangeError(f"{owner} touches no resource")
     if not change.__name__[:1].isupper() or not _verb_first(change.__name__):
-        raise InvalidChangeError(f"{owner}: name it with a verb first (RenameX, RemoveY, ...)")
+        raise InvalidChangeError(
+            f"{owner}: name it with a verb first (RenameX, RemoveY, ...), one of "
+            f"{', '.join(sorted(CHANGE_VERBS))}"
+        )
     try:
         for resource in change.resources:
             message = message_for(resource)
@@ -103,10 +106,12 @@ def check_change(change: type[VersionChange]) -> None:
     except UnknownFieldError as error:
         raise InvalidChangeError(str(error)) from error
     overridden = {
-        name for name in _HOOKS if getattr(change, name) is not getattr(VersionChange, name)
+        name for name in CHANGE_HOOKS if getattr(change, name) is not getattr(VersionChange, name)
     }
     if not overridden:
-        raise InvalidChangeError(f"{owner} overrides none of the change hooks")
+        raise InvalidChangeError(
+            f"{owner} overrides none of the change hooks ({', '.join(CHANGE_HOOKS)})"
+        )
     if "downgrade_error" in overridden and change.resources != (ERROR_OBJECT,):
         raise InvalidChangeError(f"{owner}: error changes declare resources = ('error',)")
     if "downgrade_previous_attributes" in overridden and change.resources != (EVENT_OBJECT,):
@@ -117,7 +122,9 @@ def check_change(change: type[VersionChange]) -> None:
         raise InvalidChangeError(f"{owner} changes requests but names no operations")
 
 
-_HOOKS = (
+# A change overrides at least one (docs/versioning.md); `downgrade_schema`, `downgrade_params`
+# and `needs` serve these and are none of them.
+CHANGE_HOOKS = (
     "downgrade",
     "downgrade_previous_attributes",
     "downgrade_error",
@@ -126,7 +133,8 @@ _HOOKS = (
 )
 EVENT_OBJECT = "event"
 
-_VERBS = frozenset(
+# The verbs a change's name may start with (docs/versioning.md lists them).
+CHANGE_VERBS = frozenset(
     {
         "Add", "Allow", "Autoexpand", "Change", "Collapse", "Default", "Drop", "Expand",
         "Make", "Move", "Nest", "Omit", "Refuse", "Remove", "Rename", "Render", "Replace",
@@ -141,7 +149,7 @@ def _verb_first(name: str) -> bool:
         if index and char.isupper():
             break
         first += char
-    return first in _VERBS
+    return first in CHANGE_VERBS
 
 
 @dataclass(frozen=True)
