@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Start the REST facade, the core gRPC services, the vault, the simulated acquirer "
             "and the worker as separate processes, wait until each is healthy, print their "
             "addresses (and, on an embedded core database or with --default-account, a test "
-            "account's keys), and stop them all on Ctrl-C or SIGTERM. Databases "
+            "account's keys), and stop them all on Ctrl-C, SIGTERM or SIGHUP (the terminal "
+            "closed; not when started with SIGHUP ignored, as by nohup). Databases "
             "come from DATABASE_URL, VAULT_DATABASE_URL and ACQUIRER_DATABASE_URL, or from "
             "embedded PostgreSQL servers under the data directory."
         ),
@@ -238,13 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
             "  csv   a header line, one line per row (each starts with its settled_at), then "
             "the trailer,\n        the last line:\n"
             "          # end date=D [merchant_id=M] [partial=true] rows=N CUR.rows=N "
-            "CUR.amount=SUM\n                CUR.fee=SUM ...\n"
+            "CUR.amount=SUM\n                CUR.fee=SUM CUR.released=SUM ...\n"
             "        merchant_id with --merchant, partial=true for today; then the rows, "
-            "amounts and fees\n        of each currency in alphabetical order (sums of the "
-            "amount and fee columns, minor units)\n"
+            "amounts, fees\n        and released remainders of each currency in alphabetical "
+            "order (sums of the\n        amount, fee and released columns, minor units; "
+            "released is what a partial\n        capture gave back of its authorization, and "
+            "is not part of amount)\n"
             '  json  {"date", "merchant_id" (null without --merchant), "partial", "rows", '
-            '"row_count",\n         "totals": {CUR: {"rows", "amount", "fee"}}}, each row '
-            "with the CSV's columns\n\n"
+            '"row_count",\n         "totals": {CUR: {"rows", "amount", "fee", "released"}}}, '
+            "each row with the\n         CSV's columns\n\n"
             "With --output, the report is written to a temporary file beside PATH, synced, "
             "and renamed\nto PATH only once complete: PATH never holds part of a report.\n\n"
             "Exit codes: 0 written, 2 refused input (a malformed or future date, today "
@@ -406,7 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
             "run of a DATE (and --account) supersedes the earlier ones, which stay stored "
             "(remit reconciliations lists them). "
             "A pair is compared on amount, currency, merchant, authorization and the "
-            "network's fee; a row that does not match says what differs. It never changes the "
+            "network's fee, and a capture also on what it released of its authorization "
+            "uncaptured (a partial capture's remainder); a row that does not match says what "
+            "differs. A refund the ledger booked as failed (its money given back to the "
+            "balance) that the acquirer settled is an outcome_mismatch. It never changes the "
             "schema: a core database not migrated to this version (remit migrate) is refused. "
             "Exit codes: 0 everything matched; 1 something is missing on either side or "
             "differs; 2 refused input (a malformed or future date, today without "
@@ -441,8 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
             'core, which must be running. --json prints {"data": [{"id", "date", "account_id" '
             '(null for every account), "started", "finished", "partial", "superseded_by", '
             '"counts": {STATUS: N}}], "has_more"}. Exits 0 whatever the runs found (remit '
-            "reconcile's exit code says that); 2 on refused input or when the core refused, "
-            "failed or could not be reached."
+            "reconcile's exit code says that); 2 on refused input or when the core refused "
+            "the request or failed; 75 when the core could not be reached, did not answer in "
+            "time or asked for a retry later."
         ),
     )
     _add_platform_flags(reconciliations)

@@ -86,10 +86,14 @@ async def test_keys_list_when_the_core_is_not_running_says_where_it_looked(
 
 @pytest.mark.parametrize(
     "command",
-    [("held-requests", "list"), ("held-requests", "retry", "acct_x", "key_x")],
-    ids=["list", "retry"],
+    [
+        ("held-requests", "list"),
+        ("held-requests", "retry", "acct_x", "key_x"),
+        ("reconciliations",),
+    ],
+    ids=["held-requests-list", "held-requests-retry", "reconciliations"],
 )
-async def test_held_requests_when_the_core_is_not_running_is_to_be_retried_later(
+async def test_a_call_to_the_core_when_it_is_not_running_is_to_be_retried_later(
     command: tuple[str, ...], tmp_path: Path
 ) -> None:
     port = str(free_port())

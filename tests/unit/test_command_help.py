@@ -1,0 +1,53 @@
+"""What `--help` says of a command's output and exits is what the command does: the settlement
+report's totals are those it writes, and reconcile and reconciliations name what they find and
+how they exit."""
+
+import dataclasses
+
+import pytest
+
+from remit.acquirer.settlement import CurrencyTotal
+from remit.cli import main
+from remit.command_exits import EXIT_TEMPORARY_FAILURE
+from remit.ledger.reconcile import RowStatus
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_the_settlement_report_help_names_every_total_of_a_currency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _help("settlement-report", capsys)
+    totals = [total.name for total in dataclasses.fields(CurrencyTotal)]
+    assert totals == ["rows", "amount", "fee", "released"]
+    assert "CUR.rows=N CUR.amount=SUM CUR.fee=SUM CUR.released=SUM ..." in shown
+    assert '"totals": {CUR: {"rows", "amount", "fee", "released"}}' in shown
+
+
+def test_the_reconcile_help_tells_of_released_remainders_and_failed_refunds_settled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _help("reconcile", capsys)
+    assert "a capture also on what it released of its authorization uncaptured" in shown
+    assert (
+        "A refund the ledger booked as failed (its money given back to the balance) that the "
+        f"acquirer settled is an {RowStatus.OUTCOME_MISMATCH.value}." in shown
+    )
+
+
+def test_the_reconciliations_help_says_an_unreachable_core_is_to_be_retried_later(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shown = _help("reconciliations", capsys)
+    assert f"{EXIT_TEMPORARY_FAILURE} when the core could not be reached" in shown
+    assert "2 on refused input or when the core refused the request or failed;" in shown
+
+
+def test_the_serve_help_names_every_signal_that_stops_the_platform(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert "stop them all on Ctrl-C, SIGTERM or SIGHUP" in _help("serve", capsys)
