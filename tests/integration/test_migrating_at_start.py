@@ -150,6 +150,32 @@ async def test_a_migration_that_fails_is_said_in_one_line(
     assert _revision("acquirer", scratch.acquirer) is None
 
 
+async def test_a_failed_migration_leaves_those_before_it_applied_and_the_next_run_goes_on(
+    scratch: Scratch, tmp_path: Path
+) -> None:
+    """Exit 3 (README, "exits with a code a script can act on"): each migration commits on its
+    own, so the databases migrated first, and the failed database's earlier migrations, stay
+    migrated; once what stopped it is gone, the next run starts from the one that failed."""
+    # The acquirer's 0004 creates this table: finding it there, it fails.
+    in_the_way = "CREATE TABLE settlement_grace (id boolean PRIMARY KEY)"
+    with psycopg.connect(scratch.acquirer, autocommit=True) as db:
+        db.execute(in_the_way)
+    ran = await remit("migrate", tmp_path=tmp_path, **scratch.env())
+
+    assert ran.returncode == 3, ran.stderr
+    assert ran.failure_line().startswith("remit migrate: the migrations of the acquirer database")
+    assert 'relation "settlement_grace" already exists' in ran.failure_line()
+    assert _revision("core", scratch.core) == shipped_revisions("core")[-1]
+    assert _revision("vault", scratch.vault) == shipped_revisions("vault")[-1]
+    assert _revision("acquirer", scratch.acquirer) == "0003_settlement_snapshots"
+
+    with psycopg.connect(scratch.acquirer, autocommit=True) as db:
+        db.execute("DROP TABLE settlement_grace")
+    again = await remit("migrate", tmp_path=tmp_path, **scratch.env())
+    assert again.returncode == 0, again.stderr
+    assert _revision("acquirer", scratch.acquirer) == shipped_revisions("acquirer")[-1]
+
+
 @pytest.mark.parametrize("command", ["migrate", "serve"])
 async def test_two_settings_swapped_are_refused_naming_the_setting(
     command: str, scratch: Scratch, tmp_path: Path

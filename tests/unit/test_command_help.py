@@ -1,15 +1,18 @@
 """What `--help` says of a command's output and exits is what the command does: the settlement
-report's totals are those it writes, and reconcile and reconciliations name what they find and
-how they exit."""
+report's totals are those it writes, reconcile and reconciliations name what they find and how
+they exit, and a failed migration's exit says what stays applied."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from remit.acquirer.settlement import CurrencyTotal
 from remit.cli import main
-from remit.command_exits import EXIT_TEMPORARY_FAILURE
+from remit.command_exits import EXIT_INTERNAL_FAILURE, EXIT_TEMPORARY_FAILURE
 from remit.ledger.reconcile import RowStatus
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -51,3 +54,21 @@ def test_the_serve_help_names_every_signal_that_stops_the_platform(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert "stop them all on Ctrl-C, SIGTERM or SIGHUP" in _help("serve", capsys)
+
+
+def test_a_failed_migration_s_exit_says_the_migrations_before_it_stay_applied(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`remit migrate` exits 3 when a migration fails, after those before it committed
+    (tests/integration/test_migrating_at_start.py): not a command that did nothing."""
+    assert (
+        f"{EXIT_INTERNAL_FAILURE} the command itself failed (a bug) and did nothing, or a "
+        "migration failed (migrate: those before it stay applied);" in _help("migrate", capsys)
+    )
+    (row,) = [
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith(f"| `{EXIT_INTERNAL_FAILURE}` |")
+    ]
+    assert "For `remit migrate`, a migration failed" in row
+    assert "so those before it stay applied" in row
