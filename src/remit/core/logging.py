@@ -19,9 +19,9 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Final
+from typing import Final, NamedTuple
 
 _CARD_LENGTHS: Final = range(13, 20)
 # What most cards have, Visa, Mastercard and Discover among them.
@@ -44,9 +44,25 @@ _DIGIT_RUN: Final = re.compile(
 # ever as what was typed after a card, never as part of one (`_masked_groups`).
 _GROUP: Final = re.compile(r"[0-9]+(?: */ *[0-9]+)?")
 _SLASH: Final = re.compile(r" */ *")
-# A slash with digits after it, right after a run: its last group is the first part of
-# something written with slashes (`12/30/2026`, `2026/12/01`), not a CVC or expiry.
-_SLASH_THEN_DIGIT: Final = re.compile(r" */ *[0-9]")
+# A date written with slashes after a card (`4242424242424242 12/30/2026`): the run stops
+# before the slash after the date's first part (or its second, `12 / 30` read as an
+# expiry), which would be masked with the card as its expiry or CVC. Those parts are kept as
+# they are, never taken as typed after a card nor as part of one, when they really start a
+# date: a day or month (1 or 2 digits, 1-31) with a slash, a day or month and a year of 2 or
+# 4 digits after it (MM/DD/YYYY, DD/MM/YY), or a year (19YY, 20YY) with a slash, a month and
+# a day after it (YYYY/MM/DD). Anything else before a slash is read as ever: after a card,
+# `123/1` and `123/12/2026` start with its CVC and `1230/1` with its expiry, all masked.
+_DAY_OR_MONTH_WRITTEN: Final = re.compile(r"0?[1-9]|[12][0-9]|3[01]")
+_YEAR_WRITTEN: Final = re.compile(r"(?:19|20)[0-9]{2}")
+_SLASH_AND_YEAR: Final = r" */ *(?:[0-9]{4}|[0-9]{2})(?![0-9])"
+_YEAR_GOES_ON: Final = re.compile(_SLASH_AND_YEAR)
+_DAY_OR_MONTH_AND_YEAR_GO_ON: Final = re.compile(
+    rf" */ *(?:{_DAY_OR_MONTH_WRITTEN.pattern}){_SLASH_AND_YEAR}"
+)
+_MONTH_AND_DAY_GO_ON: Final = re.compile(
+    rf" */ *(?:0?[1-9]|1[0-2]) */ *(?:{_DAY_OR_MONTH_WRITTEN.pattern})(?![0-9])"
+)
+_DIGITS: Final = "0123456789"
 # A date written with dashes, year first or last (2026-12-01, 01-12-2026). Its groups are
 # never taken for a card's, so that its year does not join the number before or after it
 # into a stretch that may pass the Luhn check by chance (no card is typed with a date's
@@ -125,26 +141,53 @@ def mask_card_numbers(text: str) -> str:
         run, after_slash = match.group(0), match.group("after_slash") or ""
         if len(run) - run.count(" ") - run.count("-") - run.count("/") < _CARD_LENGTHS.start:
             return run
+        date_start = ""
         if after_slash:
             run = run[: -len(after_slash) - 1]
-        leads_on = _SLASH_THEN_DIGIT.match(match.string, match.end()) is not None
+        else:
+            date_start = _date_started_at_end(run, match.string, match.end())
+            run = run[: len(run) - len(date_start)]
         pieces, kept_from = [], 0
         for date in _DATE.finditer(run):
             pieces += [_masked_groups(run[kept_from : date.start()]), date.group(0)]
             kept_from = date.end()
-        pieces.append(_masked_groups(run[kept_from:], after_slash, leads_on))
+        pieces += [_masked_groups(run[kept_from:], after_slash), date_start]
         return "".join(pieces)
 
     return mask_labelled_security_codes(_DIGIT_RUN.sub(replace, text))
 
 
-def _masked_groups(run: str, after_slash: str = "", leads_on: bool = False) -> str:
+def _date_started_at_end(run: str, text: str, end: int) -> str:
+    """The end of `run` (which ends at `end` in `text`) that starts a date written with
+    slashes going on after it (`_DAY_OR_MONTH_WRITTEN`): its first part (`12`, `2026`), or
+    its first two when the run took them for an expiry (`12 / 30`); else nothing. In time
+    linear in the run's last group and the separators before it."""
+    last = run[len(run.rstrip(_DIGITS)) :]
+    before_last = run[: len(run) - len(last)].rstrip(" ")
+    if before_last.endswith("/"):
+        before_slash = before_last[:-1].rstrip(" ")
+        first = before_slash[len(before_slash.rstrip(_DIGITS)) :]
+        if (
+            _DAY_OR_MONTH_WRITTEN.fullmatch(first)
+            and _DAY_OR_MONTH_WRITTEN.fullmatch(last)
+            and _YEAR_GOES_ON.match(text, end)
+        ):
+            return run[len(before_slash) - len(first) :]
+        return ""
+    if _DAY_OR_MONTH_WRITTEN.fullmatch(last):
+        goes_on = _DAY_OR_MONTH_AND_YEAR_GO_ON
+    elif _YEAR_WRITTEN.fullmatch(last):
+        goes_on = _MONTH_AND_DAY_GO_ON
+    else:
+        return ""
+    return last if goes_on.match(text, end) else ""
+
+
+def _masked_groups(run: str, after_slash: str = "") -> str:
     """`run` (digits, spaces and dashes) with the groups of each card number in it replaced.
-    Cards found from different groups that overlap are masked as one, showing the last four
-    digits of the one that ends last. `after_slash`: digits written after the run with a
-    slash (`4242424242424242/123`), masked with a card before them when they are what was
-    typed after it. `leads_on`: the run's last group goes on past a slash (`12/30/2026`, a
-    date), so it is no CVC or expiry typed after a card (it may still end one)."""
+    Cards found from different groups that overlap are masked as one (`_merged`).
+    `after_slash`: digits written after the run with a slash (`4242424242424242/123`), masked
+    with a card before them when they are what was typed after it."""
     text = f"{run}/{after_slash}" if after_slash else run
     groups = [(group.start(), group.end()) for group in _GROUP.finditer(run)]
     # An expiry with a slash (`12/30`, `12/2030`) is one group, read as its month and the
@@ -160,30 +203,48 @@ def _masked_groups(run: str, after_slash: str = "", leads_on: bool = False) -> s
     digits = "".join(typed)
     if len(digits) < _CARD_LENGTHS.start:
         return text
-    typable = len(typed) - 1 if leads_on else len(typed)
-    masked: list[tuple[int, int, str]] = []  # first group, last group, last four digits
     sizes = [len(group) for group in typed]
-    for first, last, last4 in _cards_in(digits, sizes, slashed, typable):
-        if masked and first <= masked[-1][1]:
-            if last > masked[-1][1]:
-                masked[-1] = (masked[-1][0], last, last4)
-        else:
-            masked.append((first, last, last4))
     pieces, kept_from = [], 0
-    for first, last, last4 in masked:
+    for first, last, last4 in _merged(_cards_in(digits, sizes, slashed)):
         pieces += [text[kept_from : groups[first][0]], f"[card ****{last4}]"]
         kept_from = groups[last][1]
     pieces.append(text[kept_from:])
     return "".join(pieces)
 
 
-def _cards_in(
-    digits: str, sizes: list[int], expiries: set[int], typable: int
-) -> Iterator[tuple[int, int, str]]:
+class _Card(NamedTuple):
+    first: int  # the group the card number starts in
+    last: int  # the last group it or what was typed after it takes
+    last4: str
+    took_after: bool  # whether it took a CVC or expiry typed after it
+
+
+def _merged(cards: Iterable[_Card]) -> list[tuple[int, int, str]]:
+    """`cards` (in the order of the groups they start in) with those that overlap masked as
+    one: its first group, last group and the last four digits it shows. Of two overlapping,
+    one passes the Luhn check by chance; the one ending last shows its last four (the other
+    may be digits typed before the card: `1234 4242 4242 4242 4242`), unless the one before
+    took a CVC or expiry typed after it: the later one's digits run through it and are no
+    card's, and its last four may be the CVC's or the expiry's own."""
+    masked: list[tuple[int, int, str]] = []
+    open_to_later = False  # whether the last masked shows a card that took nothing after it
+    for card in cards:
+        if masked and card.first <= masked[-1][1]:
+            first, last, last4 = masked[-1]
+            if card.last > last:
+                if open_to_later:
+                    last4, open_to_later = card.last4, not card.took_after
+                masked[-1] = (first, card.last, last4)
+        else:
+            masked.append((card.first, card.last, card.last4))
+            open_to_later = not card.took_after
+    return masked
+
+
+def _cards_in(digits: str, sizes: list[int], expiries: set[int]) -> Iterator[_Card]:
     """Each card number in a run of groups of digits (`digits` the groups joined, `sizes`
-    their lengths): the group it starts in, the last group it or what was typed after it
-    takes, and its last four digits. A card number is 13-19 digits passing the Luhn check
-    that start a group and are either
+    their lengths), in the order of the groups they start in (`_Card`). A card number is
+    13-19 digits passing the Luhn check that start a group and are either
     - whole groups, typed as a card is (`4242424242424242`, `4242 4242 4242 4242`), followed
       maybe by up to 3 groups that are its CVC, its expiry or both in either order
       (`4242424242424242 123`, `4242424242424242 12 30 123`), or
@@ -198,8 +259,7 @@ def _cards_in(
     cards have) with its CVC typed on are read so, as the last four digits shown must never be
     a CVC's. From each group at most 5 groups and 19 digits are tried, each stretch checked in
     constant time: time linear in the run. The groups `expiries` (expiries written with a
-    slash) may only be typed after a card, never be part of one; only the groups before
-    `typable` may be typed after one."""
+    slash) may only be typed after a card, never be part of one."""
     ends = list(itertools.accumulate(sizes))
     passes_luhn = _luhn_check_of_stretches(digits)
     for first, start in enumerate([0, *ends[:-1]]):
@@ -215,15 +275,15 @@ def _cards_in(
         whole = [
             last for last in reach if last == first or sizes[last] in _DIGITS_IN_A_GROUP_OF_SEVERAL
         ]
-        as_whole = _card_of_whole_groups(digits, ends, start, whole, passes_luhn, typable)
-        typed_on = _card_typed_on(digits, ends, sizes, start, reach, passes_luhn, typable)
+        as_whole = _card_of_whole_groups(digits, ends, start, whole, passes_luhn)
+        typed_on = _card_typed_on(digits, ends, sizes, start, reach, passes_luhn)
         # The whole groups, unless they make 17-19 digits that may be fewer with a CVC on.
         found = typed_on
         if as_whole is not None and (typed_on is None or as_whole[1] - start <= _MOST_CARDS_LENGTH):
             found = as_whole
         if found is not None:
             last, end = found
-            yield first, last, digits[end - 4 : end]
+            yield _Card(first, last, digits[end - 4 : end], took_after=end < ends[last])
 
 
 def _card_of_whole_groups(
@@ -232,14 +292,13 @@ def _card_of_whole_groups(
     start: int,
     reach: list[int],
     passes_luhn: Callable[[int, int], bool],
-    typable: int,
 ) -> tuple[int, int] | None:
     """The last group taken by a card number that starts at `start` and ends with one of
     `reach` (the groups after it too, when they are its CVC and expiry), and where it ends."""
     for last in reach:
         end = ends[last]
         if end - start in _CARD_LENGTHS and passes_luhn(start, end):
-            typed = _groups_after(digits, ends, last, typable)
+            typed = _groups_after(digits, ends, last)
             return last + _cvc_and_expiry_taken(digits[start:end], typed), end
     return None
 
@@ -251,7 +310,6 @@ def _card_typed_on(
     start: int,
     reach: list[int],
     passes_luhn: Callable[[int, int], bool],
-    typable: int,
 ) -> tuple[int, int] | None:
     """The last group taken by a card number starting at `start` that ends inside a group of
     `reach`, its CVC or expiry going on to that group's end (and the groups after it too, when
@@ -261,19 +319,18 @@ def _card_typed_on(
         for length in lengths:
             end = start + length
             if ends[last] - sizes[last] < end < ends[last] and passes_luhn(start, end):
-                typed = [digits[end : ends[last]], *_groups_after(digits, ends, last, typable)]
+                typed = [digits[end : ends[last]], *_groups_after(digits, ends, last)]
                 taken = _cvc_and_expiry_taken(digits[start:end], typed[:_MOST_GROUPS_TYPED_AFTER])
                 if taken:
                     return last + taken - 1, end
     return None
 
 
-def _groups_after(digits: str, ends: list[int], last: int, typable: int) -> list[str]:
-    """The groups (at most `_MOST_GROUPS_TYPED_AFTER`, none from `typable` on) that follow
-    group `last`."""
+def _groups_after(digits: str, ends: list[int], last: int) -> list[str]:
+    """The groups (at most `_MOST_GROUPS_TYPED_AFTER`) that follow group `last`."""
     return [
         digits[ends[group - 1] : ends[group]]
-        for group in range(last + 1, min(last + 1 + _MOST_GROUPS_TYPED_AFTER, typable))
+        for group in range(last + 1, min(last + 1 + _MOST_GROUPS_TYPED_AFTER, len(ends)))
     ]
 
 

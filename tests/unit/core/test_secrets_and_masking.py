@@ -458,7 +458,17 @@ def test_numbers_not_right_after_a_security_codes_name_are_left_alone(text: str)
         ("4242 4242 4242 4242/123", "[card ****4242]"),
         ("378282246310005/1234", "[card ****0005]"),
         (f"{PAN}/1230", "[card ****4242]"),  # an expiry typed MMYY
-        (f"{PAN} 12/30/123", "[card ****4242] 12/30/123"),
+        # Digits before a slash that start no date are read as what was typed after the card.
+        (f"{PAN} 123/1 attempts", "[card ****4242]/1 attempts"),
+        (f"card {PAN} 123 / 2", "card [card ****4242] / 2"),
+        ("4242 4242 4242 4242 1230/1", "[card ****4242]/1"),
+        # 123 is no day or month: the card's CVC, though a day, month and year follow it.
+        (f"{PAN} 123/12/2026", "[card ****4242]/12/2026"),
+        # 1230 is no year (19YY or 20YY): the card's expiry, typed MMYY.
+        (f"{PAN} 1230/12/01", "[card ****4242]/12/01"),
+        # 123 is no year of 2 or 4 digits, 99 no day or month: 12 is the card's expiry month.
+        (f"{PAN} 12/30/123", "[card ****4242]/30/123"),
+        (f"{PAN} 12/99/2026", "[card ****4242]/99/2026"),
         # What is no CVC or expiry of the card stays.
         (f"{PAN}/5000", "[card ****4242]/5000"),
         (f"{PAN} 12/30 123/456", "[card ****4242]/456"),
@@ -476,14 +486,43 @@ def test_a_cvc_after_a_card_number_and_a_slash_is_masked_with_it(text: str, mask
     [
         (f"card {PAN} 12/30/2026 ok", "card [card ****4242] 12/30/2026 ok"),
         (f"card {PAN} 1/3/2026 ok", "card [card ****4242] 1/3/2026 ok"),
+        (f"{PAN} 12/30/2026", "[card ****4242] 12/30/2026"),
+        (f"{PAN} 30/12/26", "[card ****4242] 30/12/26"),
         (f"{PAN} 2026/12/01", "[card ****4242] 2026/12/01"),
+        (f"{PAN} 2026/12/1 ok", "[card ****4242] 2026/12/1 ok"),
         ("4242 4242 4242 4242 12 / 30 / 2026", "[card ****4242] 12 / 30 / 2026"),
+        ("4242 4242 4242 4242 12/30 /26", "[card ****4242] 12/30 /26"),
         # The card's own last group stays part of it.
         ("4242 4242 4242 4242/30/2026", "[card ****4242]/30/2026"),
         (f"{PAN}/12/30", "[card ****4242]/12/30"),
     ],
 )
 def test_a_date_after_a_card_number_is_kept_whole(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "overlapping", "masked"),
+    [
+        # The expiry, typed on with no space, makes a card with the card's last 12 digits.
+        ("4242 4242 4242 4242 1230/1", "4242424242421230", "[card ****4242]/1"),
+        # A 13-digit Visa, with `026` typed on as its CVC.
+        ("4242 4242 4242 4242 2026/1", "4242424242422", "[card ****4242]/1"),
+        # A date's year after the card makes one.
+        ("4242 4242 4242 4242 2030/12/01", "4242424242422030", "[card ****4242] 2030/12/01"),
+        # The CVC and the group after it make one: its last four would show the CVC.
+        ("4242 4242 4242 4242 123 0000", "4242424242421230", "[card ****4242]"),
+        ("4242 4242 4242 4242 123 1628", "424242421231628", "[card ****4242]"),
+    ],
+)
+def test_a_card_shows_its_own_last_four_though_a_stretch_overlapping_it_passes_luhn(
+    text: str, overlapping: str, masked: str
+) -> None:
+    """A stretch starting inside the card and running through what was typed after it passes
+    the Luhn check by chance; it is masked with the card, but the last four shown are the
+    card's own, never the CVC's, the expiry's or a date's."""
+    assert luhn_valid(overlapping)
+    assert overlapping in "".join(char for char in text if char.isdigit())
     assert mask_card_numbers(text) == masked
 
 
@@ -501,6 +540,12 @@ def test_long_adversarial_texts_are_masked_whole() -> None:
     assert mask_card_numbers(slashes) == "[card ****4242]/" * 6_000
     dates = f"{PAN} 12/30/2026 " * 4_000
     assert mask_card_numbers(dates) == "[card ****4242] 12/30/2026 " * 4_000
+    spaced = f"{PAN} 12{spaces}/{spaces}30{spaces}/{spaces}2026"
+    assert (
+        mask_card_numbers(spaced) == f"[card ****4242] 12{spaces}/{spaces}30{spaces}/{spaces}2026"
+    )
+    not_dates = f"{PAN} 123/1 " * 4_000
+    assert mask_card_numbers(not_dates) == "[card ****4242]/1 " * 4_000
 
 
 def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
