@@ -143,21 +143,22 @@ def opened(
     account_id: str,
     charge_id: str,
     payment_intent_id: str,
-    captured_minor: int,
+    amount_minor: int,
     currency: str,
     withdrawal_id: str,
     now: datetime,
 ) -> Dispute:
-    """The dispute a cardholder opens against a captured charge: of all it captured, as
-    fraud (the only reason the test card gives), waiting for the merchant's answer."""
-    if captured_minor <= 0:
-        raise ValueError("only a captured charge can be disputed")
+    """The dispute a cardholder opens against a captured charge: of what it captured and has
+    not refunded, as fraud (the only reason the test card gives), waiting for the merchant's
+    answer."""
+    if amount_minor <= 0:
+        raise ValueError("only money captured and not refunded can be disputed")
     return Dispute(
         id=dispute_id,
         account_id=account_id,
         charge_id=charge_id,
         payment_intent_id=payment_intent_id,
-        amount_minor=captured_minor,
+        amount_minor=amount_minor,
         currency=currency,
         reason=DisputeReason.FRAUDULENT,
         status=DisputeStatus.NEEDS_RESPONSE,

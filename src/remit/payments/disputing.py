@@ -85,6 +85,13 @@ class DisputesService:
             # Staged only by a capture, and a capture is never undone: not a state to reach.
             log.error("the charge %s to dispute was not captured", charge_id)
             return
+        # The cardholder disputes what they still paid: the worker opens the dispute some time
+        # after the capture, and the merchant may have refunded the charge meanwhile. A pending
+        # refund counts too: its money already left the balance, and the charge reserves it.
+        disputed_minor = charge.refundable_minor
+        if disputed_minor <= 0:
+            log.info("the charge %s was refunded in full: no dispute is opened", charge_id)
+            return
         now = self._now()
         dispute_id = new_id("dp")
         withdrawal = ledger.dispute_withdrawal(
@@ -92,7 +99,7 @@ class DisputesService:
             account_id=account_id,
             dispute_id=dispute_id,
             charge_id=charge.id,
-            amount_minor=charge.amount_captured_minor,
+            amount_minor=disputed_minor,
             fee_minor=dispute_fee_minor(charge.currency),
             currency=charge.currency,
             now=now,
@@ -102,7 +109,7 @@ class DisputesService:
             account_id=account_id,
             charge_id=charge.id,
             payment_intent_id=charge.payment_intent_id,
-            captured_minor=charge.amount_captured_minor,
+            amount_minor=disputed_minor,
             currency=charge.currency,
             withdrawal_id=withdrawal.id,
             now=now,

@@ -3,7 +3,9 @@ stages the job that opens the dispute, the job takes the money back into the led
 merchant answers the dispute or accepts it; evidence submitted for Stripe's test outcomes
 stages the job that decides it, which reinstates a won dispute's amount."""
 
-from datetime import datetime, timedelta
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +17,7 @@ from remit.ledger import postings
 from remit.ledger.balances import read_balance
 from remit.ledger.objects import BalanceTransactionType
 from remit.ledger.verify import verify_ledger
+from remit.payments.charges import RefundStatus
 from remit.payments.disputes import Dispute, DisputeStatus
 from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.domain import CaptureMethod, PaymentIntent
@@ -23,6 +26,7 @@ from remit.webhooks.tables import events
 from remit.worker.tables import jobs
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
+from tests.integration.payments.test_refund_holds import RefundsHeldAtTheAcquirer
 
 pytestmark = pytest.mark.anyio
 
@@ -143,6 +147,86 @@ async def test_a_separate_capture_stages_the_dispute_and_the_authorization_does_
     await _run_dispute_jobs(core_engine, disputes)
     (shown,), _ = await disputes.list_disputes(account_id, limit=10, payment_intent_id=held.id)
     assert shown[0].amount_minor == 1200  # what was captured, not what was authorized
+
+
+async def _ledger_verified(engine: AsyncEngine, account_id: str) -> None:
+    async with engine.connect() as db:
+        report = await verify_ledger(db, account_id=account_id, now=datetime.now(UTC))
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+async def test_a_charge_refunded_in_part_before_the_job_runs_is_disputed_for_the_rest(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    # The worker was behind: the merchant refunded part of the payment before its dispute opened.
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    assert isinstance(await refund_intent(payments, account_id, "part", intent.id, 2000), Done)
+    await _run_dispute_jobs(core_engine, disputes)
+
+    ((dispute, moved),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 3000  # the cardholder has 2000 back already
+    (withdrawal,) = moved
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net) == (-3000, 1500, -4500)
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    # The refund and the dispute each took their own money from available: 2000, then 4500.
+    assert [(a.amount, a.currency) for a in balance.available] == [(-6500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def test_a_refund_still_pending_when_the_job_runs_is_not_disputed_again(
+    core_engine: AsyncEngine, disputes: DisputesService, account_id: str
+) -> None:
+    network = RefundsHeldAtTheAcquirer()
+    payments = payments_with_core_hooks(core_engine, network)
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    # The refund is recorded, and its money taken from the balance, before the acquirer
+    # answers: the job runs while it is pending.
+    refunding = asyncio.create_task(refund_intent(payments, account_id, "part", intent.id, 1000))
+    await asyncio.wait_for(network.arrived.wait(), 10)
+    await _run_dispute_jobs(core_engine, disputes)
+    network.answer.set()
+    refunded = await refunding
+    assert isinstance(refunded, Done)
+    assert refunded.value.status is RefundStatus.SUCCEEDED
+
+    ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 4000
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    assert [(a.amount, a.currency) for a in balance.available] == [(-1000 - 4000 - 1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def test_a_charge_refunded_in_full_before_the_job_runs_is_not_disputed(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    assert isinstance(await refund_intent(payments, account_id, "all", intent.id, None), Done)
+    with caplog.at_level(logging.INFO, logger="remit.payments.disputing"):
+        await _run_dispute_jobs(core_engine, disputes)
+
+    assert await disputes.list_disputes(account_id, limit=10) == ([], False)
+    assert intent.latest_charge_id is not None
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id)
+    assert not charge.disputed
+    assert await _event_types(core_engine, account_id) == []
+    assert any(
+        record.levelno == logging.INFO and charge.id in record.getMessage()
+        for record in caplog.records
+    )
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    # Only the refund left available: nothing was taken from the merchant twice.
+    assert [(a.amount, a.currency) for a in balance.available] == [(-5000, "usd")]
+    await _ledger_verified(core_engine, account_id)
 
 
 async def test_a_payment_with_an_ordinary_card_stages_no_dispute(

@@ -3900,7 +3900,9 @@ class Dispute(_message.Message):
     id: _builtins.str
     """dp_ id."""
     amount: _builtins.int
-    """Disputed amount, in minor units: the amount the charge captured."""
+    """Disputed amount, in minor units: what the charge captured and had not refunded when the
+    dispute opened.
+    """
     charge: _builtins.str
     """ch_ id of the disputed charge."""
     currency: _builtins.str
