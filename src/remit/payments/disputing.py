@@ -51,6 +51,7 @@ from remit.payments.keyed import Done, Keyed, Replay, run_keyed
 from remit.payments.repository import ChargeRepository, DisputeRepository
 from remit.payments.requests import current_request
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
+from remit.versioning.previous_attributes import changed_attributes
 from remit.webhooks.outbox import record_event
 from remit.worker.jobs import stage_job
 
@@ -144,7 +145,7 @@ class DisputesService:
             # The cardholder keeps the money: nothing moves.
             after = lost(dispute, now)
             await repo.save(after)
-            await _emit(db, after, "charge.dispute.closed", _json(after, withdrawn), now)
+            await _emit_change(db, dispute, after, withdrawn, "charge.dispute.closed", now)
             return
         reinstatement = ledger.dispute_reinstatement(
             new_id("txn"),
@@ -159,7 +160,8 @@ class DisputesService:
         await repo.save(after)
         shown = _json(after, [*withdrawn, reinstatement])
         # Stripe tells of the decision, then of the money it gave back, each with the dispute.
-        await _emit(db, after, "charge.dispute.closed", shown, now)
+        closed_from = changed_attributes(_json(dispute, withdrawn), shown)
+        await _emit(db, after, "charge.dispute.closed", shown, now, closed_from)
         await _emit(db, after, "charge.dispute.funds_reinstated", shown, now)
         # Last: the posting holds the account's chain lock until the commit.
         await ledger.record_dispute_funds_reinstated(db, reinstatement, now=now)
@@ -236,7 +238,7 @@ class DisputesService:
             moved = (await _moved_by(db, [dispute]))[dispute.id]
             if _changed(dispute, after):
                 await repo.save(after)
-                await _emit(db, after, "charge.dispute.updated", _json(after, moved), now)
+                await _emit_change(db, dispute, after, moved, "charge.dispute.updated", now)
             if submit and decision_in_test_mode(after) is not None:
                 await _stage_decision(db, after, now)
             return (after if _changed(dispute, after) else dispute), moved
@@ -261,7 +263,7 @@ class DisputesService:
             moved = (await _moved_by(db, [dispute]))[dispute.id]
             if after is not dispute:
                 await repo.save(after)
-                await _emit(db, after, "charge.dispute.closed", _json(after, moved), now)
+                await _emit_change(db, dispute, after, moved, "charge.dispute.closed", now)
             return after, moved
 
         return await run_keyed(self._engine, keyed, self._now(), close)
@@ -289,8 +291,27 @@ def _json(dispute: Dispute, moved: Sequence[BalanceTransaction]) -> JsonObject:
     return to_json(dispute_message(dispute, moved))
 
 
+async def _emit_change(
+    db: AsyncConnection,
+    before: Dispute,
+    after: Dispute,
+    moved: Sequence[BalanceTransaction],
+    event_type: str,
+    now: datetime,
+) -> None:
+    """Tell of a change of the dispute, with what it changed (`previous_attributes`)."""
+    shown = _json(after, moved)
+    previous = changed_attributes(_json(before, moved), shown)
+    await _emit(db, after, event_type, shown, now, previous)
+
+
 async def _emit(
-    db: AsyncConnection, dispute: Dispute, event_type: str, shown: JsonObject, now: datetime
+    db: AsyncConnection,
+    dispute: Dispute,
+    event_type: str,
+    shown: JsonObject,
+    now: datetime,
+    previous_attributes: JsonObject | None = None,
 ) -> None:
     request = current_request.get()
     await record_event(
@@ -299,6 +320,7 @@ async def _emit(
         type=event_type,
         data_object=shown,
         now=now,
+        previous_attributes=previous_attributes,
         request_id=None if request is None else request.request_id,
         idempotency_key=None if request is None else request.idempotency_key,
     )

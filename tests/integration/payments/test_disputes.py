@@ -337,6 +337,66 @@ async def test_a_dispute_accepted_is_lost_and_another_account_cannot_reach_it(
     ]
 
 
+async def _changes_told(engine: AsyncEngine, account_id: str) -> list[tuple[str, object]]:
+    """The account's dispute updates and closes, oldest first, with their previous_attributes."""
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(events.c.type, events.c.previous_attributes)
+            .where(
+                events.c.account_id == account_id,
+                events.c.type.in_(["charge.dispute.updated", "charge.dispute.closed"]),
+            )
+            .order_by(events.c.created_at)
+        )
+        return [(row.type, row.previous_attributes) for row in rows]
+
+
+async def test_updates_and_closes_tell_what_they_changed(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    await pay(payments, account_id, "answered", pm="pm_dispute")
+    await pay(payments, account_id, "accepted", pm="pm_dispute")
+    await _run_dispute_jobs(core_engine, disputes)
+    ((answered, _), (accepted, _)), _ = await disputes.list_disputes(account_id, limit=2)
+
+    async def update(evidence: dict[str, str], metadata: dict[str, str], submit: bool) -> None:
+        done = await disputes.update(
+            account_id,
+            answered.id,
+            evidence=evidence,
+            metadata=metadata,
+            clear_metadata=False,
+            unset_metadata=[],
+            submit=submit,
+        )
+        assert isinstance(done, Done)
+
+    await update({}, {"case": "7"}, submit=False)
+    await update({"product_description": "A blue mug"}, {}, submit=False)
+    await update({}, {}, submit=True)
+    assert isinstance(await disputes.close(account_id, accepted.id), Done)
+
+    assert await _changes_told(core_engine, account_id) == [
+        # A key added to the metadata was not there before.
+        ("charge.dispute.updated", {"metadata": {"case": None}}),
+        (
+            "charge.dispute.updated",
+            {
+                "evidence": {"product_description": None},
+                "evidence_details": {"has_evidence": False},
+            },
+        ),
+        (
+            "charge.dispute.updated",
+            {"status": "needs_response", "evidence_details": {"submission_count": 0}},
+        ),
+        ("charge.dispute.closed", {"status": "needs_response"}),
+    ]
+
+
 async def test_disputes_are_listed_newest_first_and_filtered_by_charge(
     core_engine: AsyncEngine,
     payments: PaymentsService,
