@@ -70,6 +70,21 @@ def test_a_payment_with_the_dispute_card_is_disputed_and_its_money_taken_back(
     assert (details.has_evidence, details.past_due, details.submission_count) == (False, False, 0)
     assert dispute.evidence.product_description is None
     assert dispute.evidence.receipt is None
+    # Fields of Stripe's dispute that stripe-python reads: the card, and the Visa network's
+    # code of card-absent fraud.
+    assert dispute.network_reason_code == "10.4"
+    card = dispute.payment_method_details
+    assert card is not None
+    assert card.type == "card"
+    assert card.card is not None
+    assert (card.card.brand, card.card.network) == ("visa", "visa")
+    assert (card.card.case_type, card.card.network_reason_code) == ("chargeback", "10.4")
+    assert dispute.enhanced_eligibility_types == []
+    assert dispute.intended_submission_method is None
+    assert dispute.evidence.appeal is None
+    assert dispute.evidence.enhanced_evidence.to_dict() == {}
+    assert details.enhanced_eligibility.to_dict() == {}
+    assert details.submission_method == "not_submitted"
     (withdrawal,) = dispute.balance_transactions
     assert isinstance(withdrawal, stripe.BalanceTransaction)
     assert (withdrawal.type, withdrawal.reporting_category) == ("adjustment", "dispute")
@@ -166,6 +181,7 @@ def test_the_sdks_dispute_calls_list_retrieve_modify_and_close(
     submitted = stripe.Dispute.modify(older.id, api_key=key, submit=True)
     assert submitted.status == "under_review"
     assert submitted.evidence_details.submission_count == 1
+    assert submitted.evidence_details.submission_method == "manual"
     with pytest.raises(stripe.InvalidRequestError) as refused:
         stripe.Dispute.close(older.id, api_key=key)
     assert refused.value.code == "dispute_not_closable"

@@ -20,6 +20,7 @@ import stripe
 from tests.support.accounts import TestAccount
 from tests.support.http import ok
 from tests.support.platform import RunningPlatform
+from tests.support.waiting import wait_for
 
 RETURN_URL: Final = "https://shop.example/return"
 
@@ -284,6 +285,12 @@ NOT_RENDERED: Final[dict[str, set[str]]] = {
     # deleted on the deleted stub alone; secret only in the answer of the create (and a roll),
     # absent, not null, from every other.
     "webhook_endpoint": {"deleted", "secret"},
+    "dispute": set(),
+    "dispute.evidence": set(),
+    "dispute.evidence_details": set(),
+    # One hash per payment method type, and Stripe renders only its own type's (a card).
+    "dispute.payment_method_details": {"amazon_pay", "klarna", "paypal"},
+    "dispute.payment_method_details.card": set(),
 }
 
 SDK_CLASSES: Final[dict[str, Any]] = {
@@ -300,6 +307,11 @@ SDK_CLASSES: Final[dict[str, Any]] = {
     "token.card": stripe.Card,
     "event": stripe.Event,
     "webhook_endpoint": stripe.WebhookEndpoint,
+    "dispute": stripe.Dispute,
+    "dispute.evidence": stripe.Dispute.Evidence,
+    "dispute.evidence_details": stripe.Dispute.EvidenceDetails,
+    "dispute.payment_method_details": stripe.Dispute.PaymentMethodDetails,
+    "dispute.payment_method_details.card": stripe.Dispute.PaymentMethodDetails.Card,
 }
 
 
@@ -365,6 +377,15 @@ def rendered(
     transactions: list[dict[str, Any]] = get("/v1/balance_transactions")["data"]
     events: list[dict[str, Any]] = get("/v1/events")["data"]
     gone = client.v1.customers.create()
+    disputed = _paid(client, payment_method="pm_card_createDispute")
+    disputes: list[dict[str, Any]] = []
+
+    def dispute_opened() -> bool:
+        disputes[:] = get(f"/v1/disputes?charge={disputed.latest_charge}")["data"]
+        return bool(disputes)
+
+    wait_for(dispute_opened, 30, lambda: "the worker opened no dispute")
+    (dispute,) = disputes
     return {
         "payment_intent": get(f"/v1/payment_intents/{intent.id}"),
         "charge": get(f"/v1/charges/{intent.latest_charge}"),
@@ -382,6 +403,11 @@ def rendered(
         "event": events[0],
         "webhook_endpoint": get(f"/v1/webhook_endpoints/{endpoint.id}"),
         "deleted_webhook_endpoint": delete(f"/v1/webhook_endpoints/{endpoint.id}"),
+        "dispute": dispute,
+        "dispute.evidence": dispute["evidence"],
+        "dispute.evidence_details": dispute["evidence_details"],
+        "dispute.payment_method_details": dispute["payment_method_details"],
+        "dispute.payment_method_details.card": dispute["payment_method_details"]["card"],
     }
 
 

@@ -112,6 +112,7 @@ class DisputesService:
             payment_intent_id=charge.payment_intent_id,
             amount_minor=disputed_minor,
             currency=charge.currency,
+            card_brand=charge.card.brand,
             withdrawal_id=withdrawal.id,
             now=now,
         )

@@ -756,6 +756,7 @@ def _dispute_values(dispute: Dispute) -> dict[str, object]:
         "past_due": dispute.past_due,
         "balance_transaction_ids": list(dispute.balance_transaction_ids),
         "metadata": dict(dispute.metadata),
+        "card_brand": dispute.card_brand,
         "updated_at": dispute.updated_at,
     }
 
@@ -778,6 +779,7 @@ def dispute_from_row(m: Fields) -> Dispute:
         past_due=m["past_due"],
         balance_transaction_ids=tuple(m["balance_transaction_ids"]),
         metadata=m["metadata"],
+        card_brand=m["card_brand"],
     )
 
 

@@ -170,6 +170,9 @@ disputes = Table(
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The disputed charge's card brand, which the network's reason code depends on; null only
+    # for a dispute a process of the version before it opened (core migration 0085).
+    Column("card_brand", Text, nullable=True),
     Index("ix_disputes_account_created", "account_id", "created_at", "id"),
     # A charge is disputed at most once: the job that opens its dispute may run twice.
     Index("ix_disputes_charge_id", "charge_id", unique=True),

@@ -391,7 +391,13 @@ async def test_updates_and_closes_tell_what_they_changed(
         ),
         (
             "charge.dispute.updated",
-            {"status": "needs_response", "evidence_details": {"submission_count": 0}},
+            {
+                "status": "needs_response",
+                "evidence_details": {
+                    "submission_count": 0,
+                    "submission_method": "not_submitted",
+                },
+            },
         ),
         ("charge.dispute.closed", {"status": "needs_response"}),
     ]

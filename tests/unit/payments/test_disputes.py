@@ -11,11 +11,13 @@ from remit.ledger.reserved import refuse_derived_id
 from remit.payments.disputes import (
     EVIDENCE_WINDOW,
     Dispute,
+    DisputeReason,
     DisputeStatus,
     accepted,
     decision_in_test_mode,
     dispute_fee_minor,
     lost,
+    network_reason_code,
     opened,
     updated,
     won,
@@ -32,6 +34,7 @@ def _opened() -> Dispute:
         payment_intent_id="pi_1",
         amount_minor=2500,
         currency="usd",
+        card_brand="visa",
         withdrawal_id="txn_1",
         now=NOW,
     )
@@ -59,6 +62,7 @@ def test_nothing_uncaptured_can_be_disputed() -> None:
             payment_intent_id="pi_1",
             amount_minor=0,
             currency="usd",
+            card_brand="visa",
             withdrawal_id="txn_1",
             now=NOW,
         )
@@ -67,6 +71,20 @@ def test_nothing_uncaptured_can_be_disputed() -> None:
 def test_the_dispute_fee_is_stripes_us_fee_in_minor_units() -> None:
     assert dispute_fee_minor("usd") == 1500
     assert isinstance(dispute_fee_minor("eur"), int)
+
+
+@pytest.mark.parametrize(
+    ("brand", "code"),
+    [("visa", "10.4"), ("mastercard", "4837"), ("amex", "F29"), ("discover", "UA02")],
+)
+def test_a_fraud_dispute_has_its_networks_code_of_card_absent_fraud(brand: str, code: str) -> None:
+    assert network_reason_code(DisputeReason.FRAUDULENT, brand) == code
+
+
+def test_a_network_whose_code_is_not_known_has_none() -> None:
+    assert network_reason_code(DisputeReason.FRAUDULENT, "jcb") is None
+    assert network_reason_code(DisputeReason.FRAUDULENT, None) is None
+    assert _opened().network_reason_code == "10.4"
 
 
 def test_evidence_is_merged_an_empty_value_clears_a_field_and_submitting_counts() -> None:

@@ -532,6 +532,32 @@ THREE_D_SECURE_CHALLENGE_OUTCOME_SUCCEED: ThreeDSecureChallengeOutcome.ValueType
 THREE_D_SECURE_CHALLENGE_OUTCOME_FAIL: ThreeDSecureChallengeOutcome.ValueType  # 2
 Global___ThreeDSecureChallengeOutcome: _TypeAlias = ThreeDSecureChallengeOutcome  # noqa: Y015
 
+class _DisputeCaseType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeCaseTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeCaseType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_CASE_TYPE_UNSPECIFIED: _DisputeCaseType.ValueType  # 0
+    DISPUTE_CASE_TYPE_BLOCK: _DisputeCaseType.ValueType  # 1
+    DISPUTE_CASE_TYPE_CHARGEBACK: _DisputeCaseType.ValueType  # 2
+    """The issuer took the money back: every dispute remit opens."""
+    DISPUTE_CASE_TYPE_COMPLIANCE: _DisputeCaseType.ValueType  # 3
+    DISPUTE_CASE_TYPE_INQUIRY: _DisputeCaseType.ValueType  # 4
+    DISPUTE_CASE_TYPE_RESOLUTION: _DisputeCaseType.ValueType  # 5
+
+class DisputeCaseType(_DisputeCaseType, metaclass=_DisputeCaseTypeEnumTypeWrapper):
+    """What kind of case the card network opened."""
+
+DISPUTE_CASE_TYPE_UNSPECIFIED: DisputeCaseType.ValueType  # 0
+DISPUTE_CASE_TYPE_BLOCK: DisputeCaseType.ValueType  # 1
+DISPUTE_CASE_TYPE_CHARGEBACK: DisputeCaseType.ValueType  # 2
+"""The issuer took the money back: every dispute remit opens."""
+DISPUTE_CASE_TYPE_COMPLIANCE: DisputeCaseType.ValueType  # 3
+DISPUTE_CASE_TYPE_INQUIRY: DisputeCaseType.ValueType  # 4
+DISPUTE_CASE_TYPE_RESOLUTION: DisputeCaseType.ValueType  # 5
+Global___DisputeCaseType: _TypeAlias = DisputeCaseType  # noqa: Y015
+
 class _DisputeReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -607,6 +633,26 @@ DISPUTE_STATUS_WON: DisputeStatus.ValueType  # 6
 DISPUTE_STATUS_LOST: DisputeStatus.ValueType  # 7
 """Decided for the cardholder, or accepted by the merchant."""
 Global___DisputeStatus: _TypeAlias = DisputeStatus  # noqa: Y015
+
+class _DisputeSubmissionMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DisputeSubmissionMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DisputeSubmissionMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPUTE_SUBMISSION_METHOD_UNSPECIFIED: _DisputeSubmissionMethod.ValueType  # 0
+    DISPUTE_SUBMISSION_METHOD_MANUAL: _DisputeSubmissionMethod.ValueType  # 1
+    DISPUTE_SUBMISSION_METHOD_NOT_SUBMITTED: _DisputeSubmissionMethod.ValueType  # 2
+    DISPUTE_SUBMISSION_METHOD_SMART_DISPUTES: _DisputeSubmissionMethod.ValueType  # 3
+
+class DisputeSubmissionMethod(_DisputeSubmissionMethod, metaclass=_DisputeSubmissionMethodEnumTypeWrapper):
+    """How the dispute's evidence was submitted."""
+
+DISPUTE_SUBMISSION_METHOD_UNSPECIFIED: DisputeSubmissionMethod.ValueType  # 0
+DISPUTE_SUBMISSION_METHOD_MANUAL: DisputeSubmissionMethod.ValueType  # 1
+DISPUTE_SUBMISSION_METHOD_NOT_SUBMITTED: DisputeSubmissionMethod.ValueType  # 2
+DISPUTE_SUBMISSION_METHOD_SMART_DISPUTES: DisputeSubmissionMethod.ValueType  # 3
+Global___DisputeSubmissionMethod: _TypeAlias = DisputeSubmissionMethod  # noqa: Y015
 
 class _CloseReviewAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -3897,6 +3943,10 @@ class Dispute(_message.Message):
     PAYMENT_INTENT_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    ENHANCED_ELIGIBILITY_TYPES_FIELD_NUMBER: _builtins.int
+    INTENDED_SUBMISSION_METHOD_FIELD_NUMBER: _builtins.int
+    NETWORK_REASON_CODE_FIELD_NUMBER: _builtins.int
+    PAYMENT_METHOD_DETAILS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """dp_ id."""
     amount: _builtins.int
@@ -3913,6 +3963,14 @@ class Dispute(_message.Message):
     """pi_ id of the disputed payment."""
     reason: Global___DisputeReason.ValueType
     status: Global___DisputeStatus.ValueType
+    intended_submission_method: _builtins.str
+    """How the merchant means to submit evidence (manual, or with Smart Disputes); null: remit has
+    no Smart Disputes, and no merchant says.
+    """
+    network_reason_code: _builtins.str
+    """The card network's code of the dispute's reason (Visa's "10.4" for card-absent fraud), as
+    on payment_method_details.card; null where remit knows none.
+    """
     @_builtins.property
     def balance_transactions(self) -> _containers.RepeatedCompositeFieldContainer[_ledger_pb2.BalanceTransaction]:
         """The money the dispute moved: the withdrawal of the amount with the dispute fee."""
@@ -3927,6 +3985,16 @@ class Dispute(_message.Message):
     def evidence_details(self) -> Global___DisputeEvidenceDetails: ...
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def enhanced_eligibility_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The enhanced evidence programs (Visa Compelling Evidence 3.0, Visa and Mastercard
+        compliance) the dispute qualifies for; none in remit.
+        """
+
+    @_builtins.property
+    def payment_method_details(self) -> Global___DisputePaymentMethodDetails:
+        """The disputed payment's method: its card, and the kind of case the network opened."""
+
     def __init__(
         self,
         *,
@@ -3944,16 +4012,95 @@ class Dispute(_message.Message):
         payment_intent: _builtins.str | None = ...,
         reason: Global___DisputeReason.ValueType = ...,
         status: Global___DisputeStatus.ValueType = ...,
+        enhanced_eligibility_types: _abc.Iterable[_builtins.str] | None = ...,
+        intended_submission_method: _builtins.str | None = ...,
+        network_reason_code: _builtins.str | None = ...,
+        payment_method_details: Global___DisputePaymentMethodDetails | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent", "created", b"created", "evidence", b"evidence", "evidence_details", b"evidence_details", "payment_intent", b"payment_intent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_intended_submission_method", b"_intended_submission_method", "_network_reason_code", b"_network_reason_code", "_payment_intent", b"_payment_intent", "created", b"created", "evidence", b"evidence", "evidence_details", b"evidence_details", "intended_submission_method", b"intended_submission_method", "network_reason_code", b"network_reason_code", "payment_intent", b"payment_intent", "payment_method_details", b"payment_method_details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent", "amount", b"amount", "balance_transactions", b"balance_transactions", "charge", b"charge", "created", b"created", "currency", b"currency", "evidence", b"evidence", "evidence_details", b"evidence_details", "id", b"id", "is_charge_refundable", b"is_charge_refundable", "livemode", b"livemode", "metadata", b"metadata", "payment_intent", b"payment_intent", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_intended_submission_method", b"_intended_submission_method", "_network_reason_code", b"_network_reason_code", "_payment_intent", b"_payment_intent", "amount", b"amount", "balance_transactions", b"balance_transactions", "charge", b"charge", "created", b"created", "currency", b"currency", "enhanced_eligibility_types", b"enhanced_eligibility_types", "evidence", b"evidence", "evidence_details", b"evidence_details", "id", b"id", "intended_submission_method", b"intended_submission_method", "is_charge_refundable", b"is_charge_refundable", "livemode", b"livemode", "metadata", b"metadata", "network_reason_code", b"network_reason_code", "payment_intent", b"payment_intent", "payment_method_details", b"payment_method_details", "reason", b"reason", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__intended_submission_method: _TypeAlias = _typing.Literal["intended_submission_method"]  # noqa: Y015
+    _WhichOneofArgType__intended_submission_method: _TypeAlias = _typing.Literal["_intended_submission_method", b"_intended_submission_method"]  # noqa: Y015
+    _WhichOneofReturnType__network_reason_code: _TypeAlias = _typing.Literal["network_reason_code"]  # noqa: Y015
+    _WhichOneofArgType__network_reason_code: _TypeAlias = _typing.Literal["_network_reason_code", b"_network_reason_code"]  # noqa: Y015
     _WhichOneofReturnType__payment_intent: _TypeAlias = _typing.Literal["payment_intent"]  # noqa: Y015
     _WhichOneofArgType__payment_intent: _TypeAlias = _typing.Literal["_payment_intent", b"_payment_intent"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__intended_submission_method) -> _WhichOneofReturnType__intended_submission_method | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__network_reason_code) -> _WhichOneofReturnType__network_reason_code | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__payment_intent) -> _WhichOneofReturnType__payment_intent | None: ...
 
 Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
+
+@_typing.final
+class DisputePaymentMethodDetails(_message.Message):
+    """dispute.payment_method_details (card only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """"card"."""
+    @_builtins.property
+    def card(self) -> Global___DisputePaymentMethodDetailsCard: ...
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        card: Global___DisputePaymentMethodDetailsCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputePaymentMethodDetails: _TypeAlias = DisputePaymentMethodDetails  # noqa: Y015
+
+@_typing.final
+class DisputePaymentMethodDetailsCard(_message.Message):
+    """dispute.payment_method_details.card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BRAND_FIELD_NUMBER: _builtins.int
+    CASE_TYPE_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
+    NETWORK_REASON_CODE_FIELD_NUMBER: _builtins.int
+    brand: _common_pb2.CardBrand.ValueType
+    """The disputed charge's card brand."""
+    case_type: Global___DisputeCaseType.ValueType
+    network: _builtins.str
+    """The network that processed the charge, e.g. "visa"."""
+    network_reason_code: _builtins.str
+    """The network's code of the dispute's reason; null where remit knows none."""
+    def __init__(
+        self,
+        *,
+        brand: _common_pb2.CardBrand.ValueType | None = ...,
+        case_type: Global___DisputeCaseType.ValueType = ...,
+        network: _builtins.str = ...,
+        network_reason_code: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_brand", b"_brand", "_network_reason_code", b"_network_reason_code", "brand", b"brand", "network_reason_code", b"network_reason_code"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_brand", b"_brand", "_network_reason_code", b"_network_reason_code", "brand", b"brand", "case_type", b"case_type", "network", b"network", "network_reason_code", b"network_reason_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__brand: _TypeAlias = _typing.Literal["brand"]  # noqa: Y015
+    _WhichOneofArgType__brand: _TypeAlias = _typing.Literal["_brand", b"_brand"]  # noqa: Y015
+    _WhichOneofReturnType__network_reason_code: _TypeAlias = _typing.Literal["network_reason_code"]  # noqa: Y015
+    _WhichOneofArgType__network_reason_code: _TypeAlias = _typing.Literal["_network_reason_code", b"_network_reason_code"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__brand) -> _WhichOneofReturnType__brand | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__network_reason_code) -> _WhichOneofReturnType__network_reason_code | None: ...
+
+Global___DisputePaymentMethodDetailsCard: _TypeAlias = DisputePaymentMethodDetailsCard  # noqa: Y015
 
 @_typing.final
 class DisputeEvidence(_message.Message):
@@ -3990,6 +4137,8 @@ class DisputeEvidence(_message.Message):
     SHIPPING_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
     UNCATEGORIZED_FILE_FIELD_NUMBER: _builtins.int
     UNCATEGORIZED_TEXT_FIELD_NUMBER: _builtins.int
+    APPEAL_FIELD_NUMBER: _builtins.int
+    ENHANCED_EVIDENCE_FIELD_NUMBER: _builtins.int
     access_activity_log: _builtins.str
     billing_address: _builtins.str
     cancellation_policy: _builtins.str
@@ -4017,6 +4166,16 @@ class DisputeEvidence(_message.Message):
     shipping_tracking_number: _builtins.str
     uncategorized_file: _builtins.str
     uncategorized_text: _builtins.str
+    @_builtins.property
+    def appeal(self) -> Global___DisputeEvidenceAppeal:
+        """An appeal of a lost dispute; null: remit takes no appeals. Not an input of UpdateDispute."""
+
+    @_builtins.property
+    def enhanced_evidence(self) -> Global___DisputeEnhancedEvidence:
+        """Evidence for the enhanced programs of enhanced_eligibility_types; empty, as the dispute
+        qualifies for none. Not an input of UpdateDispute.
+        """
+
     def __init__(
         self,
         *,
@@ -4047,10 +4206,12 @@ class DisputeEvidence(_message.Message):
         shipping_tracking_number: _builtins.str | None = ...,
         uncategorized_file: _builtins.str | None = ...,
         uncategorized_text: _builtins.str | None = ...,
+        appeal: Global___DisputeEvidenceAppeal | None = ...,
+        enhanced_evidence: Global___DisputeEnhancedEvidence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "appeal", b"appeal", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "enhanced_evidence", b"enhanced_evidence", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log", "_billing_address", b"_billing_address", "_cancellation_policy", b"_cancellation_policy", "_cancellation_policy_disclosure", b"_cancellation_policy_disclosure", "_cancellation_rebuttal", b"_cancellation_rebuttal", "_customer_communication", b"_customer_communication", "_customer_email_address", b"_customer_email_address", "_customer_name", b"_customer_name", "_customer_purchase_ip", b"_customer_purchase_ip", "_customer_signature", b"_customer_signature", "_duplicate_charge_documentation", b"_duplicate_charge_documentation", "_duplicate_charge_explanation", b"_duplicate_charge_explanation", "_duplicate_charge_id", b"_duplicate_charge_id", "_product_description", b"_product_description", "_receipt", b"_receipt", "_refund_policy", b"_refund_policy", "_refund_policy_disclosure", b"_refund_policy_disclosure", "_refund_refusal_explanation", b"_refund_refusal_explanation", "_service_date", b"_service_date", "_service_documentation", b"_service_documentation", "_shipping_address", b"_shipping_address", "_shipping_carrier", b"_shipping_carrier", "_shipping_date", b"_shipping_date", "_shipping_documentation", b"_shipping_documentation", "_shipping_tracking_number", b"_shipping_tracking_number", "_uncategorized_file", b"_uncategorized_file", "_uncategorized_text", b"_uncategorized_text", "access_activity_log", b"access_activity_log", "appeal", b"appeal", "billing_address", b"billing_address", "cancellation_policy", b"cancellation_policy", "cancellation_policy_disclosure", b"cancellation_policy_disclosure", "cancellation_rebuttal", b"cancellation_rebuttal", "customer_communication", b"customer_communication", "customer_email_address", b"customer_email_address", "customer_name", b"customer_name", "customer_purchase_ip", b"customer_purchase_ip", "customer_signature", b"customer_signature", "duplicate_charge_documentation", b"duplicate_charge_documentation", "duplicate_charge_explanation", b"duplicate_charge_explanation", "duplicate_charge_id", b"duplicate_charge_id", "enhanced_evidence", b"enhanced_evidence", "product_description", b"product_description", "receipt", b"receipt", "refund_policy", b"refund_policy", "refund_policy_disclosure", b"refund_policy_disclosure", "refund_refusal_explanation", b"refund_refusal_explanation", "service_date", b"service_date", "service_documentation", b"service_documentation", "shipping_address", b"shipping_address", "shipping_carrier", b"shipping_carrier", "shipping_date", b"shipping_date", "shipping_documentation", b"shipping_documentation", "shipping_tracking_number", b"shipping_tracking_number", "uncategorized_file", b"uncategorized_file", "uncategorized_text", b"uncategorized_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__access_activity_log: _TypeAlias = _typing.Literal["access_activity_log"]  # noqa: Y015
     _WhichOneofArgType__access_activity_log: _TypeAlias = _typing.Literal["_access_activity_log", b"_access_activity_log"]  # noqa: Y015
@@ -4164,6 +4325,76 @@ class DisputeEvidence(_message.Message):
 Global___DisputeEvidence: _TypeAlias = DisputeEvidence  # noqa: Y015
 
 @_typing.final
+class DisputeEvidenceAppeal(_message.Message):
+    """dispute.evidence.appeal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def card(self) -> Global___DisputeEvidenceAppealCard: ...
+    def __init__(
+        self,
+        *,
+        card: Global___DisputeEvidenceAppealCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeEvidenceAppeal: _TypeAlias = DisputeEvidenceAppeal  # noqa: Y015
+
+@_typing.final
+class DisputeEvidenceAppealCard(_message.Message):
+    """dispute.evidence.appeal.card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FOR_FILING_FIELD_NUMBER: _builtins.int
+    SUPPORTING_FILES_FIELD_NUMBER: _builtins.int
+    reason_for_filing: _builtins.str
+    @_builtins.property
+    def supporting_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """ids of file uploads supporting the appeal."""
+
+    def __init__(
+        self,
+        *,
+        reason_for_filing: _builtins.str | None = ...,
+        supporting_files: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reason_for_filing", b"_reason_for_filing", "reason_for_filing", b"reason_for_filing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reason_for_filing", b"_reason_for_filing", "reason_for_filing", b"reason_for_filing", "supporting_files", b"supporting_files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__reason_for_filing: _TypeAlias = _typing.Literal["reason_for_filing"]  # noqa: Y015
+    _WhichOneofArgType__reason_for_filing: _TypeAlias = _typing.Literal["_reason_for_filing", b"_reason_for_filing"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__reason_for_filing) -> _WhichOneofReturnType__reason_for_filing | None: ...
+
+Global___DisputeEvidenceAppealCard: _TypeAlias = DisputeEvidenceAppealCard  # noqa: Y015
+
+@_typing.final
+class DisputeEnhancedEvidence(_message.Message):
+    """dispute.evidence.enhanced_evidence: one hash per program the dispute qualifies for (none in
+    remit, so none yet).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeEnhancedEvidence: _TypeAlias = DisputeEnhancedEvidence  # noqa: Y015
+
+@_typing.final
 class DisputeEvidenceDetails(_message.Message):
     """dispute.evidence_details."""
 
@@ -4173,15 +4404,23 @@ class DisputeEvidenceDetails(_message.Message):
     HAS_EVIDENCE_FIELD_NUMBER: _builtins.int
     PAST_DUE_FIELD_NUMBER: _builtins.int
     SUBMISSION_COUNT_FIELD_NUMBER: _builtins.int
+    ENHANCED_ELIGIBILITY_FIELD_NUMBER: _builtins.int
+    SUBMISSION_METHOD_FIELD_NUMBER: _builtins.int
     has_evidence: _builtins.bool
     """Whether any evidence has been given."""
     past_due: _builtins.bool
     """Whether the last submission came after due_by."""
     submission_count: _builtins.int
     """How many times evidence was submitted."""
+    submission_method: Global___DisputeSubmissionMethod.ValueType
+    """How the evidence was submitted: not_submitted, then manual (remit has no Smart Disputes)."""
     @_builtins.property
     def due_by(self) -> _timestamp_pb2.Timestamp:
         """When the evidence is due; the issuer decides without it after."""
+
+    @_builtins.property
+    def enhanced_eligibility(self) -> Global___DisputeEnhancedEligibility:
+        """What the dispute's evidence qualifies for in each enhanced program (none in remit)."""
 
     def __init__(
         self,
@@ -4190,14 +4429,35 @@ class DisputeEvidenceDetails(_message.Message):
         has_evidence: _builtins.bool = ...,
         past_due: _builtins.bool = ...,
         submission_count: _builtins.int = ...,
+        enhanced_eligibility: Global___DisputeEnhancedEligibility | None = ...,
+        submission_method: Global___DisputeSubmissionMethod.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by", "enhanced_eligibility", b"enhanced_eligibility"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by", "has_evidence", b"has_evidence", "past_due", b"past_due", "submission_count", b"submission_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_by", b"due_by", "enhanced_eligibility", b"enhanced_eligibility", "has_evidence", b"has_evidence", "past_due", b"past_due", "submission_count", b"submission_count", "submission_method", b"submission_method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DisputeEvidenceDetails: _TypeAlias = DisputeEvidenceDetails  # noqa: Y015
+
+@_typing.final
+class DisputeEnhancedEligibility(_message.Message):
+    """dispute.evidence_details.enhanced_eligibility: one hash per enhanced program (none in remit,
+    so none yet).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisputeEnhancedEligibility: _TypeAlias = DisputeEnhancedEligibility  # noqa: Y015
 
 @_typing.final
 class CardInput(_message.Message):
