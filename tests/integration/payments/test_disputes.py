@@ -521,6 +521,10 @@ async def test_winning_evidence_wins_the_dispute_once_and_reinstates_its_amount(
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
     ]
+    closed_from = dict(await _changes_told(core_engine, account_id))["charge.dispute.closed"]
+    assert isinstance(closed_from, dict)
+    assert closed_from["status"] == "under_review"
+    assert [txn["id"] for txn in closed_from["balance_transactions"]] == [withdrawal.id]
     charge, _ = await payments.get_charge(account_id, dispute.charge_id)
     assert charge.disputed  # a won dispute is still the charge's dispute
     await _verified(core_engine, account_id, dispute.updated_at)
@@ -555,6 +559,9 @@ async def test_losing_evidence_loses_the_dispute_and_moves_no_money(
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
     ]
+    assert dict(await _changes_told(core_engine, account_id))["charge.dispute.closed"] == {
+        "status": "under_review"
+    }
     await _verified(core_engine, account_id, dispute.updated_at)
     # Closing a lost dispute again changes nothing.
     again = await disputes.close(account_id, opened.id)
