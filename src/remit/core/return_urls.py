@@ -60,8 +60,8 @@ def return_url_problem(return_url: str, *, with_length: bool = True) -> str | No
 def _address_problem(url: str, *, web: bool) -> str | None:
     """What is wrong with where `url` leads, as `urlsplit` reads it (which the page, and the
     merchant's browser, must be able to), or None. `web`: an http or https URL, which needs a
-    host, and whose port, if any, must be a port number (an app's own scheme may use the rest
-    of its URL as it likes)."""
+    host, and whose port, if any, must be a port number other than 0 (an app's own scheme may
+    use the rest of its URL as it likes)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -72,9 +72,13 @@ def _address_problem(url: str, *, web: bool) -> str | None:
     if not parts.hostname:
         return "it has no host"
     try:
-        parts.port  # noqa: B018 (read for the check: it raises for a port that is no number)
+        port = parts.port  # raises for a port that is no number, or out of range
     except ValueError:
-        return "its port is not a number from 0 to 65535"
+        return "its port is not a number from 1 to 65535"
+    if port == 0:
+        # `urlsplit` reads port 0 as a port, but nothing can be reached on it: a browser
+        # sent there fails.
+        return "its port is not a number from 1 to 65535"
     return None
 
 

@@ -49,9 +49,11 @@ def test_absolute_urls_of_any_sending_scheme_are_accepted(url: str | None) -> No
         ("http://[zz]/", "host is not a valid name or IP address"),
         ("http://shop]example/", "host is not a valid name or IP address"),
         ("myapp://[::1", "host is not a valid name or IP address"),
-        ("https://shop.example:99999/", "port is not a number from 0 to 65535"),
-        ("http://shop.example:abc/", "port is not a number from 0 to 65535"),
-        ("http://shop.example:-1/", "port is not a number from 0 to 65535"),
+        ("https://shop.example:99999/", "port is not a number from 1 to 65535"),
+        ("http://shop.example:abc/", "port is not a number from 1 to 65535"),
+        ("http://shop.example:-1/", "port is not a number from 1 to 65535"),
+        ("https://shop.example:0/", "port is not a number from 1 to 65535"),
+        ("https://shop.example:00/return", "port is not a number from 1 to 65535"),
     ],
 )
 def test_other_urls_are_refused_as_url_invalid(url: str, why: str) -> None:
@@ -84,6 +86,7 @@ def test_the_3d_secure_page_neither_links_nor_redirects_to_a_url_that_runs_code(
         ("myapp://payments/done", "myapp:"),
         ("https://shop_example.test/r", None),
         ("https://shop.example:99999/r", None),
+        ("https://shop.example:0/r", None),
         ("javascript:alert(1)", None),
         ("https://shöp.example/r", None),
     ],
