@@ -139,8 +139,9 @@ def test_every_other_amount_names_its_parameter(
     request_of: Request,
     param: str,
 ) -> None:
-    """Bounded by the schema (intents, captures: at most 99999999), refused by what remains
-    (refunds: amount_too_large), or not taken at all (remit has no Connect)."""
+    """Bounded by the schema (intents, captures: at most 99999999), by the core before the
+    idempotency key is claimed (refunds: amount_too_large), or not taken at all (remit has no
+    Connect)."""
     path, data = request_of(client)
     error = _refusal(platform, account, path, data)
     assert error["param"] == param

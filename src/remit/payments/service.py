@@ -2509,8 +2509,10 @@ class PaymentsService:
         respond: Callable[[Refund], bytes],
         stores_state_refusals: bool = True,
     ) -> Done[Refund] | Replay:
-        """A refund under `call`'s key. A refusal by the charge's state (`_not_refundable`) is
-        stored under the key and replayed, as any request's. Not with `stores_state_refusals`
+        """A refund under `call`'s key. An amount no charge could refund (below 1, or past the
+        most a payment may be) is refused as invalid and leaves the key free; a refusal by the
+        charge's state (`_not_refundable`, such as more than is left of this charge) is stored
+        under the key and replayed, as any request's. Not with `stores_state_refusals`
         off: the refusal drops the key, as a validation failure does, so the next request under
         it tries the refund again against the charge as it stands then. That is for a key that
         is no client's: a review's close refunds under the review's own key
@@ -2526,6 +2528,14 @@ class PaymentsService:
                 "This value must be greater than or equal to 1.",
                 "amount",
                 code="parameter_invalid_integer",
+            )
+        if amount_minor is not None and amount_minor > MAX_AMOUNT_MINOR:
+            # No charge could ever have this much to refund: a mistake in the request, not a
+            # refusal by the charge's state, so the key stays free for the corrected request.
+            raise invalid(
+                f"The amount to refund must be no more than {MAX_AMOUNT_MINOR}.",
+                "amount",
+                code="amount_too_large",
             )
         record = await self._claim(call)
         if record.finished:

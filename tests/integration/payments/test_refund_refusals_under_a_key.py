@@ -23,7 +23,7 @@ from remit.payments.charges import Refund, RefundStatus
 from remit.payments.domain import CaptureMethod
 from remit.payments.network import OperationOutcome
 from remit.payments.repository import RefundRepository
-from remit.payments.service import Done, PaymentsService, Replay
+from remit.payments.service import MAX_AMOUNT_MINOR, Done, PaymentsService, Replay
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
 from tests.integration.payments.refund_ledger import ledger_payments
@@ -244,3 +244,34 @@ async def test_a_grpc_caller_gets_failed_precondition_first_and_on_the_replay(
 
     assert answers[0] == answers[1]
     assert answers[0][:2] == ("charge_already_refunded", "payment_intent")
+
+
+async def test_a_grpc_refund_of_more_than_any_payment_may_be_leaves_the_key_free(
+    payments: PaymentsService,
+    payments_stub: Any,
+    network: RefundsHeldAtTheAcquirer,
+    account_id: str,
+) -> None:
+    """No charge could have that much to refund: the request is invalid, not refused by the
+    charge's state, so the corrected request under the same key refunds."""
+    network.answer.set()
+    intent = await pay(payments, account_id, "paid")
+    metadata = ((ACCOUNT_KEY, account_id), (IDEMPOTENCY_KEY, "fix-me-rpc"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await payments_stub.CreateRefund(
+            pb.CreateRefundRequest(payment_intent=intent.id, amount=MAX_AMOUNT_MINOR + 1),
+            metadata=metadata,
+        )
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(refused.value)
+    assert detail is not None
+    assert (detail.code, detail.param) == ("amount_too_large", "amount")
+    assert str(MAX_AMOUNT_MINOR) in detail.message
+    assert await _refunds(payments, account_id) == []
+
+    fixed = await payments_stub.CreateRefund(
+        pb.CreateRefundRequest(payment_intent=intent.id, amount=300), metadata=metadata
+    )
+
+    assert (fixed.refund.amount, fixed.refund.status) == (300, pb.REFUND_STATUS_SUCCEEDED)
