@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from remit.core.errors import ErrorKind, RemitError
-from remit.core.ids import has_prefix
+from remit.core.ids import MAX_RANDOM_LENGTH, has_prefix, is_well_formed_id
 
 ACCOUNT_KEY = "remit-account-id"
 REQUEST_ID_KEY = "remit-request-id"
@@ -50,14 +50,18 @@ class CallContext:
 def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
     values = {key: value for key, value in context.invocation_metadata() or ()}
     account_id = values.get(ACCOUNT_KEY)
-    if not isinstance(account_id, str) or not has_prefix(account_id, "acct"):
-        # The caller's credential (the internal token) was checked before and passed: what is
-        # wrong is the request, so not UNAUTHENTICATED, which would send the caller to check
-        # a token that is fine.
-        raise RemitError(
-            message=f"Every call needs the {ACCOUNT_KEY} metadata naming an account.",
-            kind=ErrorKind.INVALID_ARGUMENT,
-            param=ACCOUNT_KEY,
+    # The caller's credential (the internal token) was checked before and passed: what is
+    # wrong is the request, so not UNAUTHENTICATED, which would send the caller to check a
+    # token that is fine.
+    if not isinstance(account_id, str) or not account_id:
+        raise _account_refusal(f"Every call needs the {ACCOUNT_KEY} metadata naming an account.")
+    if not is_well_formed_id(account_id, "acct"):
+        # Refused here, before any query: an id no account could have (a NUL, which PostgreSQL
+        # refuses in a query; any length) is the caller's mistake, never the database's. Not
+        # echoed, as it may be any text.
+        raise _account_refusal(
+            f"The {ACCOUNT_KEY} metadata must be an account id: acct_ followed by at most "
+            f"{MAX_RANDOM_LENGTH} letters and digits."
         )
     _refuse_malformed_request_id(values.get(REQUEST_ID_KEY))
     return CallContext(
@@ -69,6 +73,10 @@ def call_context(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         key_id=_key_id(values),
         request_path=_text(values, REQUEST_PATH_KEY),
     )
+
+
+def _account_refusal(message: str) -> RemitError:
+    return RemitError(message=message, kind=ErrorKind.INVALID_ARGUMENT, param=ACCOUNT_KEY)
 
 
 def idempotency_key_of(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:

@@ -1,6 +1,7 @@
 """Who a call is for comes from its metadata (`remit.grpcutil.metadata.call_context`). A call
-without a usable `remit-account-id` is a malformed request, not a failed credential: its
-credential (the internal token) was checked before, and passed. A request id is at most 255
+without a usable `remit-account-id` (none, or one no account could have) is a malformed
+request, not a failed credential: its credential (the internal token) was checked before, and
+passed. A request id is at most 255
 printable ASCII characters (gRPC's own clients send no others as text, but a server must not
 count on its callers')."""
 
@@ -10,6 +11,7 @@ import grpc
 import pytest
 
 from remit.core.errors import ErrorKind, RemitError
+from remit.core.ids import MAX_RANDOM_LENGTH
 from remit.grpcutil.metadata import (
     ACCOUNT_KEY,
     IDEMPOTENCY_KEY,
@@ -44,6 +46,32 @@ def test_a_call_without_an_account_is_invalid_argument_naming_the_metadata(
         call_context(_context(*metadata))
     assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, ACCOUNT_KEY)
     assert ACCOUNT_KEY in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "account_id",
+    [
+        "acct_1\x00",
+        "acct_\u00e9t\u00e9",
+        "acct_" + "a" * 300,
+        "acct_a b",
+        "acct_a-b",
+        "acct_",
+        "acct_1\n",
+        "ACCT_1",
+    ],
+)
+def test_an_account_id_no_account_could_have_is_invalid_argument_naming_the_metadata(
+    account_id: str,
+) -> None:
+    with pytest.raises(RemitError) as refused:
+        call_context(_context((ACCOUNT_KEY, account_id)))
+    assert (refused.value.kind, refused.value.param) == (ErrorKind.INVALID_ARGUMENT, ACCOUNT_KEY)
+    # The id is not echoed: it may be any text.
+    assert refused.value.message == (
+        f"The {ACCOUNT_KEY} metadata must be an account id: acct_ followed by at most "
+        f"{MAX_RANDOM_LENGTH} letters and digits."
+    )
 
 
 def test_a_call_naming_an_account_is_for_that_account() -> None:
