@@ -12,6 +12,9 @@ row is held to its posting (`postings.py`, `payouts.py` write them):
   payout_failure `po:failure`; adjustment (a dispute's withdrawal or a won dispute's
   reinstatement) `dp:dispute` or `dp:dispute_reversal` (the id is hashed, and derived from the
   source);
+- its reporting category is its step's: its type's (`objects.REPORTING_CATEGORY`), but for a
+  dispute's adjustments, reported as the dispute (`dispute`) or its reversal
+  (`dispute_reversal`), so that a reinstatement relabelled a withdrawal is a finding;
 - its net and fee are what the posting moved in the row's currency, and its amount their sum:
   a charge's net is what its capture, with its fee transaction `ch:fee`, put into pending and
   its fee what they put into fees; any other row's net is the posting's available leg and its
@@ -39,7 +42,13 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.chart import AVAILABLE, FEES, NON_NEGATIVE, PENDING
-from remit.ledger.objects import BalanceTransactionStatus, BalanceTransactionType
+from remit.ledger.objects import (
+    DISPUTE_REPORTING_CATEGORY,
+    DISPUTE_REVERSAL_REPORTING_CATEGORY,
+    REPORTING_CATEGORY,
+    BalanceTransactionStatus,
+    BalanceTransactionType,
+)
 from remit.ledger.verify_differences import Difference, DifferenceKind
 
 _T = BalanceTransactionType
@@ -53,6 +62,13 @@ STEPS: Final[Mapping[str, tuple[str, ...]]] = {
     _T.PAYOUT_FAILURE.value: ("failure",),
     # The ledger's only adjustments: a dispute's withdrawal, and its reinstatement once won.
     _T.ADJUSTMENT.value: ("dispute", "dispute_reversal"),
+}
+# The reporting category of each step's balance transaction (no step is two types'): its
+# type's, but for a dispute's adjustments, which Stripe reports as the dispute they move.
+_CATEGORY_OF_STEP: Final[Mapping[str, str]] = {
+    **{step: REPORTING_CATEGORY[_T(type_)] for type_, steps in STEPS.items() for step in steps},
+    "dispute": DISPUTE_REPORTING_CATEGORY,
+    "dispute_reversal": DISPUTE_REVERSAL_REPORTING_CATEGORY,
 }
 _CHARGE_ROWS: Final = (_T.CHARGE.value, _T.REFUND.value, _T.REFUND_FAILURE.value)
 
@@ -69,7 +85,7 @@ WITH legs AS (
     GROUP BY lp.account_id, lp.transaction_id, la.currency
 )
 SELECT bt.account_id, bt.id, bt.ledger_transaction_id, bt.type, bt.amount, bt.fee, bt.net,
-    bt.currency, bt.status, bt.source_id, bt.charge_id,
+    bt.currency, bt.status, bt.source_id, bt.charge_id, bt.reporting_category,
     t.kind, t.metadata ->> 'charge' AS named_charge,
     origin.metadata ->> 'charge' AS origin_charge,
     own.pending AS own_pending, own.available AS own_available, own.fees AS own_fees,
@@ -142,6 +158,11 @@ def _int(value: object) -> int:
     return int(value)
 
 
+def _article(word: str) -> str:
+    """The indefinite article before `word` (a type's name: "an adjustment", "a charge")."""
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
 def _moved(row: Row[tuple[object, ...]]) -> tuple[int, int]:
     """(net, fee) of what the row's ledger transaction moved, as its balance transaction shows
     it."""
@@ -162,15 +183,36 @@ def _expected_charge(row: Row[tuple[object, ...]]) -> object:
     return None
 
 
+def _step_problems(row: Row[tuple[object, ...]], steps: tuple[str, ...]) -> list[Difference]:
+    """What is wrong with the row's ledger transaction as a step of its type, of its source, and
+    with its reporting category as that step's."""
+    found: list[Difference] = []
+    if row.ledger_transaction_id not in {f"{row.source_id}:{step}" for step in steps}:
+        article = _article(str(row.type))
+        found.append(
+            _mismatch(
+                row, 0, 0, f"{article} {row.type} of {row.source_id} is not this ledger transaction"
+            )
+        )
+    # The step as the ledger transaction's id ends, whatever source it names (a wrong source is
+    # the finding above): the category is held to it when the row's type has that step.
+    step = str(row.ledger_transaction_id).rpartition(":")[2]
+    expected = _CATEGORY_OF_STEP[step] if step in steps else None
+    if expected is not None and row.reporting_category != expected:
+        found.append(
+            _mismatch(
+                row, 0, 0, f"reporting category {row.reporting_category}, the ledger {expected}"
+            )
+        )
+    return found
+
+
 def _row_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
     found: list[Difference] = []
     steps = STEPS.get(str(row.type))
     if steps is None:
         return [_mismatch(row, 0, 0, f"type {row.type} is not one the ledger writes")]
-    if row.ledger_transaction_id not in {f"{row.source_id}:{step}" for step in steps}:
-        found.append(
-            _mismatch(row, 0, 0, f"a {row.type} of {row.source_id} is not this ledger transaction")
-        )
+    found += _step_problems(row, steps)
     if row.kind is None:
         return [*found, _mismatch(row, 0, 0, "its ledger transaction does not exist")]
     net, fee = _moved(row)

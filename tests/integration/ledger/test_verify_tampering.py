@@ -202,7 +202,7 @@ async def test_a_charges_amount_and_fee_raised_together(
     [
         ("type = 'transfer'", "type transfer is not one the ledger writes"),
         # The ledger's adjustments are disputes' withdrawals (`dp:dispute`), never a capture.
-        ("type = 'adjustment'", "adjustment of ch_1 is not this ledger transaction"),
+        ("type = 'adjustment'", "an adjustment of ch_1 is not this ledger transaction"),
         ("type = 'payout'", "a payout of ch_1 is not this ledger transaction"),
         ("source_id = 'ch_other'", "a charge of ch_other is not this ledger transaction"),
         ("charge_id = 'ch_other'", "names charge ch_other, the ledger ch_1"),
@@ -224,16 +224,14 @@ async def test_a_charges_balance_transaction_relabelled(
     assert any(said in d.description for d in report.differences), report.differences
 
 
-async def test_every_movement_shows_balance_transactions_that_verify(
-    core_engine: AsyncEngine, account_id: str, clock: FixedClock
-) -> None:
-    """Charges both ways, refunds held, released, posted and failed, payouts paid back: none
-    is a finding (the row checks know every balance transaction the ledger writes)."""
+async def every_movement(engine: AsyncEngine, account_id: str, clock: FixedClock) -> None:
+    """Charges both ways, refunds held, released, posted and failed, a payout paid back, a
+    dispute withdrawn and won."""
     from remit.ledger.payouts import cancel_payout, create_payout
 
-    await captured(core_engine, account_id, clock)
+    await captured(engine, account_id, clock)
     now = clock.now()
-    async with core_engine.begin() as db:
+    async with engine.begin() as db:
         await ledger.record_charge_captured(
             db,
             account_id=account_id,
@@ -267,9 +265,65 @@ async def test_every_movement_shows_balance_transactions_that_verify(
         await ledger.record_refund_failed(db, account_id=account_id, refund_id="re_2", now=now)
         payout = await create_payout(db, account_id=account_id, amount=500, currency="usd", now=now)
         await cancel_payout(db, account_id=account_id, payout_id=payout.id, now=now)
-    await disputed_and_won(core_engine, account_id, clock)
+    await disputed_and_won(engine, account_id, clock)
+
+
+async def test_every_movement_shows_balance_transactions_that_verify(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """None is a finding: the row checks know every balance transaction the ledger writes, and
+    the reporting category of each."""
+    await every_movement(core_engine, account_id, clock)
     report = await verified(core_engine, account_id, clock)
     assert report.ok, report.differences
+
+
+@pytest.mark.parametrize(
+    ("step", "category", "expected"),
+    [
+        # A won dispute's reinstatement shown as the withdrawal, or as no dispute at all.
+        ("dispute_reversal", "dispute", "dispute_reversal"),
+        ("dispute_reversal", "other_adjustment", "dispute_reversal"),
+        ("dispute", "dispute_reversal", "dispute"),
+        ("dispute", "other_adjustment", "dispute"),
+        ("capture", "refund", "charge"),
+        ("refund_hold", "refund_failure", "refund"),
+        ("refund", "charge", "refund"),
+        ("refund_release", "refund", "refund_failure"),
+        ("refund_failure", "refund", "refund_failure"),
+        ("payout", "payout_reversal", "payout"),
+        ("cancel", "payout", "payout_reversal"),
+    ],
+)
+async def test_a_balance_transaction_reported_in_another_category(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    step: str,
+    category: str,
+    expected: str,
+) -> None:
+    """Its amounts, type and source still match its posting: the category alone is wrong."""
+    await every_movement(core_engine, account_id, clock)
+    async with core_engine.begin() as db:
+        [ledger_transaction_id] = (
+            await db.execute(
+                # One row of the step (there are two captures and three refund holds).
+                text(
+                    "UPDATE balance_transactions SET reporting_category = :category "
+                    "WHERE account_id = :a AND ledger_transaction_id = ("
+                    "  SELECT min(ledger_transaction_id) FROM balance_transactions"
+                    "  WHERE account_id = :a AND split_part(ledger_transaction_id, ':', 2) = :step"
+                    ") RETURNING ledger_transaction_id"
+                ),
+                {"a": account_id, "category": category, "step": step},
+            )
+        ).scalars()
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.BALANCE_TRANSACTION_MISMATCH
+    assert finding.transaction_id == ledger_transaction_id
+    assert finding.description.endswith(f"reporting category {category}, the ledger {expected}")
 
 
 async def disputed_and_won(engine: AsyncEngine, account_id: str, clock: FixedClock) -> str:
