@@ -12,6 +12,8 @@ Responses are never cached and send no referrer, so the link does not leak onwar
 
 import asyncio
 import html
+import logging
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Final
 from urllib.parse import parse_qs
@@ -34,6 +36,8 @@ from remit.rest.dependencies import Dependencies
 from remit.rest.rate_limits import client_address
 from remit_api.common.v1 import common_pb2
 from remit_api.payments.v1 import payments_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 PATH: Final = "/three_d_secure/{account}/{challenge}"
 MAX_FORM_BYTES: Final = 1024
@@ -178,6 +182,50 @@ def _too_many() -> HTMLResponse:
     return _page("Too many requests", "<p>Please wait a moment and try again.</p>", status=429)
 
 
+# The core could not be reached, or did not answer in time: nothing is known of the challenge,
+# and an answer sent may yet be worked on. A press again replays its outcome (the answer runs
+# under the challenge's own key), so the cardholder is asked to try again, not sent away.
+_UNREACHABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Seconds a browser (or a cardholder) is asked to wait before trying again.
+_RETRY_AFTER_S: Final = 5
+
+
+def _try_again_shortly() -> HTMLResponse:
+    page = _page(
+        "Please try again",
+        "<p>We could not reach the payment service just now. Please try again in a few "
+        "moments.</p>",
+        status=503,
+    )
+    page.headers["Retry-After"] = str(_RETRY_AFTER_S)
+    return page
+
+
+def _unless_core_unreachable(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """`handler`, answering the cardholder's page to try again shortly when the core cannot be
+    reached, instead of the server's bare 500 and a traceback: an outage, not a bug. The log
+    line names neither the address nor the core's text: the address holds the challenge id,
+    which is the link's credential."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except grpc.aio.AioRpcError as rpc_error:
+            if rpc_error.code() not in _UNREACHABLE:
+                raise
+            log.warning(
+                "3-D Secure page %s: the core did not answer (%s); the cardholder is asked to "
+                "try again",
+                request.method,
+                rpc_error.code().name,
+            )
+            return _try_again_shortly()
+
+    return handle
+
+
 def _admitted(deps: Dependencies, request: Request) -> bool:
     """The page takes no key, and every hit asks the core: a client is held to its address's
     request limit."""
@@ -237,6 +285,8 @@ def routes(deps: Dependencies) -> list[Route]:
         try:
             reply = await _complete(deps, *ids, outcome)
         except grpc.aio.AioRpcError as rpc_error:
+            if rpc_error.code() in _UNREACHABLE:
+                raise  # not refused: its outcome is unknown (`_unless_core_unreachable`)
             if rpc_error.code() in _ABSENT:
                 return _not_found()
             error = remit_error_from_rpc_error(rpc_error)
@@ -261,6 +311,6 @@ def routes(deps: Dependencies) -> list[Route]:
         )
 
     return [
-        Route(PATH, show, methods=["GET"]),
-        Route(PATH, answer, methods=["POST"]),
+        Route(PATH, _unless_core_unreachable(show), methods=["GET"]),
+        Route(PATH, _unless_core_unreachable(answer), methods=["POST"]),
     ]

@@ -1,8 +1,11 @@
 """What the hosted 3-D Secure page shows when the core refuses an answer: an id the core refuses
 as an argument is no authentication (the page's own 404), and any other refusal is told to the
 cardholder in plain words, never in the core's message, which is written for the merchant's
-developers. The core is a fake stub raising the refusals a real one sends."""
+developers. A core out of reach (UNAVAILABLE, DEADLINE_EXCEEDED) is a page asking to try again
+shortly (503, Retry-After), logged as a warning. The core is a fake stub raising the refusals a
+real one sends."""
 
+import logging
 from typing import Any
 
 import grpc
@@ -133,3 +136,57 @@ async def test_a_refused_answer_is_told_in_plain_words_never_in_the_cores_messag
     assert "Payment not completed" in answered.text
     for internal in ("idempotent", "CompleteThreeDSecureChallenge", "3ds_", "key"):
         assert internal not in answered.text
+
+
+CORE_TEXT = "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:50051"
+
+
+def _unreachable(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, Metadata(), Metadata(), details=CORE_TEXT)
+
+
+def _asks_to_try_again_shortly(page: httpx.Response) -> None:
+    assert page.status_code == 503, page.text
+    assert page.headers["Retry-After"] == "5"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "Please try again in a few moments" in page.text
+    for internal in (CORE_TEXT, "127.0.0.1", "UNAVAILABLE", "DEADLINE_EXCEEDED", "core"):
+        assert internal not in page.text
+
+
+def _warned_without_a_traceback(caplog: pytest.LogCaptureFixture, pages: int) -> None:
+    records = [r for r in caplog.records if r.name == three_d_secure.__name__]
+    assert [r.levelno for r in records] == [logging.WARNING] * pages
+    assert all(r.exc_info is None for r in caplog.records)
+    # The address holds the challenge id, the link's credential: never logged.
+    assert not [r for r in caplog.records if "tdsc_" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED], ids=str
+)
+async def test_a_core_out_of_reach_is_a_page_asking_to_try_again_shortly(
+    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        shown, answered = await _pages(_RefusingPayments(_unreachable(code), found=False))
+    for page in (shown, answered):
+        _asks_to_try_again_shortly(page)
+    _warned_without_a_traceback(caplog, pages=2)
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED], ids=str
+)
+async def test_an_answer_the_core_did_not_take_in_time_is_not_told_as_not_completed(
+    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode
+) -> None:
+    """The challenge is shown, the answer is not taken (or not known to be): its outcome is
+    unknown, and a press again replays it, so the cardholder is asked to try again, not told
+    that the payment failed."""
+    with caplog.at_level(logging.WARNING):
+        shown, answered = await _pages(_RefusingPayments(_unreachable(code)))
+    assert shown.status_code == 200, shown.text
+    _asks_to_try_again_shortly(answered)
+    assert "Payment not completed" not in answered.text
+    _warned_without_a_traceback(caplog, pages=1)
