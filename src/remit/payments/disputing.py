@@ -3,11 +3,12 @@ disputed; the merchant reads them, gives evidence, submits it, or accepts the lo
 decides a submitted one as Stripe's test mode does.
 
 Opening a dispute is one transaction of the worker's job (`OPEN_DISPUTE_JOB`, staged with the
-capture's outcome by `remit.payments.expected_disputes`): under the charge's lock it makes the
-dispute, names it on the charge, tells of it (charge.dispute.created, then
-charge.dispute.funds_withdrawn) and takes its amount and fee from the merchant's balance, the
-ledger last. The job runs again after a crash, or twice at once: the charge's lock and its
-`dispute_id` make the second run find the dispute and do nothing.
+capture's outcome by `remit.payments.expected_disputes`, and again by the settlement of a
+refund it waited for): under the charge's lock it makes the dispute, names it on the charge,
+tells of it (charge.dispute.created, then charge.dispute.funds_withdrawn) and takes its amount
+and fee from the merchant's balance, the ledger last. The job runs again after a crash, or
+twice at once: the charge's lock and its `dispute_id` make the second run find the dispute and
+do nothing.
 
 Deciding a dispute is the same in form. A submission whose evidence asks Stripe's test mode for
 a decision (`disputes.decision_in_test_mode`) stages the job `DECIDE_DISPUTE_JOB` in the
@@ -34,7 +35,7 @@ from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import balance_transaction_from_row
 from remit.ledger.objects import BalanceTransaction
 from remit.ledger.tables import balance_transactions
-from remit.payments.charges import ChargeStatus
+from remit.payments.charges import UNSETTLED_REFUNDS, ChargeStatus
 from remit.payments.dispute_messages import dispute_message
 from remit.payments.disputes import (
     Dispute,
@@ -48,7 +49,7 @@ from remit.payments.disputes import (
     won,
 )
 from remit.payments.keyed import Done, Keyed, Replay, run_keyed
-from remit.payments.repository import ChargeRepository, DisputeRepository
+from remit.payments.repository import ChargeRepository, DisputeRepository, RefundRepository
 from remit.payments.requests import current_request
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, cursor_for
 from remit.versioning.previous_attributes import changed_attributes
@@ -87,8 +88,24 @@ class DisputesService:
             log.error("the charge %s to dispute was not captured", charge_id)
             return
         # The cardholder disputes what they still paid: the worker opens the dispute some time
-        # after the capture, and the merchant may have refunded the charge meanwhile. A pending
-        # refund counts too: its money already left the balance, and the charge reserves it.
+        # after the capture, and the merchant may have refunded the charge meanwhile. A refund
+        # the acquirer has not settled may still fail and give its amount back to the charge,
+        # which a dispute sized without it would then leave out: the dispute waits for it. Its
+        # settlement, under the charge's lock as this read is, stages this job again
+        # (`expected_disputes.ExpectedDisputes.refund_changed`), so none waits on a retry's
+        # backoff or uses up the job's attempts however long the refund takes.
+        unsettled = [
+            refund.id
+            for refund in await RefundRepository(db).of_charge(account_id, charge_id)
+            if refund.status in UNSETTLED_REFUNDS
+        ]
+        if unsettled:
+            log.info(
+                "the dispute of charge %s waits for its unsettled refunds %s",
+                charge_id,
+                ", ".join(sorted(unsettled)),
+            )
+            return
         disputed_minor = charge.refundable_minor
         if disputed_minor <= 0:
             log.info("the charge %s was refunded in full: no dispute is opened", charge_id)

@@ -6,25 +6,43 @@ captured, at once or by a separate capture, this hook stages the job that opens 
 (`remit.payments.disputing.OPEN_DISPUTE_JOB`) in the transaction of the capture's outcome: the
 worker opens it once that commits, and never for a capture that rolled back. Every other
 payment sends nothing more: the check reads the charge in hand.
+
+The job does not open the dispute while a refund of the charge is unsettled (it may still fail,
+and the dispute would then be too small): it ends, and the refund's settlement (succeeded,
+failed or canceled, with the charge locked) stages it again here, once per refund.
 """
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.core.clock import Clock, SystemClock
-from remit.payments.charges import Charge, Refund
+from remit.payments.charges import UNSETTLED_REFUNDS, Charge, Refund
 from remit.payments.disputing import OPEN_DISPUTE_JOB
 from remit.payments.domain import PaymentIntent
 from remit.payments.network import DISPUTE_EXPECTED_KEY
 from remit.worker.jobs import stage_job
 
 
+def _dispute_expected(charge: Charge) -> bool:
+    return bool((charge.network_result or {}).get(DISPUTE_EXPECTED_KEY))
+
+
 def disputed_once_captured(before: Charge | None, after: Charge) -> bool:
     """Whether this change captures a charge the network said would be disputed."""
     return (
+        before is not None and not before.captured and after.captured and _dispute_expected(after)
+    )
+
+
+def settled_before_the_dispute(before: Refund | None, after: Refund, charge: Charge) -> bool:
+    """Whether this change settles a refund of a captured charge the network said would be
+    disputed and that has no dispute yet: one its dispute's job may have waited for."""
+    return (
         before is not None
-        and not before.captured
-        and after.captured
-        and bool((after.network_result or {}).get(DISPUTE_EXPECTED_KEY))
+        and before.status in UNSETTLED_REFUNDS
+        and after.status not in UNSETTLED_REFUNDS
+        and charge.captured
+        and not charge.disputed
+        and _dispute_expected(charge)
     )
 
 
@@ -45,18 +63,26 @@ class ExpectedDisputes:
     ) -> None:
         if not disputed_once_captured(before, after):
             return
-        await stage_job(
-            db,
-            OPEN_DISPUTE_JOB,
-            {"account_id": after.account_id, "charge_id": after.id},
-            now=self._clock.now(),
-            account_id=after.account_id,
-            # One dispute per charge: a resumed capture that records its outcome again stages
-            # nothing more.
-            dedupe_key=f"{OPEN_DISPUTE_JOB}:{after.id}",
-        )
+        # One dispute per charge: a resumed capture that records its outcome again stages
+        # nothing more.
+        await self._stage(db, after, dedupe_key=f"{OPEN_DISPUTE_JOB}:{after.id}")
 
     async def refund_changed(
         self, db: AsyncConnection, before: Refund | None, after: Refund, charge: Charge
     ) -> None:
-        return None
+        if not settled_before_the_dispute(before, after, charge):
+            return
+        # Staged whether or not the job waited for this refund: a job that has not run yet
+        # and this one open one dispute between them (the charge's lock and its dispute id).
+        # Keyed by the refund, as its key by the charge may be taken by the first job still.
+        await self._stage(db, charge, dedupe_key=f"{OPEN_DISPUTE_JOB}:{charge.id}:{after.id}")
+
+    async def _stage(self, db: AsyncConnection, charge: Charge, *, dedupe_key: str) -> None:
+        await stage_job(
+            db,
+            OPEN_DISPUTE_JOB,
+            {"account_id": charge.account_id, "charge_id": charge.id},
+            now=self._clock.now(),
+            account_id=charge.account_id,
+            dedupe_key=dedupe_key,
+        )

@@ -17,7 +17,7 @@ from remit.ledger import postings
 from remit.ledger.balances import read_balance
 from remit.ledger.objects import BalanceTransactionType
 from remit.ledger.verify import verify_ledger
-from remit.payments.charges import RefundStatus
+from remit.payments.charges import Refund, RefundStatus
 from remit.payments.disputes import Dispute, DisputeStatus
 from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.domain import CaptureMethod, PaymentIntent
@@ -177,27 +177,72 @@ async def test_a_charge_refunded_in_part_before_the_job_runs_is_disputed_for_the
     await _ledger_verified(core_engine, account_id)
 
 
-async def test_a_refund_still_pending_when_the_job_runs_is_not_disputed_again(
-    core_engine: AsyncEngine, disputes: DisputesService, account_id: str
-) -> None:
+async def _job_runs_while_a_refund_is_pending(
+    engine: AsyncEngine, disputes: DisputesService, account_id: str, *, refused: bool
+) -> Refund:
+    """A 5000 payment of the dispute card refunded 1000, its dispute's job run while the
+    acquirer holds the refund: nothing is opened then. The refund, settled afterwards
+    (`refused`: failed), stages the job again."""
     network = RefundsHeldAtTheAcquirer()
-    payments = payments_with_core_hooks(core_engine, network)
+    payments = payments_with_core_hooks(engine, network)
     intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
     # The refund is recorded, and its money taken from the balance, before the acquirer
     # answers: the job runs while it is pending.
     refunding = asyncio.create_task(refund_intent(payments, account_id, "part", intent.id, 1000))
     await asyncio.wait_for(network.arrived.wait(), 10)
-    await _run_dispute_jobs(core_engine, disputes)
+    await _run_dispute_jobs(engine, disputes)
+    assert await disputes.list_disputes(account_id, limit=10) == ([], False)
+    assert intent.latest_charge_id is not None
+    charge, refunds = await payments.get_charge(
+        account_id, intent.latest_charge_id, with_refunds=True
+    )
+    assert not charge.disputed
+    assert await _event_types(engine, account_id) == []
+
+    (pending,) = refunds.first
+    assert pending.status is RefundStatus.PENDING
+    if refused:
+        network.refuse(pending.id, "expired_or_canceled_card", "The card was canceled.")
     network.answer.set()
     refunded = await refunding
     assert isinstance(refunded, Done)
-    assert refunded.value.status is RefundStatus.SUCCEEDED
+    # The settlement staged the job once more, which the worker then runs.
+    assert await _dispute_jobs(engine) == [{"account_id": account_id, "charge_id": charge.id}] * 2
+    await _run_dispute_jobs(engine, disputes)
+    return refunded.value
+
+
+async def test_a_refund_still_pending_when_the_job_runs_is_disputed_for_the_rest_once_it_succeeds(
+    core_engine: AsyncEngine, disputes: DisputesService, account_id: str
+) -> None:
+    refund = await _job_runs_while_a_refund_is_pending(
+        core_engine, disputes, account_id, refused=False
+    )
+    assert refund.status is RefundStatus.SUCCEEDED
 
     ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=10)
     assert dispute.amount_minor == 4000
     async with core_engine.connect() as db:
         balance = await read_balance(db, account_id, "usd")
     assert [(a.amount, a.currency) for a in balance.available] == [(-1000 - 4000 - 1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def test_a_refund_still_pending_when_the_job_runs_and_then_failing_is_disputed_in_full(
+    core_engine: AsyncEngine, disputes: DisputesService, account_id: str
+) -> None:
+    refund = await _job_runs_while_a_refund_is_pending(
+        core_engine, disputes, account_id, refused=True
+    )
+    assert refund.status is RefundStatus.FAILED
+
+    # The failed refund's 1000 went back to the merchant and the charge: the cardholder
+    # disputes all they paid.
+    ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 5000
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    assert [(a.amount, a.currency) for a in balance.available] == [(-5000 - 1500, "usd")]
     await _ledger_verified(core_engine, account_id)
 
 
