@@ -173,13 +173,19 @@ def test_the_sdks_dispute_calls_list_retrieve_modify_and_close(
         api_key=key,
         evidence={"product_description": "A blue mug", "customer_name": "Jo Doe"},
         metadata={"case": "1"},
+        submit=False,
     )
     assert staged.status == "needs_response"
     assert staged.evidence.product_description == "A blue mug"
     assert staged.evidence_details.has_evidence is True
     assert staged.metadata.to_dict() == {"case": "1"}
-    submitted = stripe.Dispute.modify(older.id, api_key=key, submit=True)
+    # Metadata alone submits nothing.
+    relabeled = stripe.Dispute.modify(older.id, api_key=key, metadata={"case": "2"})
+    assert (relabeled.status, relabeled.evidence_details.submission_count) == ("needs_response", 0)
+    # Evidence without `submit`: Stripe's default, true, sends it.
+    submitted = stripe.Dispute.modify(older.id, api_key=key, evidence={"customer_name": "Jo"})
     assert submitted.status == "under_review"
+    assert submitted.evidence.product_description == "A blue mug"
     assert submitted.evidence_details.submission_count == 1
     assert submitted.evidence_details.submission_method == "manual"
     with pytest.raises(stripe.InvalidRequestError) as refused:
@@ -192,7 +198,7 @@ def test_the_sdks_dispute_calls_list_retrieve_modify_and_close(
         event.type
         for event in client.v1.events.list(params={"type": "charge.dispute.*", "limit": 20}).data
     )
-    assert types.count("charge.dispute.updated") == 2
+    assert types.count("charge.dispute.updated") == 3
     assert types.count("charge.dispute.closed") == 1
 
 
@@ -260,11 +266,9 @@ def test_winning_evidence_wins_the_dispute_and_reinstates_its_amount_but_not_its
     intent = _pay(client, "pm_card_createDispute", 4000)
     dispute = _dispute_of(client, str(intent.latest_charge))
 
+    # `submit` not given: Stripe's default, true.
     submitted = stripe.Dispute.modify(
-        dispute.id,
-        api_key=account.secret_key,
-        evidence={"uncategorized_text": "winning_evidence"},
-        submit=True,
+        dispute.id, api_key=account.secret_key, evidence={"uncategorized_text": "winning_evidence"}
     )
     # Stripe's test mode decides shortly after the submission, not in its answer.
     assert submitted.status == "under_review"

@@ -82,7 +82,8 @@ class DisputeRpcs:
             metadata=requested_metadata(request.metadata),
             clear_metadata=request.clear_metadata,
             unset_metadata=list(request.unset_metadata_keys),
-            submit=request.submit,
+            # Unset: Stripe's default, which submits a request that gives evidence.
+            submit=_optional(request, "submit"),
             keyed=client_keyed(context, "UpdateDispute", request, serialized(answer)),
         )
         return await reply(result, pb.UpdateDisputeResponse, answer, context)

@@ -236,19 +236,31 @@ def checked_evidence(evidence: Mapping[str, str]) -> dict[str, str]:
     return dict(evidence)
 
 
+def submits(submit: bool | None, evidence: Mapping[str, str]) -> bool:
+    """Whether an update sends the dispute's evidence to the issuer: as its `submit` says or,
+    not said, when it gives evidence (a field cleared counts), as Stripe's `submit` defaults
+    to true. Stripe does not document whether an update of metadata alone submits the staged
+    evidence: in remit it does not, so that labelling a dispute never answers it."""
+    if submit is not None:
+        return submit
+    return bool(evidence)
+
+
 def updated(
     dispute: Dispute,
     *,
     evidence: Mapping[str, str],
     metadata: Mapping[str, str],
-    submit: bool,
+    submit: bool | None,
     now: datetime,
 ) -> Dispute:
     """The dispute with the merchant's update: its metadata (any time), evidence merged in
-    (an empty value clears a field) and, with `submit`, the evidence sent to the issuer.
-    Evidence and submissions are taken only while the dispute needs a response."""
+    (an empty value clears a field) and, when the update submits (`submits`), the evidence
+    sent to the issuer. Evidence and submissions are taken only while the dispute needs a
+    response."""
     given = checked_evidence(evidence)
-    if (given or submit) and dispute.status is not DisputeStatus.NEEDS_RESPONSE:
+    submitting = submits(submit, given)
+    if (given or submitting) and dispute.status is not DisputeStatus.NEEDS_RESPONSE:
         raise _not_updatable(dispute)
     merged = {**dispute.evidence, **given}
     kept = {name: value for name, value in merged.items() if value}
@@ -258,7 +270,7 @@ def updated(
             "evidence",
         )
     after = replace(dispute, evidence=kept, metadata=dict(metadata), updated_at=now)
-    if not submit:
+    if not submitting:
         return after
     return replace(
         after,

@@ -236,12 +236,13 @@ class DisputesService:
         metadata: dict[str, str],
         clear_metadata: bool,
         unset_metadata: list[str],
-        submit: bool,
+        submit: bool | None,
         keyed: Keyed[tuple[Dispute, list[BalanceTransaction]]] | None = None,
     ) -> Done[tuple[Dispute, list[BalanceTransaction]]] | Replay:
         """Metadata, evidence and its submission, in one transaction under the call's key;
-        charge.dispute.updated tells of what changed. A submission whose evidence asks for a
-        decision stages the job that makes it (`decide_submitted`)."""
+        charge.dispute.updated tells of what changed. `submit` None: Stripe's default, which
+        submits an update that gives evidence (`disputes.submits`). A submission whose evidence
+        asks for a decision stages the job that makes it (`decide_submitted`)."""
 
         async def change(db: AsyncConnection) -> tuple[Dispute, list[BalanceTransaction]]:
             repo = DisputeRepository(db)
@@ -257,7 +258,8 @@ class DisputesService:
             if _changed(dispute, after):
                 await repo.save(after)
                 await _emit_change(db, dispute, after, moved, "charge.dispute.updated", now)
-            if submit and decision_in_test_mode(after) is not None:
+            submitted = after.submission_count > dispute.submission_count
+            if submitted and decision_in_test_mode(after) is not None:
                 await _stage_decision(db, after, now)
             return (after if _changed(dispute, after) else dispute), moved
 

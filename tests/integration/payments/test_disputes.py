@@ -6,6 +6,7 @@ stages the job that decides it, which reinstates a won dispute's amount."""
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -24,9 +25,11 @@ from remit.payments.domain import CaptureMethod, PaymentIntent
 from remit.payments.service import Done, PaymentsService, Replay
 from remit.webhooks.tables import events
 from remit.worker.tables import jobs
+from remit_api.payments.v1 import payments_pb2 as pb
 from tests.integration.payments.conftest import payments_with_core_hooks
 from tests.integration.payments.test_payments_service import call, pay, refund_intent, respond
 from tests.integration.payments.test_refund_holds import RefundsHeldAtTheAcquirer
+from tests.support.accounts import call_metadata
 
 pytestmark = pytest.mark.anyio
 
@@ -714,4 +717,61 @@ async def test_a_second_submission_is_refused_and_stages_no_second_decision(
     # A second submission is refused (the dispute is under review) and stages nothing.
     with pytest.raises(RemitError):
         await _submit(disputes, account_id, opened.id, {})
+    assert len(await _decision_jobs(core_engine)) == 1
+
+
+# --- UpdateDispute over gRPC -------------------------------------------------------------
+
+
+async def _two_disputes(
+    engine: AsyncEngine, payments: PaymentsService, disputes: DisputesService, account_id: str
+) -> tuple[str, str]:
+    await pay(payments, account_id, "first", pm="pm_dispute")
+    await pay(payments, account_id, "second", pm="pm_dispute")
+    await _run_dispute_jobs(engine, disputes)
+    ((first, _), (second, _)), _ = await disputes.list_disputes(account_id, limit=2)
+    return first.id, second.id
+
+
+async def test_an_update_over_grpc_submits_the_evidence_it_gives_unless_submit_is_false(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+    payments_stub: Any,
+) -> None:
+    answered_id, staged_id = await _two_disputes(core_engine, payments, disputes, account_id)
+    caller = call_metadata(account_id)
+
+    # `submit` unset: Stripe's default, true, for a request that gives evidence.
+    answered = await payments_stub.UpdateDispute(
+        pb.UpdateDisputeRequest(
+            id=answered_id, evidence=pb.DisputeEvidence(uncategorized_text="winning_evidence")
+        ),
+        metadata=caller,
+    )
+    assert answered.dispute.status == pb.DISPUTE_STATUS_UNDER_REVIEW
+    assert answered.dispute.evidence_details.submission_count == 1
+    # The submission asked Stripe's test mode for a decision: its job is staged.
+    assert await _decision_jobs(core_engine) == [
+        {"account_id": account_id, "dispute_id": answered_id}
+    ]
+
+    # Metadata alone submits nothing; evidence given with submit false is only staged.
+    relabeled = await payments_stub.UpdateDispute(
+        pb.UpdateDisputeRequest(id=staged_id, metadata={"case": "7"}), metadata=caller
+    )
+    assert relabeled.dispute.status == pb.DISPUTE_STATUS_NEEDS_RESPONSE
+    assert dict(relabeled.dispute.metadata) == {"case": "7"}
+    staged = await payments_stub.UpdateDispute(
+        pb.UpdateDisputeRequest(
+            id=staged_id,
+            evidence=pb.DisputeEvidence(uncategorized_text="winning_evidence"),
+            submit=False,
+        ),
+        metadata=caller,
+    )
+    assert staged.dispute.status == pb.DISPUTE_STATUS_NEEDS_RESPONSE
+    assert staged.dispute.evidence_details.has_evidence
+    assert staged.dispute.evidence_details.submission_count == 0
     assert len(await _decision_jobs(core_engine)) == 1

@@ -107,6 +107,42 @@ def test_evidence_is_merged_an_empty_value_clears_a_field_and_submitting_counts(
     )
 
 
+def test_an_update_giving_evidence_submits_it_unless_told_not_to_as_stripes_default() -> None:
+    # `submit` not given: Stripe's default, true.
+    answered = updated(
+        _opened(), evidence={"customer_name": "Jo"}, metadata={}, submit=None, now=NOW
+    )
+    assert (answered.status, answered.submission_count) == (DisputeStatus.UNDER_REVIEW, 1)
+    assert dict(answered.evidence) == {"customer_name": "Jo"}
+    # A field cleared is evidence given too.
+    cleared = updated(_opened(), evidence={"customer_name": ""}, metadata={}, submit=None, now=NOW)
+    assert (cleared.status, cleared.submission_count) == (DisputeStatus.UNDER_REVIEW, 1)
+    staged = updated(
+        _opened(), evidence={"customer_name": "Jo"}, metadata={}, submit=False, now=NOW
+    )
+    assert (staged.status, staged.submission_count) == (DisputeStatus.NEEDS_RESPONSE, 0)
+
+
+def test_an_update_of_metadata_alone_submits_nothing_unless_told_to() -> None:
+    staged = updated(
+        _opened(), evidence={"customer_name": "Jo"}, metadata={}, submit=False, now=NOW
+    )
+    relabeled = updated(staged, evidence={}, metadata={"case": "7"}, submit=None, now=NOW)
+    assert (relabeled.status, relabeled.submission_count) == (DisputeStatus.NEEDS_RESPONSE, 0)
+    assert dict(relabeled.metadata) == {"case": "7"}
+    submitted = updated(staged, evidence={}, metadata={}, submit=True, now=NOW)
+    assert (submitted.status, submitted.submission_count) == (DisputeStatus.UNDER_REVIEW, 1)
+
+
+def test_a_submitted_dispute_relabeled_without_submit_is_not_refused() -> None:
+    submitted = updated(_opened(), evidence={}, metadata={}, submit=True, now=NOW)
+    relabeled = updated(submitted, evidence={}, metadata={"k": "v"}, submit=None, now=NOW)
+    assert (relabeled.status, relabeled.submission_count) == (DisputeStatus.UNDER_REVIEW, 1)
+    with pytest.raises(RemitError) as refused:
+        updated(submitted, evidence={"customer_name": "Jo"}, metadata={}, submit=None, now=NOW)
+    assert refused.value.code == "dispute_not_updatable"
+
+
 def test_a_submitted_dispute_takes_metadata_but_no_more_evidence() -> None:
     submitted = updated(_opened(), evidence={}, metadata={}, submit=True, now=NOW)
     relabeled = updated(submitted, evidence={}, metadata={"k": "v"}, submit=False, now=NOW)

@@ -8090,7 +8090,10 @@ class UpdateDisputeRequest(_message.Message):
     clear_metadata: _builtins.bool
     """Remove all metadata before applying the rest (Stripe's `metadata=`)."""
     submit: _builtins.bool
-    """Submit the evidence now (status under_review); false or unset stages it only."""
+    """Submit the evidence now (status under_review), or, false, only stage it. Unset: as
+    Stripe's `submit`, which defaults to true, a request that gives evidence submits it; one
+    that gives none (metadata alone) submits nothing.
+    """
     @_builtins.property
     def evidence(self) -> Global___DisputeEvidence:
         """Evidence text fields to set (a present empty string clears one); the file fields are

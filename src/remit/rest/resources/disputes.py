@@ -80,6 +80,8 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
             setattr(request.evidence, name, "" if value is UNSET else str(value))
     metadata_update(request, context)
     submit = context.optional_bool("submit")
+    # Not given, it stays unset: the core then applies Stripe's default, true, to an update
+    # that gives evidence (`remit.payments.disputes.submits`).
     if submit is not None:
         request.submit = submit
     reply = await call(deps.payments.UpdateDispute, request, context)
