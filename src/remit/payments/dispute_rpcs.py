@@ -1,9 +1,10 @@
 """The dispute RPCs, mixed into PaymentsServicer: protobuf to call, nothing else."""
 
-from typing import Any
+from typing import Any, Final
 
 import grpc
 
+from remit.core.errors import invalid
 from remit.core.metadata import requested_metadata
 from remit.grpcutil.metadata import call_context
 from remit.grpcutil.protoconv import filter_bound
@@ -24,8 +25,21 @@ def _optional(request: Any, name: str) -> Any:
     return getattr(request, name) if request.HasField(name) else None
 
 
+# The fields of DisputeEvidence a dispute shows and an update does not take: the message is
+# the dispute's and the request's alike. remit takes no appeals, and no enhanced evidence
+# program applies to its disputes.
+_SHOWN_ONLY: Final = ("appeal", "enhanced_evidence")
+
+
 def _given_evidence(evidence: pb.DisputeEvidence) -> dict[str, str]:
     """The evidence fields the request sets (a present empty string clears one), checked."""
+    for name in _SHOWN_ONLY:
+        # Refused even empty: a request that copies a dispute's evidence sets them so.
+        if evidence.HasField(name):
+            raise invalid(
+                f"evidence.{name} is shown on a dispute but cannot be given in an update.",
+                f"evidence[{name}]",
+            )
     return checked_evidence({field.name: value for field, value in evidence.ListFields()})
 
 

@@ -8,12 +8,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import detail_from_rpc_error
 from remit.ledger import postings
 from remit.ledger.balances import read_balance
 from remit.ledger.objects import BalanceTransactionType
@@ -775,3 +777,38 @@ async def test_an_update_over_grpc_submits_the_evidence_it_gives_unless_submit_i
     assert staged.dispute.evidence_details.has_evidence
     assert staged.dispute.evidence_details.submission_count == 0
     assert len(await _decision_jobs(core_engine)) == 1
+
+
+async def test_an_update_over_grpc_cannot_give_an_appeal_or_enhanced_evidence(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+    payments_stub: Any,
+) -> None:
+    dispute_id, _ = await _two_disputes(core_engine, payments, disputes, account_id)
+    shown = await payments_stub.GetDispute(
+        pb.GetDisputeRequest(id=dispute_id), metadata=call_metadata(account_id)
+    )
+    appealing = pb.DisputeEvidence(customer_name="Jo")
+    appealing.appeal.card.reason_for_filing = "The cardholder signed for it."
+    # As a request that copies the dispute's own evidence sets it: empty, but present.
+    copied = pb.DisputeEvidence()
+    copied.CopyFrom(shown.dispute.evidence)
+    copied.customer_name = "Jo"
+    assert copied.HasField("enhanced_evidence")
+
+    for name, evidence in (("appeal", appealing), ("enhanced_evidence", copied)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await payments_stub.UpdateDispute(
+                pb.UpdateDisputeRequest(id=dispute_id, evidence=evidence),
+                metadata=call_metadata(account_id),
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        detail = detail_from_rpc_error(refused.value)
+        assert detail is not None
+        assert (detail.code, detail.param) == ("parameter_invalid", f"evidence[{name}]")
+        assert f"evidence.{name}" in (refused.value.details() or "")
+
+    dispute, _ = await disputes.get(account_id, dispute_id)
+    assert (dispute.status, dict(dispute.evidence)) == (DisputeStatus.NEEDS_RESPONSE, {})

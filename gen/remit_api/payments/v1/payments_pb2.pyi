@@ -4168,12 +4168,15 @@ class DisputeEvidence(_message.Message):
     uncategorized_text: _builtins.str
     @_builtins.property
     def appeal(self) -> Global___DisputeEvidenceAppeal:
-        """An appeal of a lost dispute; null: remit takes no appeals. Not an input of UpdateDispute."""
+        """An appeal of a lost dispute; null: remit takes no appeals. Not an input of UpdateDispute,
+        which refuses it set (INVALID_ARGUMENT).
+        """
 
     @_builtins.property
     def enhanced_evidence(self) -> Global___DisputeEnhancedEvidence:
         """Evidence for the enhanced programs of enhanced_eligibility_types; empty, as the dispute
-        qualifies for none. Not an input of UpdateDispute.
+        qualifies for none. Not an input of UpdateDispute, which refuses it set, even empty
+        (INVALID_ARGUMENT).
         """
 
     def __init__(
