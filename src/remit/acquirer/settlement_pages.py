@@ -45,15 +45,15 @@ _SNAPSHOT = re.compile(r"([0-9]{1,19}):([0-9]{1,19}):([0-9]{1,19}(?:,[0-9]{1,19}
 
 
 def _is_snapshot(text: str) -> bool:
-    """Whether `text` is a snapshot PostgreSQL reads: xmin <= xmax, and the transactions in
-    progress between them, in order."""
+    """Whether `text` is a snapshot PostgreSQL reads: 1 <= xmin <= xmax (0 is no transaction
+    id, refused as either), and the transactions in progress between them, in order."""
     found = _SNAPSHOT.fullmatch(text)
     if found is None:
         return False
     xmin, xmax = int(found[1]), int(found[2])
     in_progress = [int(xid) for xid in found[3].split(",")] if found[3] else []
     within = all(xmin <= xid < xmax for xid in in_progress)
-    return xmin <= xmax and within and in_progress == sorted(in_progress)
+    return 1 <= xmin <= xmax and within and in_progress == sorted(in_progress)
 
 
 @dataclass(frozen=True)

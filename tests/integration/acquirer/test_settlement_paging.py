@@ -1,5 +1,7 @@
 """The settlement report over gRPC, a page at a time: every row exactly once, in order."""
 
+import base64
+import json
 from datetime import timedelta
 
 import grpc
@@ -138,6 +140,13 @@ async def test_a_row_restored_from_another_cluster_is_in_the_report(
     assert sorted(row.reference for p in pages for row in p.rows) == ["local", "restored"]
 
 
+def with_snapshot(token: str, snapshot: str) -> str:
+    """`token` with its snapshot replaced by `snapshot`."""
+    document = json.loads(base64.urlsafe_b64decode(token))
+    document["snapshot"] = snapshot
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
+
+
 async def test_a_page_request_of_another_report_is_refused(acquirer_engine: AsyncEngine) -> None:
     clock = FixedClock(NOW)
     await settle(acquirer_engine, clock, "one", "two")
@@ -147,6 +156,17 @@ async def test_a_page_request_of_another_report_is_refused(acquirer_engine: Asyn
         )
         token = first.next_page_token
         refused = [
+            # A snapshot PostgreSQL would not read (0 is no transaction id): the caller's
+            # error, not remit's.
+            *(
+                pb.GetSettlementReportRequest(
+                    date=DAY,
+                    page_size=1,
+                    page_token=with_snapshot(token, snapshot),
+                    allow_partial=True,
+                )
+                for snapshot in ["0:0:", "0:5:"]
+            ),
             pb.GetSettlementReportRequest(
                 date="2031-03-13", page_size=1, page_token=token, allow_partial=True
             ),

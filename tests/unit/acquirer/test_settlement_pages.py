@@ -74,7 +74,19 @@ def test_a_token_this_report_did_not_make_is_refused(token: str) -> None:
 
 @pytest.mark.parametrize(
     "snapshot",
-    ["", "740:745", "745:740:", "740:745:746", "740:745:742,741", "740:745:x", "1:2:'; --"],
+    [
+        "",
+        "740:745",
+        "745:740:",
+        "740:745:746",
+        "740:745:742,741",
+        "740:745:x",
+        "1:2:'; --",
+        # 0 is no transaction id: PostgreSQL refuses it as xmin or xmax.
+        "0:0:",
+        "0:5:",
+        "0:5:0,3",
+    ],
 )
 def test_a_token_whose_snapshot_postgresql_would_not_read_is_refused(snapshot: str) -> None:
     """Refused as the caller's error before the database sees it, where it would fail as
