@@ -232,8 +232,13 @@ class AcquirerService:
                 initial_setup = await SqlAcquirerRepository(db).find_setup(
                     request.initial_network_transaction_id
                 )
-        operation, authorization = self._decide_authorization(request, fingerprint, initial_setup)
         async with single_statement(self._engine) as db:
+            # Decided, and its time stamped, once the connection is held: a sale settles at
+            # that time, and taking the connection may open one (bounded by the connect
+            # timeout, not the pool's wait), which the settlement grace does not count.
+            operation, authorization = self._decide_authorization(
+                request, fingerprint, initial_setup
+            )
             outcome = await SqlAcquirerRepository(db).record_authorization(operation, authorization)
         if outcome.recorded:
             return Recorded(operation, replayed=False)

@@ -37,11 +37,13 @@ ACQUIRER: Final = ClockUser(
     decides="every operation's time, when it settles, and which days are over",
 )
 
-# What may run after an operation's time is stamped, until it commits: an authorization waits
-# for a connection, then runs one autocommitted statement; a capture, void or refund stamps
-# once it holds its authorization's lock, then updates the authorization, inserts the operation
-# and commits, three statements. Each statement is bounded by the statement timeout, a wait
-# for a connection by the pool's.
+# What may run after an operation's time is stamped, until it commits: an authorization runs
+# one autocommitted statement; a capture, void or refund stamps once it holds its
+# authorization's lock, then updates the authorization, inserts the operation and commits,
+# three statements, each bounded by the statement timeout. Every operation stamps once it holds
+# its connection, so neither waiting for one (bounded by the pool's wait) nor opening one (by
+# the connect timeout, and set up) comes between a stamp and its commit; the grace still counts
+# the pool's wait, as it did when an authorization stamped before taking its connection.
 _STATEMENTS_AFTER_THE_STAMP: Final = 3
 # How far two readings of the database's clock may disagree: a reading is off by up to half
 # its round trip, and the time told holds still for up to MAX_HOLD_S rather than step back.

@@ -4,7 +4,9 @@ has committed: until the grace after midnight has passed, the day is reported on
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,8 +16,9 @@ from remit.acquirer.repository import SqlAcquirerRepository
 from remit.acquirer.service import AcquirerService
 from remit.acquirer.settlement_clock import acquirer_process_engine, settlement_grace
 from remit.acquirer.settlement_pages import ResumedReport, SettlementCursor
-from remit.core.clock import FixedClock
+from remit.core.clock import FixedClock, SystemClock
 from remit.core.errors import RemitError
+from remit.storage.direct import DirectPool
 from remit.storage.engine import dispose
 from tests.integration.acquirer.support import authorization_request
 from tests.support.postgres import WorkerDatabases
@@ -103,6 +106,47 @@ async def test_a_capture_whose_statement_hangs_after_its_stamp_ends_within_the_g
         await dispose(engine)
     assert not isinstance(cut.value, AssertionError)
     assert ended_at - stamped_at[0] < grace.total_seconds()
+
+
+class _StampTimes:
+    """The system's clock, noting on the monotonic clock when each time is stamped."""
+
+    def __init__(self) -> None:
+        self.taken_at: list[float] = []
+
+    def now(self) -> datetime:
+        self.taken_at.append(time.monotonic())
+        return SystemClock().now()
+
+
+async def test_a_sale_that_opens_a_connection_commits_within_the_grace_of_its_stamp(
+    databases: WorkerDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no connection idle, a sale's statement waits for a new one to be opened, bounded
+    by the connect timeout rather than the pool's wait, and set up: a sale stamped before that
+    could commit after its day was reported whole. It takes its time once it holds the
+    connection, as captures, voids and refunds do."""
+    monkeypatch.setattr("remit.acquirer.settlement_clock.statement_timeout_s", lambda: 0.2)
+    monkeypatch.setattr("remit.acquirer.settlement_clock.database_pool_timeout_s", lambda: 0.1)
+    grace = settlement_grace()
+    connect = DirectPool._connect
+
+    async def slow_connect(pool: DirectPool) -> psycopg.AsyncConnection[Any]:
+        await asyncio.sleep(grace.total_seconds() + 0.5)  # a database slow to accept
+        return await connect(pool)
+
+    monkeypatch.setattr(DirectPool, "_connect", slow_connect)
+    clock = _StampTimes()
+    engine = acquirer_process_engine(databases.acquirer_url)
+    try:
+        service = AcquirerService(engine, clock, grace=grace)
+        sale = await service.authorize(authorization_request(reference="sale", capture=True))
+        committed_by = time.monotonic()
+    finally:
+        await dispose(engine)
+    assert sale.operation.settled_at is not None
+    assert len(clock.taken_at) == 1
+    assert committed_by - clock.taken_at[0] < grace.total_seconds()
 
 
 def _resumed(*, partial: bool) -> ResumedReport:
