@@ -104,7 +104,11 @@ def _charge(
 
 # Columns later migrations add to charges, with what those migrations give the rows stored
 # before them: `charge_from_row` reads today's columns from rows of this older schema.
-_ADDED_SINCE: dict[str, Any] = {"capture_attempts": 1, "authorized_at": None}
+_ADDED_SINCE: dict[str, Any] = {
+    "capture_attempts": 1,
+    "authorized_at": None,
+    "dispute_id": None,
+}
 
 
 def _charges(url: str) -> dict[str, dict[str, Any]]:

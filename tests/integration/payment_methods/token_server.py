@@ -9,9 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.payment_methods.service import PaymentMethodsService
+from remit.payments.disputing import DisputesService
 from remit.payments.grpc import PaymentsServicer
 from tests.integration.payments.test_payment_method_data import HandingOverVault
 from tests.support.payments_server import serving_payments
+
+
+class _TokensOnly:
+    """In the payments service's place: tokens need none of it, but the servicer takes the
+    disputes' service from it when it is made."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    def disputes(self) -> DisputesService:
+        return DisputesService(self._engine)
 
 
 class TokenServer(NamedTuple):
@@ -26,6 +38,6 @@ async def serving_tokens(core_engine: AsyncEngine) -> AsyncIterator[TokenServer]
     vault = HandingOverVault()
     methods = PaymentMethodsService(core_engine, vault)
     # Tokens need neither payments nor customers.
-    servicer = PaymentsServicer(cast(Any, None), cast(Any, None), methods)
+    servicer = PaymentsServicer(cast(Any, _TokensOnly(core_engine)), cast(Any, None), methods)
     async with serving_payments(servicer) as stub:
         yield TokenServer(stub, vault, account.account.id)
