@@ -45,6 +45,7 @@ class ItemType(Enum):
 # Stripe's bands: normal below 65, elevated 65-74, highest 75 and above.
 ELEVATED_FROM: Final = 65
 HIGHEST_FROM: Final = 75
+MAX_RISK_SCORE: Final = 99
 
 
 def risk_level_of(score: int) -> RiskLevel:
@@ -152,13 +153,19 @@ class Decision:
     reason: str | None = None
 
 
-# Test-mode network hints: Stripe's Radar test cards carry a documented risk. The hint raises
-# the model's score into its band (it never lowers it).
-HINT_FLOORS: Final[Mapping[str, int]] = {"elevated": 70, "highest": 90, "fraudulent": 99}
-# Every other test card is documented to succeed: its hint keeps the model's score within the
-# normal band (it never raises it), so repeated test payments do not read as card testing.
-# Rules still see the real signals (velocity included) and decide as written.
-HINT_CEILINGS: Final[Mapping[str, int]] = {"normal": ELEVATED_FROM - 1}
+# Test-mode network hints: Stripe documents the risk of its Radar test cards (stripe-wire.md
+# section 9), and every other test card as one that succeeds. The hint holds the model's score
+# within its band, lifting it to the band's floor or lowering it to the band's ceiling, so a
+# run of payments with one test card (or a large amount) never moves it to another level:
+# the elevated card stays elevated and authorized, an ordinary card stays normal and is not
+# read as card testing. Rules still see the real signals (velocity included) and decide as
+# written.
+HINT_BANDS: Final[Mapping[str, tuple[int, int]]] = {
+    "normal": (0, ELEVATED_FROM - 1),
+    "elevated": (70, HIGHEST_FROM - 1),
+    "highest": (90, MAX_RISK_SCORE),
+    "fraudulent": (MAX_RISK_SCORE, MAX_RISK_SCORE),
+}
 
 
 def decide(

@@ -14,7 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
-from remit.radar.domain import HINT_CEILINGS, HINT_FLOORS, Contribution, Score, risk_level_of
+from remit.radar.domain import (
+    HINT_BANDS,
+    MAX_RISK_SCORE,
+    Contribution,
+    Score,
+    risk_level_of,
+)
 
 WEIGHTS_PATH: Final = Path(__file__).with_name("weights.json")
 TOP_SIGNALS: Final = 4
@@ -139,19 +145,16 @@ def score(signals: Signals, weights: Weights, hint: str | None = None) -> Score:
         for name, value in values.items()
         if value and weights.weights[name]
     ]
-    risk_score = min(99, int(points))
-    floor = HINT_FLOORS.get(hint or "")
-    if floor is not None and floor > risk_score:
-        contributions.append(
-            Contribution("network_risk_hint", float(floor - risk_score), hint or "")
-        )
-        risk_score = floor
-    ceiling = HINT_CEILINGS.get(hint or "")
-    if ceiling is not None and ceiling < risk_score:
-        contributions.append(
-            Contribution("network_risk_hint", float(ceiling - risk_score), hint or "")
-        )
-        risk_score = ceiling
+    risk_score = min(MAX_RISK_SCORE, int(points))
+    band = HINT_BANDS.get(hint or "")
+    if band is not None:
+        floor, ceiling = band
+        held = min(max(risk_score, floor), ceiling)
+        if held != risk_score:
+            contributions.append(
+                Contribution("network_risk_hint", float(held - risk_score), hint or "")
+            )
+            risk_score = held
     contributions.sort(key=lambda c: abs(c.points), reverse=True)
     return Score(
         risk_score=risk_score,

@@ -35,8 +35,10 @@ FINGERPRINTS = {
     # scores it normal whatever its history and only the rules decide.
     "pm_broke": "fp_topped_up",
     "pm_topped_up": "fp_topped_up",
+    "pm_elevated": "fp_elevated",
 }
 TEST_IDS = {
+    "pm_elevated": "pm_card_riskLevelElevated",
     "pm_broke": "pm_card_visa_chargeDeclinedInsufficientFunds",
     "pm_topped_up": "pm_card_visa",
 }
@@ -46,6 +48,7 @@ TOKENS = {
     "pm_declined": "declined",
     "pm_broke": "insufficient",
     "pm_topped_up": "visa",
+    "pm_elevated": "visa",
 }
 
 
@@ -122,11 +125,17 @@ async def pay(
     *,
     pm: str = "pm_visa",
     amount: int = 1000,
+    metadata: dict[str, str] | None = None,
     **kw: object,
 ) -> PaymentIntent:
     result = await parts.payments.create_payment_intent(
         KeyedCall(account_id, key, "CreatePaymentIntent", f"{key}{pm}{amount}".encode()),
-        NewPaymentIntent(amount_minor=amount, currency="usd", return_url="https://shop/r"),
+        NewPaymentIntent(
+            amount_minor=amount,
+            currency="usd",
+            return_url="https://shop/r",
+            metadata=metadata or {},
+        ),
         respond,
         confirm=ConfirmParams(payment_method_id=pm, **kw),  # type: ignore[arg-type]
     )
@@ -151,6 +160,27 @@ async def test_the_nth_rapid_attempt_on_one_card_crosses_the_rule_threshold_exac
     # The blocked attempt never reached the network; another card is unaffected.
     assert charge.id not in parts.network.sent
     assert (await pay(parts, account_id, "other", pm="pm_other")).status is Status.SUCCEEDED
+
+
+async def test_the_elevated_test_card_stays_elevated_and_authorized_however_often_it_pays(
+    parts: Parts, account_id: str
+) -> None:
+    """Stripe documents pm_card_riskLevelElevated as authorized with risk level elevated: its
+    velocity, a large amount or a foreign IP never carry it into the built-in highest block."""
+    payments = [
+        await pay(parts, account_id, f"e{n}", pm="pm_elevated", amount=5000) for n in range(8)
+    ]
+    payments.append(
+        await pay(
+            parts, account_id, "big", pm="pm_elevated", amount=500000, metadata={"ip_country": "FR"}
+        )
+    )
+    for intent in payments:
+        assert intent.status is Status.SUCCEEDED
+        charge, _ = await parts.payments.get_charge(account_id, intent.latest_charge_id or "")
+        assert charge.outcome is not None
+        assert (charge.outcome["type"], charge.outcome["risk_level"]) == ("authorized", "elevated")
+        assert charge.outcome["risk_score"] in range(65, 75)
 
 
 async def test_attempts_older_than_the_hour_leave_the_hourly_window(

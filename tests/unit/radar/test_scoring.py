@@ -92,6 +92,27 @@ def test_a_test_card_hint_lifts_the_score_into_its_band_and_says_so() -> None:
     assert score(QUIET, WEIGHTS, "highest").risk_level is RiskLevel.HIGHEST
 
 
+def test_the_elevated_test_card_stays_elevated_however_risky_the_payment_looks() -> None:
+    """Stripe documents pm_card_riskLevelElevated as a charge with risk level elevated: a burst
+    of payments, a large amount or a foreign IP never lifts it into the highest band, where
+    the built-in block would refuse it."""
+    risky = {
+        **QUIET,
+        "amount_in_usd": Decimal("5000"),
+        "ip_country": "FR",
+        "total_charges_per_card_number_hourly": 12,
+        "total_charges_per_card_number_daily": 12,
+    }
+    assert score(risky, WEIGHTS).risk_level is RiskLevel.HIGHEST
+    held = score(risky, WEIGHTS, "elevated")
+    assert (held.risk_score, held.risk_level) == (74, RiskLevel.ELEVATED)
+    assert "network_risk_hint" in {signal.signal for signal in held.top_signals}
+    # The highest card stays within its band too, however quiet or risky the payment.
+    assert score(risky, WEIGHTS, "highest").risk_level is RiskLevel.HIGHEST
+    assert score(QUIET, WEIGHTS, "highest").risk_score == 90
+    assert score(QUIET, WEIGHTS, "fraudulent").risk_score == 99
+
+
 def test_an_ordinary_test_card_keeps_the_score_within_the_normal_band_and_says_so() -> None:
     """A burst of payments with one card scores highest; with an ordinary test card's hint it
     stays normal (lowered to the top of the band), and the explanation names the hint."""
