@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Final
 
-from remit.radar.rules import CompiledPredicate, Lists
+from remit.radar.rules import CompiledPredicate, Lists, ParsedPredicate
 
 
 class RuleAction(Enum):
@@ -90,10 +90,15 @@ _ACTION_WORDS: Final = {
 
 @dataclass(frozen=True)
 class ActiveRule:
-    """A rule ready to run: its compiled predicate, made when the rule was loaded."""
+    """A rule ready to run: its predicate as parsed when the rule was loaded, which also names
+    the value lists it needs (remit.radar.validity)."""
 
     rule: Rule
-    predicate: CompiledPredicate
+    parsed: ParsedPredicate
+
+    @property
+    def predicate(self) -> CompiledPredicate:
+        return self.parsed.run
 
 
 @dataclass(frozen=True)

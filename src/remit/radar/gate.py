@@ -4,16 +4,19 @@ transactions.
 `assess` runs when an attempt is created and before the network is asked: it moves the
 attempt's velocity counters (a few rows read and written by primary key, locked so concurrent
 attempts on one card count exactly), builds the signals, scores them and applies the account's
-rules. Rules are compiled once per predicate text and cached; value lists are consulted only
-for the attempt's own values. Nothing here raises for a rule: a rule was checked when saved,
-and a stored one that would fail those checks now (it no longer compiles, or a list it names is
-gone or holds another kind of value) is invalid and matches nothing (remit.radar.validity).
+rules. Each rule is compiled once for each text it has, and kept with the rest of its account's
+(`CompiledRules`); value lists are consulted only for the attempt's own values. Nothing here
+raises for a rule: a rule was checked when saved, and a stored one that would fail those checks
+now (it no longer compiles, or a list it names is gone or holds another kind of value) is
+invalid and matches nothing (remit.radar.validity).
 """
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,8 +57,7 @@ from remit.webhooks.outbox import record_event
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=4096)
-def compiled(predicate: str) -> ParsedPredicate | None:
+def compile_stored(predicate: str) -> ParsedPredicate | None:
     """A stored rule's predicate, or None (it matches nothing) if it no longer compiles. Only
     possible for a rule saved by an older, laxer parser; whatever goes wrong compiling it, it
     must not fail the payment it is asked about."""
@@ -73,6 +75,78 @@ def compiled(predicate: str) -> ParsedPredicate | None:
             predicate,
         )
     return None
+
+
+# For the rules listing and the checks of list changes, which read a few rules at a time.
+compiled = functools.lru_cache(maxsize=4096)(compile_stored)
+
+# How much predicate text the payment path keeps compiled, across accounts. A compiled
+# predicate takes about 50 bytes per character of its text, so this holds at most about 400 MB:
+# 40 accounts at the limit of 200 rules of 1,000 characters each, or thousands of accounts with
+# rules of ordinary length.
+COMPILED_RULES_BUDGET: Final = 8_000_000
+
+
+class CompiledRules:
+    """The compiled rules of the accounts that paid most recently.
+
+    Each account's rules are kept together, by rule id with the text they were compiled from:
+    a rule is parsed once for each text it has, and its next payment after a change compiles
+    the new text. Whole accounts are let go, least recently used first, when the texts held
+    come to more than `budget` characters, so the rules of other accounts never push out the
+    ones of the account paying (a rule parses in about a millisecond at the length limit, and
+    an account may have 200: parsing them on every payment would hold up the event loop).
+    Only the rules an account has now are kept for it."""
+
+    def __init__(self, budget: int = COMPILED_RULES_BUDGET) -> None:
+        self._budget = budget
+        self._accounts: OrderedDict[str, dict[str, tuple[str, ParsedPredicate | None]]] = (
+            OrderedDict()
+        )
+        self._held = 0
+
+    def of(self, rules: Sequence[Rule]) -> list[ParsedPredicate | None]:
+        """Each rule's compiled predicate (None: it does not compile), in order; `rules` are
+        all the rules of their account."""
+        before: dict[str, dict[str, tuple[str, ParsedPredicate | None]]] = {}
+        now: dict[str, dict[str, tuple[str, ParsedPredicate | None]]] = {}
+        found: list[ParsedPredicate | None] = []
+        for rule in rules:
+            account = rule.account_id
+            if account not in now:
+                before[account] = self._take(account)
+                now[account] = {}
+            known = before[account].get(rule.id)
+            if known is None or known[0] != rule.predicate:
+                known = (rule.predicate, compile_stored(rule.predicate))
+            now[account][rule.id] = known
+            found.append(known[1])
+        for account, kept in now.items():
+            self._keep(account, kept)
+        return found
+
+    def clear(self) -> None:
+        self._accounts.clear()
+        self._held = 0
+
+    def _take(self, account_id: str) -> dict[str, tuple[str, ParsedPredicate | None]]:
+        taken = self._accounts.pop(account_id, {})
+        self._held -= _size(taken)
+        return taken
+
+    def _keep(self, account_id: str, kept: dict[str, tuple[str, ParsedPredicate | None]]) -> None:
+        self._accounts[account_id] = kept
+        self._held += _size(kept)
+        while self._held > self._budget and len(self._accounts) > 1:
+            _, dropped = self._accounts.popitem(last=False)
+            self._held -= _size(dropped)
+
+
+def _size(rules: Mapping[str, tuple[str, ParsedPredicate | None]]) -> int:
+    return sum(len(text) for text, _ in rules.values())
+
+
+_COMPILED_RULES: Final = CompiledRules()
 
 
 def compile_problem(predicate: str) -> str:
@@ -96,12 +170,12 @@ def stored_rule_problem(predicate: str, item_types: Mapping[str, ItemType]) -> s
 
 
 def active_rules(rules: list[Rule]) -> list[ActiveRule]:
-    active: list[ActiveRule] = []
-    for rule in rules:
-        parsed = compiled(rule.predicate)
-        if parsed is not None:
-            active.append(ActiveRule(rule, parsed.run))
-    return active
+    """The rules of one account that compile, ready to run (compiled once per rule text)."""
+    return [
+        ActiveRule(rule, parsed)
+        for rule, parsed in zip(rules, _COMPILED_RULES.of(rules), strict=True)
+        if parsed is not None
+    ]
 
 
 def runnable(rules: list[ActiveRule], item_types: Mapping[str, ItemType]) -> list[ActiveRule]:
@@ -109,8 +183,7 @@ def runnable(rules: list[ActiveRule], item_types: Mapping[str, ItemType]) -> lis
     logged, once per process, and left out."""
     kept: list[ActiveRule] = []
     for active in rules:
-        parsed = compiled(active.rule.predicate)
-        problem = None if parsed is None else list_problem(parsed, item_types)
+        problem = list_problem(active.parsed, item_types)
         if problem is None:
             kept.append(active)
         else:
@@ -198,7 +271,7 @@ class Radar:
         signals["risk_score"] = scored.risk_score
         signals["risk_level"] = scored.risk_level.value
         rules = active_rules(stored)
-        aliases = {alias for rule in rules for alias in _aliases(rule)}
+        aliases = {alias for rule in rules for alias in rule.parsed.lists}
         lists = await ValueListRepository(db).matching(
             facts.account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
         )
@@ -335,11 +408,6 @@ def counts_as_decline(charge: Charge) -> bool:
     if outcome.get("network_status") == "declined_by_network":
         return True
     return Authentication.from_json(charge.authentication).result == "failed"
-
-
-def _aliases(rule: ActiveRule) -> frozenset[str]:
-    parsed = compiled(rule.rule.predicate)
-    return frozenset() if parsed is None else parsed.lists
 
 
 def _text(value: object) -> str | None:

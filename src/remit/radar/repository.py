@@ -47,7 +47,7 @@ def _rule(row: AnyRow | Mapping[str, Any]) -> Rule:
         created_at=m["created_at"],
         version=m["version"],
         # The payment path's read leaves it out: a disabled rule does not parse, and so never
-        # runs (`remit.radar.gate.compiled`).
+        # runs (`remit.radar.gate.compile_stored`).
         disabled_reason=m.get("disabled_reason"),
     )
 

@@ -641,7 +641,7 @@ class RadarService:
         }
         async with self._engine.begin() as db:
             rules = active_rules(await RuleRepository(db).in_order(account_id))
-            aliases = {alias for rule in rules for alias in lists_of(rule.rule.predicate)}
+            aliases = {alias for rule in rules for alias in rule.parsed.lists}
             lists = await ValueListRepository(db).matching(
                 account_id, aliases, [v for v in signals.values() if isinstance(v, str)]
             )

@@ -183,6 +183,21 @@ async def test_the_elevated_test_card_stays_elevated_and_authorized_however_ofte
         assert charge.outcome["risk_score"] in range(65, 75)
 
 
+async def test_a_changed_rule_decides_the_very_next_payment(parts: Parts, account_id: str) -> None:
+    """Rules stay compiled between payments; a change to one is in force at once."""
+    rule = await parts.radar.create_rule(account_id, RuleAction.BLOCK, ":amount_in_usd: > 50")
+    assert (await pay(parts, account_id, "small")).status is Status.SUCCEEDED
+    await parts.radar.update_rule(account_id, rule.id, predicate=":amount_in_usd: > 5")
+    with pytest.raises(RemitError) as raised:
+        await pay(parts, account_id, "now_blocked")
+    charge, _ = await parts.payments.get_charge(account_id, raised.value.charge or "")
+    assert charge.outcome is not None
+    assert charge.outcome["rule"] == rule.id
+    await parts.radar.update_rule(account_id, rule.id, action=RuleAction.REVIEW)
+    reviewed = await pay(parts, account_id, "now_reviewed")
+    assert reviewed.review_id is not None
+
+
 async def test_attempts_older_than_the_hour_leave_the_hourly_window(
     parts: Parts, account_id: str, clock: FixedClock
 ) -> None:

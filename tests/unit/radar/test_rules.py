@@ -9,7 +9,6 @@ from remit.radar.domain import ActiveRule, RiskLevel, Rule, RuleAction, Score, d
 from remit.radar.rules import (
     MAX_NESTING,
     MAX_PREDICATE_LENGTH,
-    CompiledPredicate,
     ListValues,
     RuleSyntaxError,
     parse_predicate,
@@ -102,10 +101,12 @@ def test_a_condition_on_a_missing_value_is_unknown_and_not_does_not_make_it_true
 def test_an_allow_rule_on_a_missing_value_does_not_override_a_block(allow: str) -> None:
     now = datetime.now(UTC)
     rules = [
-        ActiveRule(Rule("rule_0", "acct_1", RuleAction.ALLOW, allow, 0, now), compiled(allow)),
+        ActiveRule(
+            Rule("rule_0", "acct_1", RuleAction.ALLOW, allow, 0, now), parse_predicate(allow)
+        ),
         ActiveRule(
             Rule("rule_1", "acct_1", RuleAction.BLOCK, ":risk_score: > 10", 1, now),
-            compiled(":risk_score: > 10"),
+            parse_predicate(":risk_score: > 10"),
         ),
     ]
     score = Score(20, RiskLevel.NORMAL, (), "test")
@@ -113,10 +114,6 @@ def test_an_allow_rule_on_a_missing_value_does_not_override_a_block(allow: str) 
     assert (decision.action, decision.rule_id) == (RuleAction.BLOCK, "rule_1")
     with_country = {**NO_IP_COUNTRY, "ip_country": "US"}
     assert decide(score, with_country, rules, RISKY).action is RuleAction.ALLOW
-
-
-def compiled(predicate: str) -> CompiledPredicate:
-    return parse_predicate(predicate).run
 
 
 def test_a_case_sensitive_list_compares_exactly() -> None:

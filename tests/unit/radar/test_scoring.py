@@ -31,7 +31,7 @@ QUIET = {
 
 def rule(action: RuleAction, predicate: str, position: int) -> ActiveRule:
     made = Rule(f"rule_{position}", "acct_1", action, predicate, position, datetime.now(UTC))
-    return ActiveRule(made, parse_predicate(predicate).run)
+    return ActiveRule(made, parse_predicate(predicate))
 
 
 def test_the_committed_weights_cover_every_feature_and_score_a_quiet_payment_low() -> None:

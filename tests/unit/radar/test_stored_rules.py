@@ -26,8 +26,10 @@ def _rule(predicate: str) -> Rule:
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     gate.compiled.cache_clear()
+    gate._COMPILED_RULES.clear()
     yield
     gate.compiled.cache_clear()
+    gate._COMPILED_RULES.clear()
 
 
 def test_a_stored_rule_nested_too_deep_matches_nothing() -> None:
