@@ -107,6 +107,28 @@ def test_repeated_payments_with_an_ordinary_test_card_stay_normal_risk_and_rules
     assert (refused.outcome.reason, refused.outcome.rule) == ("rule", rule["id"])
 
 
+def test_a_charge_an_allow_rule_authorized_gives_the_reason_rule(
+    client: stripe.StripeClient,
+) -> None:
+    """Stripe: charges authorized, blocked, or placed in review by custom rules have the reason
+    `rule`; one authorized without a rule has none."""
+    plain = client.v1.charges.retrieve(pay(client, "pm_card_visa").latest_charge)
+    assert plain.outcome is not None
+    assert (plain.outcome.type, plain.outcome.reason, plain.outcome.rule) == (
+        "authorized",
+        None,
+        None,
+    )
+    rule = add_rule(client, "Allow if :amount_in_usd: > 0")
+    allowed = client.v1.charges.retrieve(pay(client, "pm_card_visa").latest_charge)
+    assert allowed.outcome is not None
+    assert (allowed.outcome.type, allowed.outcome.reason, allowed.outcome.rule) == (
+        "authorized",
+        "rule",
+        rule["id"],
+    )
+
+
 def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
     client: stripe.StripeClient,
 ) -> None:
@@ -133,7 +155,7 @@ def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
     allowed = client.v1.charges.retrieve(intent.latest_charge)
     assert allowed.outcome is not None
     assert (allowed.outcome.type, allowed.outcome.risk_level) == ("authorized", "highest")
-    assert allowed.outcome.rule == rule["id"]
+    assert (allowed.outcome.reason, allowed.outcome.rule) == ("rule", rule["id"])
     # Expandable, as Stripe's is: the rule that decided, its action and predicate.
     expanded = client.v1.charges.retrieve(intent.latest_charge, params={"expand": ["outcome.rule"]})
     assert expanded.outcome is not None

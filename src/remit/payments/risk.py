@@ -251,11 +251,14 @@ def outcome_json(verdict: RiskVerdict, result: Mapping[str, object]) -> dict[str
         }
     if result.get("approved"):
         review = verdict.action == REVIEW
+        # Authorized by an allow rule or placed in review by a review rule: Stripe gives the
+        # reason `rule` for either, as for a block by a rule.
+        by_rule = verdict.action in (REVIEW, ALLOW) and verdict.rule_id is not None
         return base | {
             "type": "manual_review" if review else "authorized",
             "network_status": "approved_by_network",
-            "reason": "rule" if review else None,
-            "rule": verdict.rule_id if verdict.action in (REVIEW, ALLOW) else None,
+            "reason": "rule" if by_rule else None,
+            "rule": verdict.rule_id if by_rule else None,
             "seller_message": _SELLER_MESSAGES["manual_review" if review else "authorized"],
         }
     return base | {
