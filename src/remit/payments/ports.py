@@ -137,7 +137,10 @@ class AttemptFacts:
     card: CardSnapshot
     at: datetime
     customer_id: str | None = None
+    # The intent's receipt email, and the email of the payment method's billing details
+    # (`:email:` takes the first there is, remit.radar.signals).
     email: str | None = None
+    billing_email: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     test_id: str | None = None
     off_session: bool = False
@@ -311,8 +314,13 @@ def attempt_facts(
         at=now,
         customer_id=charge.customer_id,
         email=intent.receipt_email,
+        billing_email=_text(card.billing_details.get("email")),
         metadata=dict(intent.metadata),
         test_id=card.test_id,
         off_session=authentication.off_session,
         three_d_secure_authenticated=authentication.authenticated,
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

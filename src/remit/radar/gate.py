@@ -39,13 +39,19 @@ from remit.radar.domain import ActiveRule, Decision, ItemType, Rule, decide
 from remit.radar.messages import review_message
 from remit.radar.model import Weights, load_weights, score
 from remit.radar.refusals import refusal_of
-from remit.radar.repository import CounterRepository, RuleRepository, ValueListRepository
+from remit.radar.repository import (
+    AttemptRules,
+    CounterRepository,
+    RuleRepository,
+    ValueListRepository,
+)
 from remit.radar.reviews import ClosedReason, Review, ReviewRepository
 from remit.radar.rules import ParsedPredicate, RuleSyntaxError, parse_predicate
 from remit.radar.signals import (
     IP_COUNTRY_METADATA_KEY,
     Velocity,
     build_signals,
+    customer_for_email,
     ip_address_of,
     risk_hint_of_test_id,
     velocity_keys,
@@ -243,34 +249,34 @@ class Radar:
     # --- scoring ------------------------------------------------------------------------
 
     async def assess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
-        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
-        if not enabled:
+        read = await RuleRepository(db).for_attempt(facts.account_id, customer_for_email(facts))
+        if not read.enabled:
             return NOT_ASSESSED
         keys = velocity_keys(facts)
         repo = CounterRepository(db)
         counters = await repo.lock(facts.account_id, keys, facts.at)
         counted = {d: c.with_attempt(facts.at) for d, c in counters.items()}
         await repo.save(facts.account_id, keys, counted)
-        return await self.evaluate(db, facts, Velocity(counted), rules)
+        return await self.evaluate(db, facts, Velocity(counted), read)
 
     async def reassess(self, db: AsyncConnection, facts: AttemptFacts) -> RiskVerdict:
-        enabled, rules = await RuleRepository(db).enabled_and_rules(facts.account_id)
-        if not enabled:
+        read = await RuleRepository(db).for_attempt(facts.account_id, customer_for_email(facts))
+        if not read.enabled:
             return NOT_ASSESSED
         counters = await CounterRepository(db).read(facts.account_id, velocity_keys(facts))
         return await self.evaluate(
-            db, facts, Velocity({d: c.at(facts.at) for d, c in counters.items()}), rules
+            db, facts, Velocity({d: c.at(facts.at) for d, c in counters.items()}), read
         )
 
     async def evaluate(
-        self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity, stored: list[Rule]
+        self, db: AsyncConnection, facts: AttemptFacts, velocity: Velocity, read: AttemptRules
     ) -> RiskVerdict:
         hint = risk_hint_of_test_id(facts.test_id)
-        signals = build_signals(facts, velocity)
+        signals = build_signals(facts, velocity, read.customer_email)
         scored = score(signals, self._weights, hint)
         signals["risk_score"] = scored.risk_score
         signals["risk_level"] = scored.risk_level.value
-        rules = active_rules(stored)
+        rules = active_rules(read.rules)
         aliases = {alias for rule in rules for alias in rule.parsed.lists}
         lists = await ValueListRepository(db).matching(
             facts.account_id, aliases, [v for v in signals.values() if isinstance(v, str)]

@@ -89,8 +89,26 @@ class ListsFound:
     item_types: dict[str, ItemType]
 
 
-_ENABLED_AND_RULES = Statement(
-    "SELECT accounts.radar_enabled, radar_rules.id, radar_rules.account_id, radar_rules.action,"
+@dataclass(frozen=True)
+class AttemptRules:
+    """What Radar reads for a payment attempt, in one statement."""
+
+    enabled: bool
+    # The account's rules, in order (none when Radar is off).
+    rules: list[Rule]
+    # The email of the customer asked for (`remit.radar.signals.customer_for_email`), if it
+    # has one and is not deleted.
+    customer_email: str | None = None
+
+
+# The customer's email comes with the rules, by primary key in a subquery run once, so that
+# `:email:` can fall back to it without a statement of its own on the payment path.
+_FOR_ATTEMPT = Statement(
+    "SELECT accounts.radar_enabled,"
+    " (SELECT customers.email FROM customers WHERE customers.id = %(customer_id)s"
+    " AND customers.account_id = %(account_id)s AND customers.deleted_at IS NULL)"
+    " AS customer_email,"
+    " radar_rules.id, radar_rules.account_id, radar_rules.action,"
     " radar_rules.predicate, radar_rules.position, radar_rules.created_at, radar_rules.version"
     " FROM accounts LEFT OUTER JOIN radar_rules ON radar_rules.account_id = accounts.id"
     " WHERE accounts.id = %(account_id)s ORDER BY radar_rules.position"
@@ -111,13 +129,20 @@ class RuleRepository:
         )
         return [_rule(row) for row in rows]
 
-    async def enabled_and_rules(self, account_id: str) -> tuple[bool, list[Rule]]:
-        """Whether Radar is on for the account, and its rules in order: one query, run on
-        every payment, so it goes straight to the driver (remit.storage.fastsql)."""
-        rows = await _ENABLED_AND_RULES.rows(self._db, {"account_id": account_id})
+    async def for_attempt(self, account_id: str, customer_id: str | None) -> AttemptRules:
+        """Whether Radar is on for the account, its rules in order, and the email of the
+        customer `customer_id` (None: none is needed): one query, run on every payment, so it
+        goes straight to the driver (remit.storage.fastsql)."""
+        rows = await _FOR_ATTEMPT.rows(
+            self._db, {"account_id": account_id, "customer_id": customer_id}
+        )
         if not rows or not rows[0]["radar_enabled"]:
-            return False, []
-        return True, [_rule(row) for row in rows if row["id"] is not None]
+            return AttemptRules(enabled=False, rules=[])
+        return AttemptRules(
+            enabled=True,
+            rules=[_rule(row) for row in rows if row["id"] is not None],
+            customer_email=rows[0]["customer_email"],
+        )
 
     async def in_order(self, account_id: str) -> list[Rule]:
         rows = await self._db.execute(

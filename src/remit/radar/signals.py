@@ -171,7 +171,30 @@ def _seconds_since(counter: Counter | None, now: datetime) -> int | None:
     return max(0, int((now - counter.first_seen_at).total_seconds()))
 
 
-def build_signals(facts: AttemptFacts, velocity: Velocity) -> dict[str, object]:
+def customer_for_email(facts: AttemptFacts) -> str | None:
+    """The customer whose email `:email:` would take, when the attempt has no email of its own
+    (`email_of`); None when it has one, or has no customer."""
+    return None if facts.email or facts.billing_email else facts.customer_id
+
+
+def email_of(facts: AttemptFacts, customer_email: str | None) -> str | None:
+    """The email supplied with the payment, as Stripe's `:email:` is: the intent's receipt
+    email, else the payment method's billing details email, else the customer's email, else
+    the one a server-side caller put in the intent's `metadata[email]`."""
+    return (
+        facts.email
+        or facts.billing_email
+        or customer_email
+        or facts.metadata.get(EMAIL_METADATA_KEY)
+        or None
+    )
+
+
+def build_signals(
+    facts: AttemptFacts, velocity: Velocity, customer_email: str | None = None
+) -> dict[str, object]:
+    """The attempt's signals; `customer_email` is the email of its customer, if it has one
+    and it is needed (`customer_for_email`)."""
     card = velocity.get(Dimension.CARD)
     customer = velocity.get(Dimension.CUSTOMER)
     ip = velocity.get(Dimension.IP)
@@ -187,7 +210,7 @@ def build_signals(facts: AttemptFacts, velocity: Velocity) -> dict[str, object]:
         "card_funding": facts.card.funding,
         "card_country": facts.card.country,
         "customer": facts.customer_id,
-        "email": facts.email or facts.metadata.get(EMAIL_METADATA_KEY),
+        "email": email_of(facts, customer_email),
         "ip_address": ip_address_of(facts),
         "ip_country": ip_country.strip().upper() if ip_country else None,
         "cvc_check": card.last_cvc_check if card else None,
