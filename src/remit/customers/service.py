@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
-from remit.core.errors import RemitError, invalid, not_found
+from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import MAX_METADATA_KEYS
 from remit.customers.domain import (
@@ -38,8 +38,16 @@ def _check_metadata(customer: Customer) -> None:
         )
 
 
-async def _check_default_method(db: AsyncConnection, customer: Customer) -> None:
-    """A customer's default payment method must be one attached to it, as in Stripe."""
+async def _check_default_method(
+    db: AsyncConnection, customer: Customer, *, refusal_kind: ErrorKind
+) -> None:
+    """A customer's default payment method must be one attached to it, as in Stripe.
+
+    `refusal_kind` says what a refusal is: on an update, the payment method's state
+    (FAILED_PRECONDITION, stored under the request's idempotency key, so that a retry after
+    the method was attached replays the refusal instead of answering a second way); on a
+    create, the parameters' (INVALID_ARGUMENT), as a new customer holds no payment method but
+    the one it is created with, whatever state the named one is in."""
     method_id = customer.default_payment_method_id
     if method_id is None:
         return
@@ -47,10 +55,12 @@ async def _check_default_method(db: AsyncConnection, customer: Customer) -> None
     if method is None:
         raise not_found("payment_method", method_id, param=DEFAULT_METHOD_PARAM)
     if method.customer_id != customer.id:
-        raise invalid(
-            f"The customer does not have a payment method with the ID {method_id}. The "
-            "payment method must be attached to the customer.",
-            DEFAULT_METHOD_PARAM,
+        raise CustomersError(
+            message=f"The customer does not have a payment method with the ID {method_id}. "
+            "The payment method must be attached to the customer.",
+            kind=refusal_kind,
+            code="parameter_invalid",
+            param=DEFAULT_METHOD_PARAM,
         )
 
 
@@ -130,7 +140,7 @@ class CustomersService:
             await self._hooks.customer_changed(db, None, customer)
             if method is not None:
                 await self._payment_methods.attach_named_in(db, account_id, method, customer.id)
-            await _check_default_method(db, customer)
+            await _check_default_method(db, customer, refusal_kind=ErrorKind.INVALID_ARGUMENT)
             return customer
 
         return await run_keyed(self._engine, keyed, self._clock.now(), insert)
@@ -165,7 +175,7 @@ class CustomersService:
                 raise not_found("customer", customer_id)
             updated = update_customer(customer, changes)
             if changes.default_payment_method:
-                await _check_default_method(db, updated)
+                await _check_default_method(db, updated, refusal_kind=ErrorKind.FAILED_PRECONDITION)
             await repo.save(updated)
             await self._hooks.customer_changed(db, customer, updated)
             return updated

@@ -80,14 +80,33 @@ class PaymentMethodsError(RemitError):
     """Root of the errors the payment methods service raises."""
 
 
-def _unusable(method_id: str) -> PaymentMethodsError:
+def _unexpected_state(message: str, param: str | None = None) -> PaymentMethodsError:
+    """A refusal by the payment method's state (not attached, attached elsewhere, detached):
+    a FAILED_PRECONDITION, which a call under an idempotency key stores and replays
+    (`payments.keyed`), since a retry after the state changed must not get a second outcome.
+    The REST answer is Stripe's 400 all the same."""
     return PaymentMethodsError(
-        message=f"The PaymentMethod {method_id} was previously detached from a Customer and "
-        "may not be used again.",
+        message=message,
         kind=ErrorKind.FAILED_PRECONDITION,
         code="payment_method_unexpected_state",
-        param="payment_method",
+        param=param,
     )
+
+
+def _unusable(method_id: str) -> PaymentMethodsError:
+    return _unexpected_state(
+        f"The PaymentMethod {method_id} was previously detached from a Customer and "
+        "may not be used again.",
+        "payment_method",
+    )
+
+
+def _spent_when_attached() -> RemitError:
+    """Stripe's refusal of a payment method spent on an intent without a customer, as an
+    attach makes it: by the method's state, which the spending payment may yet change (one
+    with setup_future_usage saves the method once it goes through), so it is stored under the
+    attach's idempotency key like the attach's other refusals (`_unexpected_state`)."""
+    return replace(spent_payment_method(), kind=ErrorKind.FAILED_PRECONDITION)
 
 
 def _answered(outcome: object) -> bool:
@@ -351,7 +370,7 @@ class PaymentMethodsService:
             if not found.usable:
                 raise _unusable(method_id)
             if found.spent_for(None):
-                raise spent_payment_method()
+                raise _spent_when_attached()
         return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
 
     async def to_charge(self, account_id: str, method_id: str) -> MethodToCharge:
@@ -589,9 +608,8 @@ class PaymentMethodsService:
             if method is None:
                 raise not_found("payment_method", method_id)
             if method.customer_id is None:
-                raise invalid(
-                    "You must save this PaymentMethod to a customer before you can update it.",
-                    code="payment_method_unexpected_state",
+                raise _unexpected_state(
+                    "You must save this PaymentMethod to a customer before you can update it."
                 )
             card = method.card
             if changes.exp_month is not None or changes.exp_year is not None:
@@ -690,10 +708,9 @@ class PaymentMethodsService:
             if method is None:
                 raise not_found("payment_method", method_id)
             if method.customer_id is None:
-                raise invalid(
+                raise _unexpected_state(
                     "The payment method you provided is not attached to a customer so "
-                    "detachment is impossible.",
-                    code="payment_method_unexpected_state",
+                    "detachment is impossible."
                 )
             if owner is None or method.customer_id != owner.id:
                 # Attached (again, or elsewhere) since its owner was looked up: that owner is
@@ -854,18 +871,27 @@ def _copyable(source: PaymentMethod) -> PaymentMethod:
     or of one an intent has used, it would escape what keeps that card to its customer and to
     its one intent. Stripe clones only for Connect, and only into a customer; remit refuses."""
     if source.customer_id is not None:
-        raise invalid(
+        raise _not_copyable(
             f"The PaymentMethod {source.id} is attached to a customer: it cannot be copied "
-            "into a new PaymentMethod.",
-            "payment_method",
+            "into a new PaymentMethod."
         )
     if source.spent_by_intent_id is not None:
-        raise invalid(
+        raise _not_copyable(
             f"The PaymentMethod {source.id} was used by a PaymentIntent: it cannot be copied "
-            "into a new PaymentMethod.",
-            "payment_method",
+            "into a new PaymentMethod."
         )
     return source
+
+
+def _not_copyable(message: str) -> PaymentMethodsError:
+    """A refusal by the source's state (a customer's, or spent): FAILED_PRECONDITION, with
+    Stripe's parameter_invalid 400 on the REST API."""
+    return PaymentMethodsError(
+        message=message,
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="parameter_invalid",
+        param="payment_method",
+    )
 
 
 def _unspent(token: Token | None, token_id: str, param: str) -> Token:
@@ -873,10 +899,13 @@ def _unspent(token: Token | None, token_id: str, param: str) -> Token:
     if token is None:
         raise not_found("token", token_id, param=param)
     if token.used:
-        raise invalid(
-            f"You cannot use a Stripe token more than once: {token_id}.",
-            param,
+        # The token's state, not the request's parameters: FAILED_PRECONDITION, which a call
+        # under an idempotency key stores and replays (`payments.keyed`).
+        raise PaymentMethodsError(
+            message=f"You cannot use a Stripe token more than once: {token_id}.",
+            kind=ErrorKind.FAILED_PRECONDITION,
             code="token_already_used",
+            param=param,
         )
     return token
 
@@ -980,12 +1009,11 @@ async def _lock_for_attaching(
     if not method.usable:
         return _unusable(method_id)
     if method.spent_for(paying_intent_id):
-        return spent_payment_method()
+        return _spent_when_attached()
     if method.customer_id is not None and method.customer_id != customer_id:
-        return invalid(
+        return _unexpected_state(
             "The payment method you provided has already been attached to a customer.",
             "payment_method",
-            code="payment_method_unexpected_state",
         )
     return method
 

@@ -244,9 +244,11 @@ async def test_an_update_refuses_a_payment_method_not_attached_to_the_customer(
         request = pb.UpdateCustomerRequest(id=customer.id, invoice_settings=_default(method_id))
         return core.stub.UpdateCustomer(request, metadata=core.metadata())
 
+    # Refused by the payment method's state (attached to no one, or to another customer),
+    # which an attach may change: FAILED_PRECONDITION, stored under an idempotency key.
     for method_id in (others, unattached):
         assert await _refused(update(method_id)) == (
-            grpc.StatusCode.INVALID_ARGUMENT, "parameter_invalid", PARAM
+            grpc.StatusCode.FAILED_PRECONDITION, "parameter_invalid", PARAM
         )  # fmt: skip
     assert await _refused(update("pm_doesNotExist")) == (
         grpc.StatusCode.NOT_FOUND, "resource_missing", PARAM

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -240,6 +241,49 @@ async def test_charging_a_saved_payment_method_reads_it_in_one_statement(core: C
 def _keyed(core: Core, key: str, endpoint: str, body: bytes) -> Keyed[Any]:
     call = KeyedCall(account_id=core.account_id, key=key, endpoint=endpoint, request_body=body)
     return Keyed(call, lambda made: str(made.id).encode())
+
+
+async def test_a_spent_token_is_a_refusal_by_its_state_replayed_under_the_key(
+    core: Core,
+) -> None:
+    """A token used already refuses the create by the token's state, not the request's
+    parameters: the refusal is stored under the key and replayed, as Stripe stores it."""
+    token = await core.payment_methods.create_token(core.account_id, await _vault_token(core))
+    await core.payment_methods.create(core.account_id, NewPaymentMethod(token_id=token.id))
+    keyed = _keyed(core, f"again-{token.id}", "CreatePaymentMethod", token.id.encode())
+    with pytest.raises(RemitError) as refused:
+        await core.payment_methods.create_once(
+            core.account_id, keyed, NewPaymentMethod(token_id=token.id)
+        )
+    assert (refused.value.kind, refused.value.code, refused.value.param) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "token_already_used",
+        "card[token]",
+    )
+
+    again = await core.payment_methods.create_once(
+        core.account_id, keyed, NewPaymentMethod(token_id=token.id)
+    )
+
+    assert isinstance(again, Replay)
+    assert again.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+
+
+async def test_a_copy_of_a_customers_method_is_refused_by_its_state(core: Core) -> None:
+    customer = await core.customers.create(core.account_id, CustomerFields())
+    method = await core.payment_methods.create(
+        core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+    )
+    await core.payment_methods.attach(core.account_id, method.id, customer.id)
+    with pytest.raises(RemitError) as refused:
+        await core.payment_methods.create(
+            core.account_id, NewPaymentMethod(payment_method_id=method.id)
+        )
+    assert (refused.value.kind, refused.value.code, refused.value.param) == (
+        ErrorKind.FAILED_PRECONDITION,
+        "parameter_invalid",
+        "payment_method",
+    )
 
 
 async def test_racing_creates_under_one_key_make_one_customer_and_replay_it(core: Core) -> None:
