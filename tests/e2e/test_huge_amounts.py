@@ -100,10 +100,6 @@ Request = Callable[[stripe.StripeClient], tuple[str, dict[str, object]]]
             "amount_to_capture",
         ),
         (
-            lambda c: ("/v1/refunds", {"payment_intent": _paid(c).id, "amount": INT64_MAX}),
-            "amount",
-        ),
-        (
             lambda c: (
                 "/v1/payment_intents",
                 {"amount": 100, "currency": "usd", "application_fee_amount": INT64_MAX},
@@ -127,7 +123,6 @@ Request = Callable[[stripe.StripeClient], tuple[str, dict[str, object]]]
         "intent-amount",
         "intent-update-amount",
         "amount_to_capture",
-        "refund-amount",
         "application_fee_amount",
         "transfer_data-amount",
     ],
@@ -139,9 +134,8 @@ def test_every_other_amount_names_its_parameter(
     request_of: Request,
     param: str,
 ) -> None:
-    """Bounded by the schema (intents, captures: at most 99999999), by the core before the
-    idempotency key is claimed (refunds: amount_too_large), or not taken at all (remit has no
-    Connect)."""
+    """Bounded by the schema (intents, captures: at most 99999999; refunds below), or not
+    taken at all (remit has no Connect)."""
     path, data = request_of(client)
     error = _refusal(platform, account, path, data)
     assert error["param"] == param
@@ -157,3 +151,17 @@ def test_an_intent_amount_past_the_maximum_is_amount_too_large_as_the_core_says_
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
     assert (raised.value.code, raised.value.param) == ("amount_too_large", "amount")
+
+
+@pytest.mark.parametrize("amount", [100_000_000, INT64_MAX])
+def test_a_refund_amount_past_the_maximum_is_refused_by_the_facade_as_an_intents_is(
+    client: stripe.StripeClient, amount: int
+) -> None:
+    """The refund schema bounds its amount as the intent schema does: amount_too_large from
+    the facade, in the facade's words, never reaching the core."""
+    intent = _paid(client)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.refunds.create(params={"payment_intent": intent.id, "amount": amount})
+    assert (raised.value.code, raised.value.param) == ("amount_too_large", "amount")
+    assert raised.value.user_message == "This value must be less than or equal to 99999999."
+    assert client.v1.refunds.list(params={"payment_intent": intent.id}).data == []

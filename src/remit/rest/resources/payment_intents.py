@@ -4,6 +4,7 @@ from remit.accounts.domain import KeyKind
 from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.core.return_urls import refuse_invalid_return_url
+from remit.rest.amounts import MAX_AMOUNT_MINOR, amount_field
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -41,7 +42,6 @@ from remit.rest.resources.payment_methods import card_input
 from remit.rest.resources.refunds import metadata_update
 from remit_api.payments.v1 import payments_pb2 as pb
 
-MAX_AMOUNT_MINOR = 99_999_999
 PATH = "/v1/payment_intents"
 
 _CAPTURE_METHODS = enum_numbers(pb.PaymentIntentCaptureMethod.DESCRIPTOR)
@@ -52,7 +52,7 @@ _CANCELLATION_REASONS = {
     for name, number in enum_numbers(pb.PaymentIntentCancellationReason.DESCRIPTOR).items()
     if name in {"duplicate", "fraudulent", "requested_by_customer", "abandoned"}
 }
-_AMOUNT = Integer(min=1, max=MAX_AMOUNT_MINOR, over_max_code="amount_too_large")
+_AMOUNT = amount_field()
 _REQUEST_THREE_D_SECURE = {
     name: number
     for name, number in enum_numbers(pb.RequestThreeDSecure.DESCRIPTOR).items()

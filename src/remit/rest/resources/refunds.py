@@ -1,6 +1,7 @@
 """`/v1/refunds`: return captured money, in full or in parts, never more than was captured."""
 
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
+from remit.rest.amounts import amount_field
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -10,7 +11,6 @@ from remit.rest.listing import list_envelope, page_fields
 from remit.rest.params import (
     UNSET,
     Enum,
-    Integer,
     Metadata,
     PageRequest,
     Schema,
@@ -30,7 +30,7 @@ CREATE = Schema(
     {
         "charge": String(),
         "payment_intent": String(),
-        "amount": Integer(min=1),
+        "amount": amount_field(),
         "reason": Enum(*_REASONS),
         "metadata": Metadata(),
     },
