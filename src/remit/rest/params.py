@@ -398,7 +398,11 @@ class Array(Field[list[T]]):
 
 
 class StringList(Array[str]):
-    """An array of strings, such as `payment_method_types`."""
+    """An array of strings, such as `payment_method_types`.
+
+    With `distinct`, `max_items` counts each string once, however often it is given: for a
+    list the core takes as a set and bounds after removing duplicates (`enabled_events`), so
+    that the facade refuses exactly what the core would. The strings are returned as given."""
 
     def __init__(
         self,
@@ -406,8 +410,27 @@ class StringList(Array[str]):
         max_items: int | None = None,
         max_length: int = DEFAULT_STRING_MAX_LENGTH,
         unsettable: bool = False,
+        distinct: bool = False,
     ) -> None:
-        super().__init__(String(max_length=max_length), max_items=max_items, unsettable=unsettable)
+        super().__init__(
+            String(max_length=max_length),
+            max_items=None if distinct else max_items,
+            unsettable=unsettable,
+        )
+        self.max_distinct = max_items if distinct else None
+
+    def parse_value(self, value: FormValue, param: str) -> list[str]:
+        strings = super().parse_value(value, param)
+        if self.max_distinct is not None:
+            count = len(set(strings))
+            if count > self.max_distinct:
+                raise ParamError(
+                    f"Invalid array: {param} can have at most {self.max_distinct} distinct "
+                    f"items, but {count} were given.",
+                    code="parameter_invalid",
+                    param=param,
+                )
+        return strings
 
 
 class ExpandList(Field[list[str]]):

@@ -60,6 +60,31 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
 ACCEPTED_EVENT_TYPES: Final[frozenset[str]] = STRIPE_EVENT_TYPES | EVENT_TYPES
 
 
+# The most event types one endpoint may name, each counted once however often it is given.
+# Stripe documents no limit; this keeps an endpoint's row, and the check of every event
+# against it, small, and holds on gRPC and REST alike. A type list is rarely long: "*" names
+# them all. An endpoint stored with more before the limit keeps them until an update names
+# its enabled_events again.
+MAX_ENABLED_EVENTS: Final = 100
+
+
+class TooManyEventTypesError(ValueError):
+    """More than MAX_ENABLED_EVENTS distinct event types; carries how many were given."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} event types, more than {MAX_ENABLED_EVENTS}")
+        self.count = count
+
+
+def too_many_event_types(param: str, count: int) -> str:
+    """The refusal of `count` distinct event types, in the words the REST facade's schema
+    uses for any array of too many distinct items."""
+    return (
+        f"Invalid array: {param} can have at most {MAX_ENABLED_EVENTS} distinct items, but "
+        f"{count} were given."
+    )
+
+
 class UnknownEventTypeError(ValueError):
     """No event type Stripe documents; carries the offending value and where it was given."""
 
@@ -70,8 +95,11 @@ class UnknownEventTypeError(ValueError):
 
 
 def validate_enabled_events(enabled: Iterable[str]) -> list[str]:
-    """Stripe's rule for endpoints: exact event types, or "*" for every type."""
+    """Stripe's rule for endpoints: exact event types, or "*" for every type; no more than
+    MAX_ENABLED_EVENTS of them once duplicates are removed."""
     events = list(dict.fromkeys(enabled))
+    if len(events) > MAX_ENABLED_EVENTS:
+        raise TooManyEventTypesError(len(events))
     for index, value in enumerate(events):
         if value != ALL_EVENTS and value not in ACCEPTED_EVENT_TYPES:
             raise UnknownEventTypeError(value, index)

@@ -33,7 +33,12 @@ from remit.webhooks.domain import (
     RolledSecret,
     WebhookEndpoint,
 )
-from remit.webhooks.event_types import UnknownEventTypeError, validate_enabled_events
+from remit.webhooks.event_types import (
+    TooManyEventTypesError,
+    UnknownEventTypeError,
+    too_many_event_types,
+    validate_enabled_events,
+)
 from remit.webhooks.outbox import queue_again
 from remit.webhooks.rendering import Renderer
 from remit.webhooks.repository import (
@@ -110,6 +115,8 @@ def _enabled_events(values: Sequence[str], param: str = "enabled_events") -> lis
         raise invalid('enabled_events must name at least one event type, or "*".', param)
     try:
         return validate_enabled_events(values)
+    except TooManyEventTypesError as error:
+        raise invalid(too_many_event_types(param, error.count), param) from None
     except UnknownEventTypeError as error:
         raise invalid(
             f"Invalid {param}[{error.index}]: {error.value!r} is not a Stripe event type. "

@@ -15,16 +15,18 @@ from remit.rest.params import (
     StringList,
     list_schema,
 )
+from remit.webhooks.event_types import MAX_ENABLED_EVENTS
 from remit_api.webhooks.v1 import webhooks_pb2 as pb
 
 PATH = "/v1/webhook_endpoints"
 MAX_URL_LENGTH = 2048
-MAX_ENABLED_EVENTS = 100
+# Bounded as the core bounds it (`event_types.MAX_ENABLED_EVENTS`), each type counted once.
+_ENABLED_EVENTS = StringList(max_items=MAX_ENABLED_EVENTS, max_length=100, distinct=True)
 
 CREATE = Schema(
     {
         "url": String(max_length=MAX_URL_LENGTH),
-        "enabled_events": StringList(max_items=MAX_ENABLED_EVENTS, max_length=100),
+        "enabled_events": _ENABLED_EVENTS,
         "api_version": String(max_length=100),
         "description": String(max_length=5000),
         "metadata": Metadata(),
@@ -34,7 +36,7 @@ CREATE = Schema(
 UPDATE = Schema(
     {
         "url": String(max_length=MAX_URL_LENGTH),
-        "enabled_events": StringList(max_items=MAX_ENABLED_EVENTS, max_length=100),
+        "enabled_events": _ENABLED_EVENTS,
         "disabled": Boolean(),
         "description": String(max_length=5000, unsettable=True),
         "metadata": Metadata(),
