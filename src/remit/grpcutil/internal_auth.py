@@ -41,8 +41,10 @@ from remit.config import (
     InternalTls,
     PlatformConfig,
 )
-from remit.grpcutil.internal_roles import RoleVerifier
+from remit.grpcutil.caller_role import serving_as
+from remit.grpcutil.internal_roles import ROLES, RoleVerifier
 from remit.grpcutil.role_permissions import may_call
+from remit.grpcutil.wrapped_handlers import WrappedHandlers
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +96,11 @@ def _presented(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None
 class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses every call (but health checks) that does not carry a credential of one of the
     platform's roles (UNAUTHENTICATED), or that its role may not make (PERMISSION_DENIED,
-    `role_permissions`)."""
+    `role_permissions`). A call let through is served under its role (`caller_role`)."""
 
     def __init__(self, token: str) -> None:
         self._roles = RoleVerifier(token)
+        self._served_as = {role: WrappedHandlers(_serving(role)) for role in ROLES}
         # A refusal's handler has the shape of the method it stands in for; made once each.
         self._refusals: dict[tuple[str, str | None], Handler] = {}
 
@@ -109,7 +112,8 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
             return await continuation(handler_call_details)
         role = self._roles.role_of(_presented(handler_call_details.invocation_metadata))
         if role is not None and may_call(role, method):
-            return await continuation(handler_call_details)
+            handler = await continuation(handler_call_details)
+            return None if handler is None else self._served_as[role].of(handler)
         if role is not None:
             log.warning("refused %s to a caller of the %s role", method, role)
         refusal = self._refusals.get((method, role))
@@ -122,6 +126,10 @@ class InternalTokenInterceptor(grpc.aio.ServerInterceptor):
             )
             self._refusals[(method, role)] = refusal
         return refusal
+
+
+def _serving(role: str) -> Callable[[Handler], Handler]:
+    return lambda handler: serving_as(role, handler)
 
 
 Refuse: TypeAlias = "Callable[[object, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]"
