@@ -6,8 +6,10 @@ from typing import Any
 import grpc
 
 from remit.accounts.domain import Account, AccountMadeBefore, ApiKey, KeyKind, Pricing
+from remit.accounts.key_events import UNCHECKED_ROLE, KeyActor, KeyEvent, KeyEventAction
 from remit.accounts.service import AccountOptions, AccountsService
 from remit.core.errors import invalid
+from remit.grpcutil.caller_role import caller_role
 from remit.grpcutil.metadata import REPLAYED_KEY, idempotency_key_of
 from remit.grpcutil.protoconv import request_timedelta, timestamp
 from remit.grpcutil.server import ServiceRegistration
@@ -25,6 +27,16 @@ _KIND_TO_PROTO = {
     KeyKind.PUBLISHABLE: accounts_pb2.API_KEY_KIND_PUBLISHABLE,
 }
 _KIND_FROM_PROTO = {value: key for key, value in _KIND_TO_PROTO.items()}
+_ACTION_TO_PROTO = {
+    action: accounts_pb2.ApiKeyEventAction.Value(f"API_KEY_EVENT_ACTION_{action.name}")
+    for action in KeyEventAction
+}
+
+
+def _actor(operator: str = "", reason: str = "") -> KeyActor:
+    """Who makes the call being served: the role its credential proved, and the operator and
+    reason it names."""
+    return KeyActor(role=caller_role() or UNCHECKED_ROLE, operator=operator, reason=reason)
 
 
 def account_message(account: Account) -> accounts_pb2.Account:
@@ -60,6 +72,28 @@ def key_message(key: ApiKey) -> accounts_pb2.ApiKey:
     )
     if key.revoked_at is not None:
         message.revoked_at.CopyFrom(timestamp(key.revoked_at))
+    return message
+
+
+def key_event_message(event: KeyEvent) -> accounts_pb2.ApiKeyEvent:
+    message = accounts_pb2.ApiKeyEvent(
+        id=event.id,
+        created=timestamp(event.created_at),
+        key_id=event.key_id,
+        action=_ACTION_TO_PROTO[event.action],
+        kind=_KIND_TO_PROTO[event.kind],
+        livemode=event.livemode,
+        masked_key=event.masked_key,
+        role=event.role,
+        operator=event.operator,
+        reason=event.reason,
+    )
+    if event.stops_at is not None:
+        message.stops_at.CopyFrom(timestamp(event.stops_at))
+    if event.stops_at_before is not None:
+        message.stops_at_before.CopyFrom(timestamp(event.stops_at_before))
+    if event.replaced_by is not None:
+        message.replaced_by = event.replaced_by
     return message
 
 
@@ -99,9 +133,9 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         options = _account_options(request)
         key = idempotency_key_of(context)
         made = (
-            await self._service.create_account(**options)
+            await self._service.create_account(_actor(), **options)
             if key is None
-            else await self._service.create_account_once(key, **options)
+            else await self._service.create_account_once(key, _actor(), **options)
         )
         response = accounts_pb2.CreateAccountResponse(
             account=account_message(made.account),
@@ -155,13 +189,16 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         if request.livemode:
             raise invalid("Live mode keys are not available on this platform.", "livemode")
         kind = _KIND_FROM_PROTO[request.kind]
+        actor = _actor(request.operator, request.reason)
         idempotency_key = idempotency_key_of(context)
         if idempotency_key is None:
             made: tuple[ApiKey, str | None] = await self._service.create_key(
-                request.account_id, kind
+                request.account_id, kind, actor
             )
         else:
-            made = await self._service.create_key_once(idempotency_key, request.account_id, kind)
+            made = await self._service.create_key_once(
+                idempotency_key, request.account_id, kind, actor
+            )
         key, plaintext = made
         if plaintext is None:
             context.set_trailing_metadata(((REPLAYED_KEY, "true"),))
@@ -195,9 +232,28 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             else timedelta(0)
         )
         revoked = await self._service.revoke_key(
-            request.account_id, request.key_id, expire_after=expire_after
+            request.account_id,
+            request.key_id,
+            expire_after=expire_after,
+            replaced_by=request.replaced_by if request.HasField("replaced_by") else None,
+            actor=_actor(request.operator, request.reason),
         )
         return accounts_pb2.RevokeApiKeyResponse(api_key=key_message(revoked))
+
+    async def ListApiKeyEvents(
+        self, request: accounts_pb2.ListApiKeyEventsRequest, context: Context
+    ) -> accounts_pb2.ListApiKeyEventsResponse:
+        limit = request.limit or DEFAULT_LIST_LIMIT
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise invalid(f"limit must be between 1 and {MAX_LIST_LIMIT}.", "limit")
+        events, has_more = await self._service.page_key_events(
+            request.account_id,
+            limit=limit,
+            starting_after=request.starting_after if request.HasField("starting_after") else None,
+        )
+        return accounts_pb2.ListApiKeyEventsResponse(
+            data=[key_event_message(event) for event in events], has_more=has_more
+        )
 
     async def AuthenticateApiKey(
         self, request: accounts_pb2.AuthenticateApiKeyRequest, context: Context

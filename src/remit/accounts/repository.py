@@ -9,7 +9,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.domain import Account, ApiKey, KeyKind, Pricing, Principal
-from remit.accounts.tables import accounts, api_keys
+from remit.accounts.key_events import KeyEvent, KeyEventAction
+from remit.accounts.tables import accounts, api_key_events, api_keys
+from remit.storage.keyset import fetch_page
 
 
 class Revoked(Enum):
@@ -28,6 +30,8 @@ class AccountRepository(Protocol):
     async def insert_key(self, key: ApiKey, digest: bytes) -> None: ...
     async def list_keys(self, account_id: str) -> list[ApiKey]: ...
     async def revoke_key(self, account_id: str, key_id: str, at: datetime) -> bool: ...
+    async def key_for_update(self, account_id: str, key_id: str) -> ApiKey | None: ...
+    async def insert_key_event(self, event: KeyEvent) -> None: ...
     async def principal_for_digest(
         self, digest: bytes, now: datetime
     ) -> Principal | Revoked | None: ...
@@ -59,6 +63,26 @@ def _key_from_row(row: Row[tuple[object, ...]]) -> ApiKey:
         livemode=m["livemode"],
         created_at=m["created_at"],
         revoked_at=m["revoked_at"],
+    )
+
+
+def _event_from_row(row: Row[tuple[object, ...]]) -> KeyEvent:
+    m = row._mapping
+    return KeyEvent(
+        id=m["id"],
+        created_at=m["created_at"],
+        account_id=m["account_id"],
+        key_id=m["key_id"],
+        action=KeyEventAction(m["action"]),
+        kind=KeyKind(m["kind"]),
+        livemode=m["livemode"],
+        masked_key=m["masked_key"],
+        role=m["role"],
+        operator=m["operator"],
+        reason=m["reason"],
+        stops_at=m["stops_at"],
+        stops_at_before=m["stops_at_before"],
+        replaced_by=m["replaced_by"],
     )
 
 
@@ -137,6 +161,63 @@ class SqlAccountRepository:
             .values(revoked_at=at)
         )
         return result.rowcount == 1
+
+    async def key_for_update(self, account_id: str, key_id: str) -> ApiKey | None:
+        """The key as it is, locked until the transaction ends: a change made at once by
+        another call waits, and then reads what this one left (its event says the stop before
+        it as it was)."""
+        row = (
+            await self._db.execute(
+                select(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.account_id == account_id)
+                .with_for_update(key_share=True)
+            )
+        ).first()
+        return None if row is None else _key_from_row(row)
+
+    async def insert_key_event(self, event: KeyEvent) -> None:
+        await self._db.execute(
+            api_key_events.insert().values(
+                id=event.id,
+                created_at=event.created_at,
+                account_id=event.account_id,
+                key_id=event.key_id,
+                action=event.action.value,
+                kind=event.kind.value,
+                livemode=event.livemode,
+                masked_key=event.masked_key,
+                role=event.role,
+                operator=event.operator,
+                reason=event.reason,
+                stops_at=event.stops_at,
+                stops_at_before=event.stops_at_before,
+                replaced_by=event.replaced_by,
+            )
+        )
+
+    async def key_event_anchor(self, account_id: str, event_id: str) -> tuple[datetime, str] | None:
+        """Where the event `event_id` of the account sits in the order of its events."""
+        row = (
+            await self._db.execute(
+                select(api_key_events.c.created_at, api_key_events.c.id).where(
+                    api_key_events.c.id == event_id, api_key_events.c.account_id == account_id
+                )
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def page_key_events(
+        self, account_id: str, *, limit: int, starting_after: tuple[datetime, str] | None
+    ) -> tuple[list[KeyEvent], bool]:
+        """One page of the account's key events, newest first, and whether older ones follow."""
+        rows, has_more = await fetch_page(
+            self._db,
+            api_key_events,
+            [api_key_events.c.account_id == account_id],
+            limit=limit,
+            starting_after=starting_after,
+        )
+        return [_event_from_row(row) for row in rows], has_more
 
     async def working_key_digests(self, now: datetime, limit: int) -> list[bytes]:
         """The digests of up to `limit` keys that work at `now`, the latest made first."""

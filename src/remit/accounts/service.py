@@ -1,7 +1,7 @@
 """Account use cases. Each method is one transaction."""
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +18,16 @@ from remit.accounts.domain import (
     NewAccount,
     Pricing,
     Principal,
+)
+from remit.accounts.key_events import (
+    DATABASE_ACTOR,
+    MAX_OPERATOR_LENGTH,
+    MAX_REASON_LENGTH,
+    KeyActor,
+    KeyEvent,
+    KeyEventAction,
+    masked,
+    stop_action,
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import REVOKED, SqlAccountRepository, account_values
@@ -47,13 +57,59 @@ class AccountOptions(TypedDict, total=False):
     radar_enabled: bool  # True
 
 
-async def _insert_new_account(repo: SqlAccountRepository, made: NewAccount) -> None:
+def _checked_actor(actor: KeyActor) -> KeyActor:
+    """Refused before anything is written: a record keeps what it is told whole or not at all."""
+    if len(actor.operator) > MAX_OPERATOR_LENGTH:
+        raise invalid(f"operator must be at most {MAX_OPERATOR_LENGTH} characters.", "operator")
+    if len(actor.reason) > MAX_REASON_LENGTH:
+        raise invalid(f"reason must be at most {MAX_REASON_LENGTH} characters.", "reason")
+    return actor
+
+
+def _key_event(
+    key: ApiKey,
+    action: KeyEventAction,
+    actor: KeyActor,
+    at: datetime,
+    *,
+    stops_at_before: datetime | None = None,
+    replaced_by: str | None = None,
+) -> KeyEvent:
+    return KeyEvent(
+        id=new_id("kevt"),
+        created_at=at,
+        account_id=key.account_id,
+        key_id=key.id,
+        action=action,
+        kind=key.kind,
+        livemode=key.livemode,
+        masked_key=masked(key),
+        role=actor.role,
+        operator=actor.operator,
+        reason=actor.reason,
+        stops_at=key.revoked_at,
+        stops_at_before=stops_at_before,
+        replaced_by=replaced_by,
+    )
+
+
+async def _insert_key(
+    repo: SqlAccountRepository, key: ApiKey, plaintext: str, actor: KeyActor
+) -> None:
+    """Store `key`, and its CREATED event with it."""
+    await repo.insert_key(key, digest_key(plaintext))
+    await repo.insert_key_event(_key_event(key, KeyEventAction.CREATED, actor, key.created_at))
+
+
+async def _insert_new_account(
+    repo: SqlAccountRepository, made: NewAccount, actor: KeyActor
+) -> None:
     await repo.insert_account(made.account)
     for key, plaintext in (
         (made.secret_api_key, made.secret_key),
         (made.publishable_api_key, made.publishable_key),
     ):
-        await repo.insert_key(key, digest_key(plaintext))
+        await _insert_key(repo, key, plaintext, actor)
 
 
 class AccountsService:
@@ -61,18 +117,26 @@ class AccountsService:
         self._engine = engine
         self._clock = clock or SystemClock()
 
-    async def create_account(self, **options: Unpack[AccountOptions]) -> NewAccount:
+    async def create_account(
+        self, actor: KeyActor = DATABASE_ACTOR, **options: Unpack[AccountOptions]
+    ) -> NewAccount:
+        """A new account and its first keys, their CREATED events recorded under `actor`."""
+        actor = _checked_actor(actor)
         made = self._new_account(options)
         async with self._engine.begin() as db:
-            await _insert_new_account(SqlAccountRepository(db), made)
+            await _insert_new_account(SqlAccountRepository(db), made, actor)
         return made
 
     async def create_account_once(
-        self, idempotency_key: str, **options: Unpack[AccountOptions]
+        self,
+        idempotency_key: str,
+        actor: KeyActor = DATABASE_ACTOR,
+        **options: Unpack[AccountOptions],
     ) -> NewAccount | AccountMadeBefore:
         """`create_account` under the caller's idempotency key (`remit.accounts.admin_requests`):
         a retry is answered with the account the first call made, without its keys'
         plaintexts."""
+        actor = _checked_actor(actor)
         made = self._new_account(options)
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
@@ -88,7 +152,7 @@ class AccountsService:
                 now=self._clock.now(),
             )
             if before is None:
-                await _insert_new_account(repo, made)
+                await _insert_new_account(repo, made, actor)
                 return made
             account = await repo.get_account(before.account_id)
             keys = {key.id: key for key in await repo.list_keys(before.account_id)}
@@ -153,22 +217,32 @@ class AccountsService:
             await repo.save_account(updated)
         return updated
 
-    async def create_key(self, account_id: str, kind: KeyKind) -> tuple[ApiKey, str]:
+    async def create_key(
+        self, account_id: str, kind: KeyKind, actor: KeyActor = DATABASE_ACTOR
+    ) -> tuple[ApiKey, str]:
+        """A new key, its CREATED event recorded under `actor` in the same transaction."""
+        actor = _checked_actor(actor)
         plaintext = generate_key(kind)
         key = self._new_key(account_id, kind, plaintext)
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
             if await repo.get_account(account_id) is None:
                 raise not_found("account", account_id)
-            await repo.insert_key(key, digest_key(plaintext))
+            await _insert_key(repo, key, plaintext, actor)
         return key, plaintext
 
     async def create_key_once(
-        self, idempotency_key: str, account_id: str, kind: KeyKind
+        self,
+        idempotency_key: str,
+        account_id: str,
+        kind: KeyKind,
+        actor: KeyActor = DATABASE_ACTOR,
     ) -> tuple[ApiKey, str | None]:
         """`create_key` under the caller's idempotency key (`remit.accounts.admin_requests`):
         a retry is answered with the key the first call made, as it is now, and None for its
-        plaintext, which was shown only to that call."""
+        plaintext, which was shown only to that call. Only the call that makes the key records
+        its CREATED event."""
+        actor = _checked_actor(actor)
         plaintext = generate_key(kind)
         key = self._new_key(account_id, kind, plaintext)
         async with self._engine.begin() as db:
@@ -187,7 +261,7 @@ class AccountsService:
                 now=self._clock.now(),
             )
             if before is None:
-                await repo.insert_key(key, digest_key(plaintext))
+                await _insert_key(repo, key, plaintext, actor)
                 return key, plaintext
             made = [k for k in await repo.list_keys(account_id) if k.id in before.api_key_ids]
         return made[0], None
@@ -247,21 +321,73 @@ class AccountsService:
         return keys[:limit], len(keys) > limit
 
     async def revoke_key(
-        self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)
+        self,
+        account_id: str,
+        key_id: str,
+        *,
+        expire_after: timedelta = timedelta(0),
+        replaced_by: str | None = None,
+        actor: KeyActor = DATABASE_ACTOR,
     ) -> ApiKey:
         """Stop `key_id` authenticating, now or (a key being rolled) after `expire_after`; a
-        key already set to stop is only brought forward. Returns the key as it now is."""
+        key already set to stop is only brought forward. Returns the key as it now is.
+
+        The change is recorded under `actor` in its transaction (`remit.accounts.key_events`);
+        a call that changes nothing records nothing, unless it is a roll's: `replaced_by`
+        names the key of the account that replaces this one, recorded as ROLLED either way."""
         if not timedelta(0) <= expire_after <= MAX_KEY_EXPIRY:
             raise invalid(
                 f"expire_after must be between 0 and {MAX_KEY_EXPIRY.days} days.", "expire_after"
             )
+        if replaced_by is not None and replaced_by == key_id:
+            raise invalid("A key cannot be replaced by itself.", "replaced_by")
+        actor = _checked_actor(actor)
         async with self._engine.begin() as db:
             repo = SqlAccountRepository(db)
-            await repo.revoke_key(account_id, key_id, self._clock.now() + expire_after)
-            key = next((key for key in await repo.list_keys(account_id) if key.id == key_id), None)
-        if key is None:
-            raise not_found("api_key", key_id)
-        return key
+            key = await repo.key_for_update(account_id, key_id)
+            if key is None:
+                raise not_found("api_key", key_id)
+            if replaced_by is not None and not any(
+                other.id == replaced_by for other in await repo.list_keys(account_id)
+            ):
+                raise not_found("api_key", replaced_by, param="replaced_by")
+            now = self._clock.now()
+            at = now + expire_after
+            stopped = key
+            if key.revoked_at is None or key.revoked_at > at:
+                await repo.revoke_key(account_id, key_id, at)
+                stopped = replace(key, revoked_at=at)
+            action = stop_action(
+                key.revoked_at, stopped.revoked_at, now=now, rolled=replaced_by is not None
+            )
+            if action is not None:
+                await repo.insert_key_event(
+                    _key_event(
+                        stopped,
+                        action,
+                        actor,
+                        now,
+                        stops_at_before=key.revoked_at,
+                        replaced_by=replaced_by,
+                    )
+                )
+        return stopped
+
+    async def page_key_events(
+        self, account_id: str, *, limit: int, starting_after: str | None = None
+    ) -> tuple[list[KeyEvent], bool]:
+        """One page of the account's key events, newest first, and whether older ones follow.
+        An unknown account, or a cursor that is not one of its events, is NOT_FOUND."""
+        async with self._engine.begin() as db:
+            repo = SqlAccountRepository(db)
+            if await repo.get_account(account_id) is None:
+                raise not_found("account", account_id)
+            anchor = None
+            if starting_after is not None:
+                anchor = await repo.key_event_anchor(account_id, starting_after)
+                if anchor is None:
+                    raise not_found("api_key_event", starting_after, param="starting_after")
+            return await repo.page_key_events(account_id, limit=limit, starting_after=anchor)
 
     async def authenticate(self, presented: str) -> Principal:
         if not looks_like_key(presented):

@@ -57,3 +57,27 @@ admin_idempotency_keys = Table(
     # The worker's reaper deletes the calls by age (`admin_requests.reap`), every hour.
     Index("ix_admin_idempotency_keys_created_at", "created_at"),
 )
+
+# Every key made and every stop set on one, appended in the change's own transaction
+# (`remit.accounts.key_events`); the database refuses to update or delete a row. Never a key's
+# plaintext or digest: its masked form.
+api_key_events = Table(
+    "api_key_events",
+    core_metadata,
+    Column("id", Text, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("account_id", Text, ForeignKey("accounts.id"), nullable=False),
+    Column("key_id", Text, ForeignKey("api_keys.id"), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("masked_key", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("operator", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("stops_at", DateTime(timezone=True), nullable=True),
+    Column("stops_at_before", DateTime(timezone=True), nullable=True),
+    Column("replaced_by", Text, nullable=True),
+    # An account's events, newest first (`remit accounts keys audit`).
+    Index("ix_api_key_events_account_created", "account_id", "created_at", "id"),
+)

@@ -17,7 +17,7 @@ PREFIXES: Final = frozenset(
     {
         "acct", "pi", "ch", "re", "pm", "cus", "tok", "card", "evt", "we", "txn", "po", "req",
         "rev", "rule", "vl", "vli", "ltx", "la", "del", "recon", "key", "vtok", "auth", "op",
-        "vae", "tdsc", "rchg", "dp",
+        "vae", "tdsc", "rchg", "dp", "kevt",
     }
 )  # fmt: skip
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import ApiKey, KeyKind
 from remit.accounts.grpc import accounts_registration
+from remit.accounts.key_events import DATABASE_ACTOR, KeyActor
 from remit.accounts.service import AccountsService
 from remit.grpcutil.errors import database_unavailable_error
 from tests.integration.test_admin_command_exits import serving
@@ -69,9 +70,13 @@ class AnswerLost(AccountsService):
     """Makes the key, then fails as if its answer were lost with the database gone."""
 
     async def create_key_once(
-        self, idempotency_key: str, account_id: str, kind: KeyKind
+        self,
+        idempotency_key: str,
+        account_id: str,
+        kind: KeyKind,
+        actor: KeyActor = DATABASE_ACTOR,
     ) -> tuple[ApiKey, str | None]:
-        await super().create_key_once(idempotency_key, account_id, kind)
+        await super().create_key_once(idempotency_key, account_id, kind, actor)
         raise database_unavailable_error()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.domain import ApiKey, KeyKind
 from remit.accounts.grpc import accounts_registration
+from remit.accounts.key_events import DATABASE_ACTOR, KeyActor
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import database_unavailable_error
@@ -24,14 +25,26 @@ class RevokeOutOfReach(AccountsService):
     """Makes keys; revokes none, its database gone (the answer a core gives then)."""
 
     async def revoke_key(
-        self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)
+        self,
+        account_id: str,
+        key_id: str,
+        *,
+        expire_after: timedelta = timedelta(0),
+        replaced_by: str | None = None,
+        actor: KeyActor = DATABASE_ACTOR,
     ) -> ApiKey:
         raise database_unavailable_error()
 
 
 class RevokeRefused(AccountsService):
     async def revoke_key(
-        self, account_id: str, key_id: str, *, expire_after: timedelta = timedelta(0)
+        self,
+        account_id: str,
+        key_id: str,
+        *,
+        expire_after: timedelta = timedelta(0),
+        replaced_by: str | None = None,
+        actor: KeyActor = DATABASE_ACTOR,
     ) -> ApiKey:
         raise RemitError("That key cannot be revoked.", kind=ErrorKind.FAILED_PRECONDITION)
 

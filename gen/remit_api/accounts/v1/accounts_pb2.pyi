@@ -47,6 +47,40 @@ API_KEY_KIND_PUBLISHABLE: ApiKeyKind.ValueType  # 2
 """pk_: client-side only (tokens, payment methods, PaymentIntents with client_secret)."""
 Global___ApiKeyKind: _TypeAlias = ApiKeyKind  # noqa: Y015
 
+class _ApiKeyEventAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApiKeyEventActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApiKeyEventAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    API_KEY_EVENT_ACTION_UNSPECIFIED: _ApiKeyEventAction.ValueType  # 0
+    API_KEY_EVENT_ACTION_CREATED: _ApiKeyEventAction.ValueType  # 1
+    """The key was made."""
+    API_KEY_EVENT_ACTION_REVOKED: _ApiKeyEventAction.ValueType  # 2
+    """A key with no end set to stop now."""
+    API_KEY_EVENT_ACTION_REVOCATION_SCHEDULED: _ApiKeyEventAction.ValueType  # 3
+    """A key with no end set to stop later."""
+    API_KEY_EVENT_ACTION_REVOCATION_BROUGHT_FORWARD: _ApiKeyEventAction.ValueType  # 4
+    """A key set to stop, set to stop sooner."""
+    API_KEY_EVENT_ACTION_ROLLED: _ApiKeyEventAction.ValueType  # 5
+    """A key replaced by another (replaced_by), stopping at the end of its grace period."""
+
+class ApiKeyEventAction(_ApiKeyEventAction, metaclass=_ApiKeyEventActionEnumTypeWrapper):
+    """What a key event did."""
+
+API_KEY_EVENT_ACTION_UNSPECIFIED: ApiKeyEventAction.ValueType  # 0
+API_KEY_EVENT_ACTION_CREATED: ApiKeyEventAction.ValueType  # 1
+"""The key was made."""
+API_KEY_EVENT_ACTION_REVOKED: ApiKeyEventAction.ValueType  # 2
+"""A key with no end set to stop now."""
+API_KEY_EVENT_ACTION_REVOCATION_SCHEDULED: ApiKeyEventAction.ValueType  # 3
+"""A key with no end set to stop later."""
+API_KEY_EVENT_ACTION_REVOCATION_BROUGHT_FORWARD: ApiKeyEventAction.ValueType  # 4
+"""A key set to stop, set to stop sooner."""
+API_KEY_EVENT_ACTION_ROLLED: ApiKeyEventAction.ValueType  # 5
+"""A key replaced by another (replaced_by), stopping at the end of its grace period."""
+Global___ApiKeyEventAction: _TypeAlias = ApiKeyEventAction  # noqa: Y015
+
 @_typing.final
 class Account(_message.Message):
     """A merchant account (acct_). Not Stripe's Connect `account` object: only what remit needs."""
@@ -467,20 +501,28 @@ class CreateApiKeyRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     LIVEMODE_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     kind: Global___ApiKeyKind.ValueType
     livemode: _builtins.bool
     """A live-mode key; servers may refuse live keys."""
+    operator: _builtins.str
+    """Who asks, for the key's audit record (the CLI sends "USER@HOST"); recorded as told."""
+    reason: _builtins.str
+    """Why, for the key's audit record."""
     def __init__(
         self,
         *,
         account_id: _builtins.str = ...,
         kind: Global___ApiKeyKind.ValueType = ...,
         livemode: _builtins.bool = ...,
+        operator: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "kind", b"kind", "livemode", b"livemode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "kind", b"kind", "livemode", b"livemode", "operator", b"operator", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -596,9 +638,21 @@ class RevokeApiKeyRequest(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     EXPIRE_AFTER_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     key_id: _builtins.str
     """key_ id."""
+    operator: _builtins.str
+    """Who asks, for the key's audit record (the CLI sends "USER@HOST"); recorded as told."""
+    reason: _builtins.str
+    """Why, for the key's audit record."""
+    replaced_by: _builtins.str
+    """A roll: the key_ id of the account's key that replaces this one, recorded with the stop
+    (as ROLLED, even when a stop set sooner before leaves it as it was). Not the key itself:
+    NOT_FOUND when the account has no such key.
+    """
     @_builtins.property
     def expire_after(self) -> _duration_pb2.Duration:
         """How long the key keeps working, at most 7 days (a key being rolled: its users move to
@@ -612,12 +666,17 @@ class RevokeApiKeyRequest(_message.Message):
         account_id: _builtins.str = ...,
         key_id: _builtins.str = ...,
         expire_after: _duration_pb2.Duration | None = ...,
+        operator: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        replaced_by: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_after", b"expire_after"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by", "expire_after", b"expire_after", "replaced_by", b"replaced_by"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "expire_after", b"expire_after", "key_id", b"key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by", "account_id", b"account_id", "expire_after", b"expire_after", "key_id", b"key_id", "operator", b"operator", "reason", b"reason", "replaced_by", b"replaced_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__replaced_by: _TypeAlias = _typing.Literal["replaced_by"]  # noqa: Y015
+    _WhichOneofArgType__replaced_by: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replaced_by) -> _WhichOneofReturnType__replaced_by | None: ...
 
 Global___RevokeApiKeyRequest: _TypeAlias = RevokeApiKeyRequest  # noqa: Y015
 
@@ -860,3 +919,134 @@ class UpgradeApiVersionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_api_version) -> _WhichOneofReturnType__previous_api_version | None: ...
 
 Global___UpgradeApiVersionResponse: _TypeAlias = UpgradeApiVersionResponse  # noqa: Y015
+
+@_typing.final
+class ListApiKeyEventsRequest(_message.Message):
+    """Lists an account's key events, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    limit: _builtins.int
+    """Page size; 0 = default 10, at most 100."""
+    starting_after: _builtins.str
+    """Cursor: return the events after (older than) this event id, one of the account's."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "starting_after", b"starting_after"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after", "account_id", b"account_id", "limit", b"limit", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__starting_after: _TypeAlias = _typing.Literal["starting_after"]  # noqa: Y015
+    _WhichOneofArgType__starting_after: _TypeAlias = _typing.Literal["_starting_after", b"_starting_after"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__starting_after) -> _WhichOneofReturnType__starting_after | None: ...
+
+Global___ListApiKeyEventsRequest: _TypeAlias = ListApiKeyEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListApiKeyEventsResponse(_message.Message):
+    """One page of key events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApiKeyEvent]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___ApiKeyEvent] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListApiKeyEventsResponse: _TypeAlias = ListApiKeyEventsResponse  # noqa: Y015
+
+@_typing.final
+class ApiKeyEvent(_message.Message):
+    """What was done to a key, by whom and when. Never the key or its digest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LIVEMODE_FIELD_NUMBER: _builtins.int
+    MASKED_KEY_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    STOPS_AT_FIELD_NUMBER: _builtins.int
+    STOPS_AT_BEFORE_FIELD_NUMBER: _builtins.int
+    REPLACED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """kevt_ id."""
+    key_id: _builtins.str
+    """key_ id."""
+    action: Global___ApiKeyEventAction.ValueType
+    kind: Global___ApiKeyKind.ValueType
+    livemode: _builtins.bool
+    masked_key: _builtins.str
+    """The key's prefix and last four, e.g. "sk_test_...4242"."""
+    role: _builtins.str
+    """The internal role the call proved ("admin", ...); "unchecked" when the core checked no
+    credentials, "database" for what wrote the core's database itself (`remit accounts
+    create`, `remit serve`'s first account).
+    """
+    operator: _builtins.str
+    """As the caller named them; empty when it named none."""
+    reason: _builtins.str
+    replaced_by: _builtins.str
+    """ROLLED: the key_ id of the key that replaces it."""
+    @_builtins.property
+    def created(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def stops_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key stops after the change; unset while it has no end."""
+
+    @_builtins.property
+    def stops_at_before(self) -> _timestamp_pb2.Timestamp:
+        """When it was to stop before the change; unset when it had no end."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        created: _timestamp_pb2.Timestamp | None = ...,
+        key_id: _builtins.str = ...,
+        action: Global___ApiKeyEventAction.ValueType = ...,
+        kind: Global___ApiKeyKind.ValueType = ...,
+        livemode: _builtins.bool = ...,
+        masked_key: _builtins.str = ...,
+        role: _builtins.str = ...,
+        operator: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        stops_at: _timestamp_pb2.Timestamp | None = ...,
+        stops_at_before: _timestamp_pb2.Timestamp | None = ...,
+        replaced_by: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by", "created", b"created", "replaced_by", b"replaced_by", "stops_at", b"stops_at", "stops_at_before", b"stops_at_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by", "action", b"action", "created", b"created", "id", b"id", "key_id", b"key_id", "kind", b"kind", "livemode", b"livemode", "masked_key", b"masked_key", "operator", b"operator", "reason", b"reason", "replaced_by", b"replaced_by", "role", b"role", "stops_at", b"stops_at", "stops_at_before", b"stops_at_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__replaced_by: _TypeAlias = _typing.Literal["replaced_by"]  # noqa: Y015
+    _WhichOneofArgType__replaced_by: _TypeAlias = _typing.Literal["_replaced_by", b"_replaced_by"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replaced_by) -> _WhichOneofReturnType__replaced_by | None: ...
+
+Global___ApiKeyEvent: _TypeAlias = ApiKeyEvent  # noqa: Y015

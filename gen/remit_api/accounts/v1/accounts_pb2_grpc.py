@@ -85,6 +85,11 @@ class AccountsServiceStub:
                 request_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.SerializeToString,
                 response_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.FromString,
                 _registered_method=True)
+        self.ListApiKeyEvents = channel.unary_unary(
+                '/remit_api.accounts.v1.AccountsService/ListApiKeyEvents',
+                request_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -177,6 +182,17 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApiKeyEvents(self, request, context):
+        """The audit record of an account's keys, newest first: every key made (CreateAccount's and
+        CreateApiKey's) and every stop set on one (RevokeApiKey), each written in the change's own
+        transaction, with the internal role of the call, the operator and reason it named, never
+        the key or its digest. NOT_FOUND for an unknown account, and for a cursor that is not one
+        of its events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +245,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ListKeyDigests,
                     request_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.FromString,
                     response_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.SerializeToString,
+            ),
+            'ListApiKeyEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeyEvents,
+                    request_deserializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsRequest.FromString,
+                    response_serializer=remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -502,6 +523,33 @@ class AccountsService:
             '/remit_api.accounts.v1.AccountsService/ListKeyDigests',
             remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsRequest.SerializeToString,
             remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListKeyDigestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeyEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.accounts.v1.AccountsService/ListApiKeyEvents',
+            remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsRequest.SerializeToString,
+            remit__api_dot_accounts_dot_v1_dot_accounts__pb2.ListApiKeyEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

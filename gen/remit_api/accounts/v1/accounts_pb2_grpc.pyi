@@ -81,6 +81,13 @@ class AccountsServiceStub:
     has no failed authentications left, to let a key on record past that address's limit after
     a restart, or after a quiet spell, as it lets a key it found good lately.
     """
+    ListApiKeyEvents: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeyEventsRequest, _accounts_pb2.ListApiKeyEventsResponse]
+    """The audit record of an account's keys, newest first: every key made (CreateAccount's and
+    CreateApiKey's) and every stop set on one (RevokeApiKey), each written in the change's own
+    transaction, with the internal role of the call, the operator and reason it named, never
+    the key or its digest. NOT_FOUND for an unknown account, and for a cursor that is not one
+    of its events.
+    """
 
 @_typing.type_check_only
 class AccountsServiceAsyncStub(AccountsServiceStub):
@@ -130,6 +137,13 @@ class AccountsServiceAsyncStub(AccountsServiceStub):
     latest made first. The facade reads them, at most once a minute and only while an address
     has no failed authentications left, to let a key on record past that address's limit after
     a restart, or after a quiet spell, as it lets a key it found good lately.
+    """
+    ListApiKeyEvents: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListApiKeyEventsRequest, _accounts_pb2.ListApiKeyEventsResponse]  # type: ignore[assignment]
+    """The audit record of an account's keys, newest first: every key made (CreateAccount's and
+    CreateApiKey's) and every stop set on one (RevokeApiKey), each written in the change's own
+    transaction, with the internal role of the call, the operator and reason it named, never
+    the key or its digest. NOT_FOUND for an unknown account, and for a cursor that is not one
+    of its events.
     """
 
 class AccountsServiceServicer:
@@ -227,6 +241,18 @@ class AccountsServiceServicer:
         latest made first. The facade reads them, at most once a minute and only while an address
         has no failed authentications left, to let a key on record past that address's limit after
         a restart, or after a quiet spell, as it lets a key it found good lately.
+        """
+
+    def ListApiKeyEvents(
+        self,
+        request: _accounts_pb2.ListApiKeyEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListApiKeyEventsResponse, _abc.Awaitable[_accounts_pb2.ListApiKeyEventsResponse]]:
+        """The audit record of an account's keys, newest first: every key made (CreateAccount's and
+        CreateApiKey's) and every stop set on one (RevokeApiKey), each written in the change's own
+        transaction, with the internal role of the call, the operator and reason it named, never
+        the key or its digest. NOT_FOUND for an unknown account, and for a cursor that is not one
+        of its events.
         """
 
 def add_AccountsServiceServicer_to_server(servicer: AccountsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
