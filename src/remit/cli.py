@@ -517,13 +517,15 @@ def _add_key_commands(
     account_commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
 ) -> None:
     from remit.accounts.domain import DEFAULT_EXPIRE_OLD_AFTER_HOURS
+    from remit.accounts.key_events import DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
 
     keys = account_commands.add_parser(
         "keys",
-        help="list, create, revoke and roll an account's API keys",
+        help="list, create, revoke and roll an account's API keys, and read their audit record",
         description=(
             "Manage ACCOUNT's API keys through the core. A new key is printed once, when it is "
-            "made: only its digest is kept."
+            "made: only its digest is kept. Every change is recorded with it, under the "
+            "operator running the command (USER@HOST) and its --reason (see keys audit)."
         ),
     )
     actions = keys.add_subparsers(dest="keys_command", required=True)
@@ -539,6 +541,7 @@ def _add_key_commands(
     create = action("create", help="make a secret key (or --publishable) and print it")
     create.add_argument("--publishable", action="store_true", help="a pk_ key instead")
     create.add_argument("--idempotency-key", metavar="KEY", help=IDEMPOTENCY_KEY_HELP)
+    _add_reason_flag(create)
     revoke = action(
         "revoke",
         help="stop a key working, now or after --expire-after hours",
@@ -555,6 +558,7 @@ def _add_key_commands(
         metavar="HOURS",
         help="hours the key keeps working, 0 to 168 (default 0: stop now)",
     )
+    _add_reason_flag(revoke)
     roll = action(
         "roll",
         help="make a new secret key; the old one keeps working for a while",
@@ -574,6 +578,33 @@ def _add_key_commands(
         default=DEFAULT_EXPIRE_OLD_AFTER_HOURS,
         metavar="HOURS",
         help="hours the old key keeps working, 0 to 168 (default 24)",
+    )
+    _add_reason_flag(roll)
+    audit = action(
+        "audit",
+        help="the record of the account's key changes, newest first (never the keys)",
+        description="Every key made and every stop set on one, newest first: when, which key "
+        "(its id and masked form), what was done (the stop before and after), by whom (the "
+        "internal role of the call, and the operator it named) and why (--reason). A page at "
+        "a time: when more are older, the last line is the command that lists them.",
+    )
+    audit.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_AUDIT_LIMIT,
+        help=f"how many, 1 to {MAX_AUDIT_LIMIT} (default {DEFAULT_AUDIT_LIMIT})",
+    )
+    audit.add_argument(
+        "--starting-after", metavar="EVENT", help="list the events older than this kevt_ id"
+    )
+
+
+def _add_reason_flag(parser: argparse.ArgumentParser) -> None:
+    from remit.accounts.key_events import MAX_REASON_LENGTH
+
+    parser.add_argument(
+        "--reason",
+        help=f"why, for the key's audit record (at most {MAX_REASON_LENGTH} characters)",
     )
 
 

@@ -13,7 +13,9 @@ import json
 from typing import TextIO
 
 from remit.accounts.command_keys import made_perhaps
+from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import AccountMadeBefore, NewAccount
+from remit.accounts.key_events import DATABASE_ROLE, KeyActor
 from remit.accounts.service import AccountsService
 from remit.command_exits import summary
 from remit.config import PlatformConfig
@@ -52,8 +54,13 @@ def create_account_command(
                     # Only the clock was asked for: nothing was made, and the command says so
                     # as it does of a database out of reach from the start.
                     raise DatabasesUnavailableError([failure_of(database, error)]) from error
+                # Its keys' CREATED events name the operator, as `accounts keys` commands do.
+                actor = KeyActor(role=DATABASE_ROLE, operator=shell_operator())
                 return await AccountsService(engine, clock).create_account_once(
-                    idempotency_key, default_currency=currency, raw_card_access=raw_card_access
+                    idempotency_key,
+                    actor,
+                    default_currency=currency,
+                    raw_card_access=raw_card_access,
                 )
             finally:
                 await dispose(engine)

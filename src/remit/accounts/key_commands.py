@@ -1,10 +1,15 @@
-"""`remit accounts keys list|create|revoke|roll`: an account's API keys, through AccountsService.
+"""`remit accounts keys list|create|revoke|roll|audit`: an account's API keys, through
+AccountsService.
 
 The commands act as the admin role (`remit.grpcutil.role_permissions`), the only one that may
 create and revoke keys. A new key's plaintext is printed once, when it is made; the core keeps
 only its digest, so it can never be shown again. Revoking an account's last working secret key
 would lock its servers out, so that needs `--force`; rolling makes the new key first and lets
 the old one work on for a while (`--expire-old-after`), so that its users can move over.
+
+Each change is recorded by the core with the change (`remit.accounts.key_events`), under the
+operator running the command (`remit.accounts.command_operator`) and its `--reason`; `audit`
+lists the record, newest first, a page at a time.
 
 Creating and rolling send an idempotency key (`remit.accounts.command_keys`): run again under
 the key of a run that got no answer, they make no second key. A roll run again so does not set
@@ -14,6 +19,7 @@ the old key to stop: the new key's plaintext was shown to no one, so nobody may 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +27,12 @@ from datetime import UTC, datetime
 from typing import TextIO, cast
 
 import grpc
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from remit.accounts.command_keys import command_idempotency_key, made_perhaps
+from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import MAX_KEY_EXPIRY
+from remit.accounts.key_events import MAX_AUDIT_LIMIT, MAX_REASON_LENGTH
 from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import call_failed
@@ -74,11 +82,17 @@ class KeyCommands:
     """The key commands against one platform's core."""
 
     def __init__(
-        self, stub: accounts_pb2_grpc.AccountsServiceStub, out: TextIO, core_target: str
+        self,
+        stub: accounts_pb2_grpc.AccountsServiceStub,
+        out: TextIO,
+        core_target: str,
+        operator: str = "",
     ) -> None:
         self._stub = stub
         self._out = out
         self._core_target = core_target
+        # Named in the audit record of every change the commands make.
+        self._operator = operator
 
     def keys(self, account_id: str, *, include_revoked: bool) -> list[KeyLine]:
         found: list[KeyLine] = []
@@ -107,15 +121,18 @@ class KeyCommands:
             )
         return 0
 
-    def create(self, account_id: str, *, publishable: bool, idempotency_key: str) -> int:
+    def create(
+        self, account_id: str, *, publishable: bool, idempotency_key: str, reason: str = ""
+    ) -> int:
         """Make the key under `idempotency_key` (`remit.accounts.command_keys`); a run under
         the key of one that made it already shows which key that was, not its plaintext."""
+        _check_reason(reason)
         kind = (
             accounts_pb2.API_KEY_KIND_PUBLISHABLE
             if publishable
             else accounts_pb2.API_KEY_KIND_SECRET
         )
-        made = self._create_once(account_id, kind, idempotency_key)
+        made = self._create_once(account_id, kind, idempotency_key, reason=reason)
         if made.plaintext_key:
             self._show_new(made)
         else:
@@ -123,9 +140,16 @@ class KeyCommands:
         return 0
 
     def revoke(
-        self, account_id: str, key_id: str, *, force: bool, expire_after_hours: float = 0.0
+        self,
+        account_id: str,
+        key_id: str,
+        *,
+        force: bool,
+        expire_after_hours: float = 0.0,
+        reason: str = "",
     ) -> int:
         _check_hours("--expire-after", expire_after_hours)
+        _check_reason(reason)
         lines = self.keys(account_id, include_revoked=False)
         target = next((line for line in lines if line.key.id == key_id), None)
         if target is None:
@@ -141,7 +165,7 @@ class KeyCommands:
                 "(remit accounts keys roll), or pass --force."
             )
         after = _duration(expire_after_hours) if expire_after_hours else None
-        revoked = KeyLine(self._revoke(account_id, key_id, after).api_key)
+        revoked = KeyLine(self._revoke(account_id, key_id, after, reason=reason).api_key)
         stop = revoked.stops_at()
         if expire_after_hours and stop is not None:
             print(f"{key_id} ({revoked.masked()}) keeps working until {stop.isoformat()}",
@@ -158,12 +182,15 @@ class KeyCommands:
         key_id: str | None,
         expire_old_after_hours: float,
         idempotency_key: str,
+        reason: str = "",
     ) -> int:
-        """Make a new secret key under `idempotency_key`, then set the old one to stop. A run
-        under the key of one that made the new key already shows which key that was, and leaves
-        the old key as it is (refused): the new key's plaintext was shown only to that run."""
+        """Make a new secret key under `idempotency_key`, then set the old one to stop, the
+        new key named as its replacement in the record. A run under the key of one that made
+        the new key already shows which key that was, and leaves the old key as it is
+        (refused): the new key's plaintext was shown only to that run."""
         # Checked before anything is made: a refusal leaves the account as it was.
         _check_hours("--expire-old-after", expire_old_after_hours)
+        _check_reason(reason)
         old = self._key_to_roll(account_id, key_id)
         # Run again, the key made would be a second secret key with no end: the run names the
         # one it rolls, so that the next finds the same.
@@ -172,6 +199,7 @@ class KeyCommands:
             accounts_pb2.API_KEY_KIND_SECRET,
             idempotency_key,
             other_flags=(f"--key {old.key.id}",),
+            reason=reason,
         )
         if not made.plaintext_key:
             self._show_made_before(account_id, KeyLine(made.api_key))
@@ -183,7 +211,11 @@ class KeyCommands:
         self._show_new(made)
         after = _duration(expire_old_after_hours)
         try:
-            expiring = KeyLine(self._revoke(account_id, old.key.id, after).api_key)
+            expiring = KeyLine(
+                self._revoke(
+                    account_id, old.key.id, after, reason=reason, replaced_by=made.api_key.id
+                ).api_key
+            )
         except grpc.RpcError as error:
             raise self._not_set_to_stop(
                 error, account_id, made, old, expire_old_after_hours
@@ -262,10 +294,14 @@ class KeyCommands:
         kind: accounts_pb2.ApiKeyKind.ValueType,
         idempotency_key: str,
         other_flags: tuple[str, ...] = (),
+        *,
+        reason: str = "",
     ) -> accounts_pb2.CreateApiKeyResponse:
         """Make a key under `idempotency_key`. A failure that leaves unknown whether it was
         made (exit 75) names the key, and `other_flags`, to run the command again with."""
-        request = accounts_pb2.CreateApiKeyRequest(account_id=account_id, kind=kind)
+        request = accounts_pb2.CreateApiKeyRequest(
+            account_id=account_id, kind=kind, operator=self._operator, reason=reason
+        )
         try:
             reply: accounts_pb2.CreateApiKeyResponse = self._stub.CreateApiKey(
                 request, timeout=CALL_TIMEOUT_S, metadata=((IDEMPOTENCY_KEY, idempotency_key),)
@@ -278,15 +314,48 @@ class KeyCommands:
         return reply
 
     def _revoke(
-        self, account_id: str, key_id: str, after: duration_pb2.Duration | None
+        self,
+        account_id: str,
+        key_id: str,
+        after: duration_pb2.Duration | None,
+        *,
+        reason: str,
+        replaced_by: str | None = None,
     ) -> accounts_pb2.RevokeApiKeyResponse:
-        request = accounts_pb2.RevokeApiKeyRequest(account_id=account_id, key_id=key_id)
+        request = accounts_pb2.RevokeApiKeyRequest(
+            account_id=account_id, key_id=key_id, operator=self._operator, reason=reason
+        )
         if after is not None:
             request.expire_after.CopyFrom(after)
+        if replaced_by is not None:
+            request.replaced_by = replaced_by
         reply: accounts_pb2.RevokeApiKeyResponse = self._stub.RevokeApiKey(
             request, timeout=CALL_TIMEOUT_S
         )
         return reply
+
+    def audit(self, account_id: str, *, limit: int, starting_after: str | None) -> int:
+        """One page of the account's key events, newest first; the last line says how to ask
+        for the next when there is one."""
+        if not 1 <= limit <= MAX_AUDIT_LIMIT:
+            raise KeyCommandError(f"--limit must be between 1 and {MAX_AUDIT_LIMIT}, got {limit}")
+        request = accounts_pb2.ListApiKeyEventsRequest(account_id=account_id, limit=limit)
+        if starting_after is not None:
+            request.starting_after = starting_after
+        page = self._stub.ListApiKeyEvents(request, timeout=CALL_TIMEOUT_S)
+        if not page.data:
+            print(f"{account_id} has no key events"
+                  f"{' older than ' + starting_after if starting_after else ''}",
+                  file=self._out)  # fmt: skip
+        for event in page.data:
+            print(audit_line(event), file=self._out)
+        if page.has_more:
+            print(
+                f"more: remit accounts keys audit {account_id} --limit {limit} "
+                f"--starting-after {page.data[-1].id}",
+                file=self._out,
+            )
+        return 0
 
     def _show_new(self, made: accounts_pb2.CreateApiKeyResponse) -> None:
         kind = "secret" if made.api_key.kind == accounts_pb2.API_KEY_KIND_SECRET else "publishable"
@@ -302,6 +371,51 @@ class KeyCommands:
             "run and is not kept. If you do not have it, revoke it (remit accounts keys revoke "
             f"{account_id} {made.key.id}) and make another.",
             file=self._out,
+        )
+
+
+def _when(stamp: timestamp_pb2.Timestamp) -> str:
+    return stamp.ToDatetime(tzinfo=UTC).isoformat()
+
+
+def _what(event: accounts_pb2.ApiKeyEvent) -> str:
+    """What the event did, in a few words with its times."""
+    action = event.action
+    stop = _when(event.stops_at) if event.HasField("stops_at") else "never"
+    before = _when(event.stops_at_before) if event.HasField("stops_at_before") else None
+    if action == accounts_pb2.API_KEY_EVENT_ACTION_CREATED:
+        kind = "secret" if event.kind == accounts_pb2.API_KEY_KIND_SECRET else "publishable"
+        return f"created ({kind}, {'live' if event.livemode else 'test'} mode)"
+    if action == accounts_pb2.API_KEY_EVENT_ACTION_REVOKED:
+        return f"revoked at {stop}"
+    if action == accounts_pb2.API_KEY_EVENT_ACTION_REVOCATION_SCHEDULED:
+        return f"revocation scheduled for {stop}"
+    if action == accounts_pb2.API_KEY_EVENT_ACTION_REVOCATION_BROUGHT_FORWARD:
+        return f"revocation brought forward from {before} to {stop}"
+    if action == accounts_pb2.API_KEY_EVENT_ACTION_ROLLED:
+        kept = " (set before)" if before == stop else ""
+        return f"rolled to {event.replaced_by}, works until {stop}{kept}"
+    return f"action {action}"  # one a newer core records
+
+
+def audit_line(event: accounts_pb2.ApiKeyEvent) -> str:
+    """One event as `keys audit` prints it: when, which key (masked), what, who and why. The
+    reason is quoted, so that a line break in it cannot pass for another event."""
+    who = event.role + (f" ({event.operator})" if event.operator else "")
+    line = (
+        f"{_when(event.created)}  {event.id}  {event.key_id} ({event.masked_key})  "
+        f"{_what(event)}  by {who}"
+    )
+    if event.reason:
+        line += f"  reason {json.dumps(event.reason, ensure_ascii=False)}"
+    return line
+
+
+def _check_reason(reason: str) -> None:
+    """Checked before anything is made or changed, as the core would refuse it after."""
+    if len(reason) > MAX_REASON_LENGTH:
+        raise KeyCommandError(
+            f"--reason must be at most {MAX_REASON_LENGTH} characters, got {len(reason)}"
         )
 
 
@@ -322,12 +436,17 @@ def _duration(hours: float) -> duration_pb2.Duration:
 @contextmanager
 def key_commands(config: PlatformConfig, out: TextIO) -> Iterator[KeyCommands]:
     with internal_sync_channel(config.core.target, InternalAccess.of(config)) as channel:
-        yield KeyCommands(accounts_pb2_grpc.AccountsServiceStub(channel), out, config.core.target)
+        yield KeyCommands(
+            accounts_pb2_grpc.AccountsServiceStub(channel),
+            out,
+            config.core.target,
+            operator=shell_operator(),
+        )
 
 
 def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextIO) -> int:
-    """Run `args.keys_command` (list, create, revoke or roll). A refusal, the core's included,
-    is raised as `CommandRefusedError`, a failure that may pass as
+    """Run `args.keys_command` (list, create, revoke, roll or audit). A refusal, the core's
+    included, is raised as `CommandRefusedError`, a failure that may pass as
     `CommandTemporaryFailureError` (`remit.command_exits`)."""
     account: str = args.account
     # Sent by create and roll, named when the outcome is not known
@@ -337,19 +456,30 @@ def run_key_command(config: PlatformConfig, args: argparse.Namespace, out: TextI
         with key_commands(config, out) as keys:
             if args.keys_command == "list":
                 return keys.list(account, include_revoked=args.all)
+            if args.keys_command == "audit":
+                return keys.audit(account, limit=args.limit, starting_after=args.starting_after)
+            reason: str = args.reason or ""
             if args.keys_command == "create":
                 return keys.create(
-                    account, publishable=args.publishable, idempotency_key=idempotency_key
+                    account,
+                    publishable=args.publishable,
+                    idempotency_key=idempotency_key,
+                    reason=reason,
                 )
             if args.keys_command == "revoke":
                 return keys.revoke(
-                    account, args.key, force=args.force, expire_after_hours=args.expire_after
+                    account,
+                    args.key,
+                    force=args.force,
+                    expire_after_hours=args.expire_after,
+                    reason=reason,
                 )
             return keys.roll(
                 account,
                 key_id=args.key,
                 expire_old_after_hours=args.expire_old_after,
                 idempotency_key=idempotency_key,
+                reason=reason,
             )
     except grpc.RpcError as error:
         raise call_failed(error, "core", config.core.target, KeyCommandError) from None
