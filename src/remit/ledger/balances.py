@@ -1,5 +1,7 @@
 """Stripe's balance, read from the running balances of two ledger accounts: O(1) in entries."""
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.ledger.chart import AVAILABLE, PENDING
@@ -23,7 +25,17 @@ def _shown(account: LedgerAccount) -> int:
 async def read_balance(db: AsyncConnection, account_id: str, default_currency: str) -> Balance:
     """Available and pending per currency; an account without activity shows its default
     currency at zero, as Stripe does."""
-    accounts = await JournalRepository(db).ledger_accounts_named(account_id, [AVAILABLE, PENDING])
+    return balance_of(await read_balance_accounts(db, account_id), default_currency)
+
+
+async def read_balance_accounts(db: AsyncConnection, account_id: str) -> list[LedgerAccount]:
+    """The ledger accounts the balance is read from (`balance_of`): available and pending, in
+    each currency the account has used."""
+    return await JournalRepository(db).ledger_accounts_named(account_id, [AVAILABLE, PENDING])
+
+
+def balance_of(accounts: Sequence[LedgerAccount], default_currency: str) -> Balance:
+    """The balance `accounts` make; `default_currency` at zero when there are none."""
     currencies = sorted({a.currency for a in accounts}) or [default_currency]
     amounts = {(a.name, a.currency): _shown(a) for a in accounts}
     return Balance(

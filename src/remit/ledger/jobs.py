@@ -3,7 +3,8 @@
 - release due funds: pending balance transactions whose `available_on` has passed move from
   pending to available; each account touched gets one `balance.available` event.
 - expire authorizations: open pending transactions past their expiry are voided.
-- advance payouts: the simulated bank moves due payouts to in_transit, then paid or failed.
+- advance payouts: the simulated bank moves due payouts to in_transit, then paid or failed;
+  each account whose failed payouts gave their funds back gets one `balance.available` event.
 - automatic payouts: once a day per account with `automatic_payouts`.
 
 The first three work in batches, one database transaction per batch. Releases and payouts
@@ -39,12 +40,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
 from remit.core.logging import mask_sensitive
-from remit.ledger import events, journal, payouts
+from remit.ledger import journal, payouts
+from remit.ledger.available_events import announce_available
 from remit.ledger.balance_repository import BalanceRepository, payout_due_at
-from remit.ledger.balances import read_balance
-from remit.ledger.messages import balance_message
 from remit.ledger.objects import BalanceTransaction, Payout
-from remit.ledger.postings import account_for, make_available
+from remit.ledger.postings import make_available
 from remit.ledger.repository import JournalRepository
 from remit.storage.driver_errors import refused_for_its_values
 from remit.storage.outages import log_failure
@@ -99,20 +99,6 @@ def release_refusal(error: BaseException) -> str | None:
         return None
     said = str(error).strip().splitlines()
     return f"{state} {type(error).__name__}: {mask_sensitive(said[0] if said else '')}"
-
-
-async def announce_available(db: AsyncConnection, account_id: str, now: datetime) -> None:
-    """Record the `balance.available` event of `account_id`, whose funds just moved."""
-    account = await account_for(db, account_id)
-    balance = await read_balance(db, account_id, account.default_currency)
-    await events.record_event(
-        db,
-        account_id=account_id,
-        type=events.BALANCE_AVAILABLE,
-        message=balance_message(balance),
-        object_id=None,
-        now=now,
-    )
 
 
 async def _release(
@@ -224,12 +210,22 @@ async def _advance_batch(
         now=now, submission_delay=payouts.SUBMISSION_DELAY, limit=limit, after=after
     )
     done = 0
+    returned: set[str] = set()
     for payout in sorted(due, key=lambda p: (p.account_id, p.id)):
 
         async def advance(payout: Payout = payout) -> Payout:
             return await payouts.advance_payout(db, payout, now=now)
 
-        done += await _isolated(db, f"advancing {payout.id}", advance, skipped) is not None
+        advanced = await _isolated(db, f"advancing {payout.id}", advance, skipped)
+        done += advanced is not None
+        if advanced is not None and payouts.returned_funds(payout, advanced):
+            returned.add(advanced.account_id)
+    for account_id in sorted(returned):
+
+        async def announce(account_id: str = account_id) -> None:
+            await announce_available(db, account_id, now)
+
+        await _isolated(db, f"announcing the balance of {account_id}", announce, skipped)
     last = (payout_due_at(due[-1], payouts.SUBMISSION_DELAY), due[-1].id) if due else None
     return Batch(len(due), done, last)
 

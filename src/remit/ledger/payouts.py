@@ -6,7 +6,8 @@ Ledger transactions (see `chart.py`):
   available balance never goes below zero (400 balance_insufficient instead);
 - paid, "po:paid": payouts_in_transit -amount, paid_out +amount;
 - failed or canceled, "po:failure" / "po:cancel": payouts_in_transit -amount, available
-  +amount (the funds come back, with a payout_failure / payout_cancel balance transaction).
+  +amount (the funds come back, with a payout_failure / payout_cancel balance transaction,
+  and a `balance.available` event after the payout's own).
 
 Payouts are paid from card funds, the only funds remit holds: one asked of the bank_account or
 fpx balance finds it empty and is refused 400 balance_insufficient, as Stripe refuses a payout
@@ -36,6 +37,7 @@ from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
 from remit.core.statement_descriptors import statement_descriptor_problem
 from remit.ledger import events, journal
+from remit.ledger.available_events import announce_available
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import AVAILABLE, PAID_OUT, PAYOUTS_IN_TRANSIT
 from remit.ledger.domain import (
@@ -322,6 +324,7 @@ async def cancel_payout(
         object_id=payout_id,
         now=now,
     )
+    await announce_available(db, account_id, now)
     return canceled
 
 
@@ -363,8 +366,18 @@ def simulated_failure_code(payout: Payout) -> str | None:
     return None
 
 
+def returned_funds(before: Payout, after: Payout) -> bool:
+    """Whether advancing `before` to `after` gave its funds back to the available balance (the
+    bank returned it)."""
+    return before.status is not PayoutStatus.FAILED and after.status is PayoutStatus.FAILED
+
+
 async def advance_payout(db: AsyncConnection, payout: Payout, *, now: datetime) -> Payout:
-    """Move a locked in-flight payout as far along the simulated bank as `now` allows."""
+    """Move a locked in-flight payout as far along the simulated bank as `now` allows.
+
+    A payout that fails gives its funds back; its `balance.available` event is the caller's
+    (`returned_funds` tells), recorded once per account however many of its payouts a batch
+    returns (`remit.ledger.jobs`)."""
     current = payout
     while True:
         previous = current

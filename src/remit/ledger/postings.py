@@ -65,6 +65,7 @@ from remit.accounts.repository import SqlAccountRepository
 from remit.core.errors import ErrorKind, not_found
 from remit.core.ids import new_id
 from remit.ledger import journal
+from remit.ledger.available_events import announce_available
 from remit.ledger.balance_repository import BalanceRepository
 from remit.ledger.chart import ACQUIRER_CLEARING, AVAILABLE, FEES, NETWORK_FEES, PENDING
 from remit.ledger.domain import (
@@ -226,6 +227,8 @@ async def record_charge_captured(
     then booked as before network fees were, and reconciliation cannot check its fee).
 
     `balance_transaction_id` is the txn_ id the charge already shows (a new one by default).
+    A capture made available at once records the account's `balance.available` event too
+    (`available_events`), after its postings.
 
     Returns the charge's balance transaction (type charge, fee_details with the processing fee).
     """
@@ -342,6 +345,9 @@ async def record_charge_captured(
         )
     if bypass_pending:
         txn = await make_available(db, txn, now=now)
+        # Last, as the release job's: the balance it shows is read under the chain lock the
+        # postings above hold until the commit.
+        await announce_available(db, account_id, now)
     return txn
 
 
@@ -922,8 +928,9 @@ async def record_dispute_funds_reinstated(
     +amount, acquirer_clearing -amount).
 
     Its id derives from the dispute's, posted once by the job that decides the dispute under
-    the dispute's lock; as the withdrawal's, it is sent with the caller's next statement or
-    its COMMIT, and a repeat replays on the server."""
+    the dispute's lock; as the withdrawal's, it is sent unanswered, and a repeat replays on
+    the server. The `balance.available` event follows it, the transaction's last writes: the
+    balance it shows is read under the chain lock the posting holds until the commit."""
     dispute_id = reinstatement.source_id
     assert dispute_id is not None
     assert reinstatement.ledger_transaction_id == dispute_reinstatement_id_for(dispute_id)
@@ -943,3 +950,4 @@ async def record_dispute_funds_reinstated(
         now=now,
         balance_transaction=reinstatement,
     )
+    await announce_available(db, reinstatement.account_id, now)

@@ -21,8 +21,9 @@ from typing import Final
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.ledger.available_events import announce_available
 from remit.ledger.balance_repository import balance_transaction_from_row
-from remit.ledger.jobs import announce_available, release_refusal
+from remit.ledger.jobs import release_refusal
 from remit.ledger.objects import BalanceTransactionStatus
 from remit.ledger.postings import make_available
 from remit.ledger.tables import balance_release_failures, balance_transactions

@@ -14,7 +14,8 @@ Deciding a dispute is the same in form. A submission whose evidence asks Stripe'
 a decision (`disputes.decision_in_test_mode`) stages the job `DECIDE_DISPUTE_JOB` in the
 submission's transaction, one per dispute; the job, under the dispute's lock, closes it won or lost
 (charge.dispute.closed). A won dispute's amount is reinstated (charge.dispute.funds_reinstated,
-and the ledger's posting last). A second run finds the dispute decided and does nothing.
+and the ledger's posting last, with the balance.available event it makes). A second run finds
+the dispute decided and does nothing.
 """
 
 import logging

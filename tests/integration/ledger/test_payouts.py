@@ -130,7 +130,8 @@ async def test_a_payout_travels_to_paid_on_its_arrival_date(
             for row in await db.execute(select(ledger_events.c.type).order_by(ledger_events.c.id))
         ]
         assert (await verify_ledger(db, now=clock.now())).ok
-    assert types == ["payout.created", "payout.updated", "payout.paid"]
+    # The funding capture, made available at once, announced the balance first.
+    assert types == ["balance.available", "payout.created", "payout.updated", "payout.paid"]
 
 
 async def test_a_failed_payout_returns_its_funds(

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
+from remit.core.jsonview import to_json
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.ledger import postings
 from remit.ledger.balances import read_balance
+from remit.ledger.messages import balance_message
 from remit.ledger.objects import BalanceTransactionType
 from remit.ledger.verify import verify_ledger
 from remit.payments.charges import Refund, RefundStatus
@@ -586,6 +588,35 @@ async def test_winning_evidence_wins_the_dispute_once_and_reinstates_its_amount(
     with pytest.raises(RemitError) as unclosable:
         await disputes.close(account_id, opened.id)
     assert unclosable.value.code == "dispute_not_closable"
+
+
+async def _balances_announced(engine: AsyncEngine, account_id: str) -> list[dict[str, Any]]:
+    async with engine.connect() as db:
+        rows = await db.execute(
+            select(events.c.data_object).where(
+                events.c.account_id == account_id, events.c.type == "balance.available"
+            )
+        )
+        return [dict(row) for row in rows.scalars()]
+
+
+async def test_a_won_dispute_announces_the_balance_its_reinstatement_made_once(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    opened = await _opened_dispute(core_engine, payments, disputes, account_id)
+    # The withdrawal takes from the available balance: no balance.available.
+    assert await _balances_announced(core_engine, account_id) == []
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "winning_evidence"})
+    await _run_decision_jobs(core_engine, disputes)
+    await _run_decision_jobs(core_engine, disputes)
+    (shown,) = await _balances_announced(core_engine, account_id)
+    assert [(a["amount"], a["currency"]) for a in shown["available"]] == [(-1500, "usd")]
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, "usd")
+    assert shown == to_json(balance_message(balance))
 
 
 async def test_losing_evidence_loses_the_dispute_and_moves_no_money(
