@@ -42,17 +42,29 @@ class RefundFeePolicy(Enum):
     PROPORTIONAL = "proportional"
 
 
+def _fixed_in_minor_units(fixed: int, currency: str) -> tuple[int, int]:
+    """A fixed amount stated in hundredths of a major unit (`FIXED_FEE_EXPONENT`), in
+    `currency`'s minor units exactly, as a numerator over a denominator: 30 is 30000/100 (300
+    fils) in KWD, 3000/100 (30 cents) in USD, 30/100 of a yen in JPY."""
+    return fixed * 10 ** minor_unit_exponent(currency), 10**FIXED_FEE_EXPONENT
+
+
+def fixed_fee_minor(fixed: int, currency: str) -> int:
+    """A fee of a fixed `fixed` hundredths of a major unit in `currency`'s minor units, rounded
+    once (half to even): the same share of a major unit in every currency, as the fixed part of
+    the processing fee is."""
+    numerator, denominator = _fixed_in_minor_units(fixed, currency)
+    return divide_round_half_even(numerator, denominator)
+
+
 def processing_fee(amount_minor: int, currency: str, pricing: Pricing) -> int:
     """The fee on capturing `amount_minor` of `currency`: between 0 and the amount itself."""
     if amount_minor < 0:
         raise ValueError("fees are charged on non-negative amounts")
-    exponent = minor_unit_exponent(currency)
-    # fee = amount * bps / 10^4 + fixed * 10^exponent / 10^2, over one common denominator.
-    numerator = (
-        amount_minor * pricing.fee_percent_bps * 10**FIXED_FEE_EXPONENT
-        + pricing.fee_fixed_minor * 10**exponent * _BPS
-    )
-    fee = divide_round_half_even(numerator, _BPS * 10**FIXED_FEE_EXPONENT)
+    fixed, per = _fixed_in_minor_units(pricing.fee_fixed_minor, currency)
+    # fee = amount * bps / 10^4 + fixed / per, over one common denominator.
+    numerator = amount_minor * pricing.fee_percent_bps * per + fixed * _BPS
+    fee = divide_round_half_even(numerator, _BPS * per)
     return min(max(fee, 0), amount_minor)
 
 

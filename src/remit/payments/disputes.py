@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Final, assert_never
 
 from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.ledger.fees import fixed_fee_minor
 
 
 class DisputeStatus(Enum):
@@ -87,12 +88,13 @@ MAX_EVIDENCE_LENGTH: Final = 150_000
 # integration that answers in time here answers in time on every network.
 EVIDENCE_WINDOW: Final = timedelta(days=7)
 
-# What the platform charges the merchant for handling a dispute, by currency, in minor units:
-# Stripe's US fee is $15.00. Other currencies take the same number of minor units until remit
-# prices disputes per currency (`dispute_fee_minor`); a zero-decimal currency then pays 1500
-# of its units, which Stripe prices separately.
-DISPUTE_FEES_MINOR: Final[Mapping[str, int]] = {"usd": 1500}
-DEFAULT_DISPUTE_FEE_MINOR: Final = 1500
+# What the platform charges the merchant for handling a dispute: Stripe's US fee, $15.00,
+# stated as the fixed part of the processing fee is (`remit.ledger.fees`: hundredths of a major
+# unit) and taken as 15 major units of the dispute's currency, whatever its decimals: 1500
+# cents, 15 yen, 15.000 KWD (`dispute_fee_minor`). A flat fee in the currency's own units, not
+# an exchange-rate conversion of $15.00 (remit keeps no exchange rates); and never 1500 minor
+# units whatever the currency, which would be ¥1,500 but 1.500 KWD.
+DISPUTE_FEE_HUNDREDTHS: Final = 1500
 
 # Each card network's reason code of a fraud dispute of a card-absent payment (every payment
 # remit takes is one), by card brand: Visa 10.4 "Other Fraud: Card-Absent Environment",
@@ -119,7 +121,8 @@ def long_evidence(name: str) -> bool:
 
 
 def dispute_fee_minor(currency: str) -> int:
-    return DISPUTE_FEES_MINOR.get(currency, DEFAULT_DISPUTE_FEE_MINOR)
+    """The dispute fee (`DISPUTE_FEE_HUNDREDTHS`) in `currency`'s minor units."""
+    return fixed_fee_minor(DISPUTE_FEE_HUNDREDTHS, currency)
 
 
 def network_reason_code(reason: DisputeReason, card_brand: str | None) -> str | None:

@@ -25,8 +25,8 @@ from remit.ledger.verify import verify_ledger
 from remit.payments.charges import Refund, RefundStatus
 from remit.payments.disputes import Dispute, DisputeStatus
 from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
-from remit.payments.domain import CaptureMethod, PaymentIntent
-from remit.payments.service import Done, PaymentsService, Replay
+from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
+from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
 from remit.webhooks.tables import events
 from remit.worker.tables import jobs
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -131,6 +131,48 @@ async def test_a_captured_payment_of_the_dispute_card_is_disputed_once_by_its_jo
         report = await verify_ledger(db, account_id=account_id, now=dispute.created_at)
     # The charge's net waits in pending; the dispute takes its amount and fee from available.
     assert [(a.amount, a.currency) for a in balance.available] == [(-3500, "usd")]
+    assert report.ok, (report.differences, report.chain_breaks)
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "fee"),
+    [
+        ("usd", 2000, 1500),  # $20.00 disputed, $15.00 fee
+        ("jpy", 2000, 15),  # ¥2,000 disputed, ¥15 fee
+        ("kwd", 2000, 15_000),  # 2.000 KWD disputed, 15.000 KWD fee
+    ],
+)
+async def test_the_dispute_fee_is_fifteen_major_units_of_the_charges_currency(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+    currency: str,
+    amount: int,
+    fee: int,
+) -> None:
+    result = await payments.create_payment_intent(
+        call(account_id, f"disputed-{currency}", body=f"pm_dispute{amount}{currency}".encode()),
+        NewPaymentIntent(amount_minor=amount, currency=currency),
+        respond,
+        confirm=ConfirmParams(payment_method_id="pm_dispute"),
+    )
+    assert isinstance(result, Done)
+    await _run_dispute_jobs(core_engine, disputes)
+    ((dispute, moved),), _ = await disputes.list_disputes(account_id, limit=1)
+    assert (dispute.amount_minor, dispute.currency) == (amount, currency)
+    (withdrawal,) = moved
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net, withdrawal.currency) == (
+        -amount,
+        fee,
+        -amount - fee,
+        currency,
+    )
+    assert [(d.amount, d.currency) for d in withdrawal.fee_details] == [(fee, currency)]
+    async with core_engine.connect() as db:
+        balance = await read_balance(db, account_id, currency)
+        report = await verify_ledger(db, account_id=account_id, now=dispute.created_at)
+    assert [(a.amount, a.currency) for a in balance.available] == [(-amount - fee, currency)]
     assert report.ok, (report.differences, report.chain_breaks)
 
 

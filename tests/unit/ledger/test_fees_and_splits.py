@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from remit.accounts.domain import Pricing
-from remit.ledger.fees import RefundFeePolicy, fee_returned_by_refund, processing_fee, split
+from remit.ledger.fees import (
+    RefundFeePolicy,
+    fee_returned_by_refund,
+    fixed_fee_minor,
+    processing_fee,
+    split,
+)
 
 DEFAULT = Pricing()
 
@@ -28,6 +34,23 @@ DEFAULT = Pricing()
 )
 def test_the_default_fee_per_currency_exponent(amount: int, currency: str, fee: int) -> None:
     assert processing_fee(amount, currency, DEFAULT) == fee
+
+
+@pytest.mark.parametrize(
+    ("fixed", "currency", "fee"),
+    [
+        (1500, "usd", 1500),  # 15.00
+        (1500, "jpy", 15),
+        (1500, "kwd", 15_000),  # 15.000
+        (30, "jpy", 0),  # 0.30 yen rounds away
+        (250, "jpy", 2),  # 2.50 yen: half to even
+        (350, "jpy", 4),
+    ],
+)
+def test_a_fixed_fee_is_the_same_share_of_a_major_unit_in_every_currency(
+    fixed: int, currency: str, fee: int
+) -> None:
+    assert fixed_fee_minor(fixed, currency) == fee
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,17 @@ def test_nothing_uncaptured_can_be_disputed() -> None:
         )
 
 
-def test_the_dispute_fee_is_stripes_us_fee_in_minor_units() -> None:
-    assert dispute_fee_minor("usd") == 1500
-    assert isinstance(dispute_fee_minor("eur"), int)
+@pytest.mark.parametrize(
+    ("currency", "fee"),
+    [
+        ("usd", 1500),  # $15.00, Stripe's US fee
+        ("eur", 1500),  # 15.00 EUR
+        ("jpy", 15),  # ¥15, not ¥1,500
+        ("kwd", 15_000),  # 15.000 KWD, not 1.500
+    ],
+)
+def test_the_dispute_fee_is_fifteen_major_units_of_its_currency(currency: str, fee: int) -> None:
+    assert dispute_fee_minor(currency) == fee
 
 
 @pytest.mark.parametrize(
