@@ -290,7 +290,7 @@ def _error_detail(error: grpc.RpcError) -> common_pb2.ErrorDetail:
     return detail
 
 
-def test_grpc_refuses_a_spent_method_with_invalid_argument(
+def test_grpc_refuses_a_spent_method_with_failed_precondition(
     payments_stub: payments_pb2_grpc.PaymentsServiceStub,
     client: stripe.StripeClient,
     account: TestAccount,
@@ -320,7 +320,8 @@ def test_grpc_refuses_a_spent_method_with_invalid_argument(
             timeout=10,
         )
     detail = _error_detail(raised.value)
-    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    # By the payment method's state: stored under the request's key (`payments.keyed`).
+    assert raised.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert (detail.type, detail.param, detail.message, detail.http_status) == (
         "invalid_request_error",
         "payment_method",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
-from remit.core.errors import RemitError, echoed, invalid
+from remit.core.errors import ErrorKind, RemitError, echoed, invalid
 from remit.radar.ip_addresses import ZONE_REFUSED, canonical_form, client_address, zoned
 
 # Stripe's allow_redisplay when none was given.
@@ -37,9 +37,24 @@ def client_ip_address(value: str) -> str:
     return canonical_form(address)
 
 
+def _refused_by_its_state(message: str) -> RemitError:
+    """Stripe's 400 parameter_invalid on `payment_method`, for a refusal by the payment method's
+    state rather than by the request's parameters: FAILED_PRECONDITION, which a call under an
+    idempotency key stores and replays (`payments.keyed`). The state can change (the intent that
+    spent it may yet save it, with setup_future_usage; it may be attached to the customer), and
+    a retry with the key after it did must replay the refusal, not pay: one key, one outcome."""
+    return RemitError(
+        message=message,
+        kind=ErrorKind.FAILED_PRECONDITION,
+        code="parameter_invalid",
+        param="payment_method",
+    )
+
+
 def spent_payment_method() -> RemitError:
-    """Stripe's refusal of a payment method spent on another intent (`spent_elsewhere`)."""
-    return invalid(SPENT_MESSAGE, "payment_method")
+    """Stripe's refusal of a payment method spent on another intent (`spent_elsewhere`), by
+    its state (`_refused_by_its_state`)."""
+    return _refused_by_its_state(SPENT_MESSAGE)
 
 
 def another_customers_method(
@@ -47,7 +62,8 @@ def another_customers_method(
 ) -> RemitError:
     """Stripe's refusal of a payment method saved to the customer `owner_id` for an intent of
     another customer, or of none (which would charge a saved card without its customer being
-    named)."""
+    named). A refusal by the method's state (`_refused_by_its_state`): it may yet be attached
+    to the intent's customer."""
     if intent_customer_id is None:
         message = (
             f"The PaymentMethod {method_id} belongs to the Customer {owner_id}. "
@@ -59,7 +75,7 @@ def another_customers_method(
             f"{intent_customer_id}. Payment methods attached to other Customers cannot be used "
             "with this PaymentIntent."
         )
-    return invalid(message, "payment_method")
+    return _refused_by_its_state(message)
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,6 @@ def _unusable(method_id: str) -> PaymentMethodsError:
     )
 
 
-def _spent_when_attached() -> RemitError:
-    """Stripe's refusal of a payment method spent on an intent without a customer, as an
-    attach makes it: by the method's state, which the spending payment may yet change (one
-    with setup_future_usage saves the method once it goes through), so it is stored under the
-    attach's idempotency key like the attach's other refusals (`_unexpected_state`)."""
-    return replace(spent_payment_method(), kind=ErrorKind.FAILED_PRECONDITION)
-
-
 def _answered(outcome: object) -> bool:
     """Whether an outcome is an answer, not a refusal: the answer holds the card it was made
     with."""
@@ -370,7 +362,7 @@ class PaymentMethodsService:
             if not found.usable:
                 raise _unusable(method_id)
             if found.spent_for(None):
-                raise _spent_when_attached()
+                raise spent_payment_method()
         return await attach_in(db, account_id, method_id, customer_id, hooks=self.hooks)
 
     async def to_charge(self, account_id: str, method_id: str) -> MethodToCharge:
@@ -1009,7 +1001,7 @@ async def _lock_for_attaching(
     if not method.usable:
         return _unusable(method_id)
     if method.spent_for(paying_intent_id):
-        return _spent_when_attached()
+        return spent_payment_method()
     if method.customer_id is not None and method.customer_id != customer_id:
         return _unexpected_state(
             "The payment method you provided has already been attached to a customer.",

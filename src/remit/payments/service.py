@@ -539,7 +539,9 @@ async def _refuse_passing_a_capture_in_flight(db: AsyncConnection, updated: Paym
 def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) -> None:
     """A payment method saved to a customer pays only that customer's intents: not another
     customer's, and not an intent with no customer (which would charge a saved card without
-    its customer being named)."""
+    its customer being named). Refused by the card's state (FAILED_PRECONDITION, stored under
+    the request's key: it may be attached to the intent's customer, or the intent made that
+    customer's, before a retry)."""
     owner = card.customer_id
     if owner is None or owner == intent.customer_id:
         return
@@ -548,7 +550,9 @@ def _refuse_another_customers_card(intent: PaymentIntent, card: ChargeableCard) 
 
 def _refuse_a_spent_card(intent_id: str, card: ChargeableCard) -> None:
     """A payment method used to confirm an intent while attached to no customer pays that
-    intent only (Stripe: it must be attached to a customer first to be used again)."""
+    intent only (Stripe: it must be attached to a customer first to be used again). Refused
+    by the card's state, stored under the request's key like `_refuse_another_customers_card`'s
+    refusal: the intent that spent it may yet save it, and it may then be attached."""
     if spent_elsewhere(card.customer_id, card.spent_by_intent_id, intent_id):
         raise spent_payment_method()
 

@@ -11,21 +11,25 @@ waits on a concurrent one), or by pausing the card source once it has answered."
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from uuid import uuid4
 
+import grpc
 import psycopg
 import pytest
+from google.rpc import status_pb2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from remit.core.errors import RemitError
+from remit.core.errors import ErrorKind, RemitError
 from remit.customers.domain import CustomerFields
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.tables import payment_methods
 from remit.payments.charges import Charge, Refund
-from remit.payments.domain import NewPaymentIntent, PaymentIntent, Status
+from remit.payments.domain import NewPaymentIntent, PaymentIntent, Status, Updated
 from remit.payments.grpc import payment_intent_message
+from remit.payments.keyed import Replay
 from remit.payments.methods import StoredPaymentMethods
 from remit.payments.ports import ChargeableCard, HookChain, PaymentHooks
 from remit.payments.service import ConfirmParams, Done, KeyedCall, PaymentsService
@@ -222,6 +226,51 @@ async def test_a_card_saved_to_a_customer_while_the_confirmation_waits_is_not_ch
     )
     assert await _charges_of(core_engine, intent.id) == 0
     assert await _method_row(core_engine, method.id) == (other.id, False)
+
+
+async def test_a_refusal_by_the_card_found_under_its_lock_is_stored_under_the_key(
+    core_engine: AsyncEngine, databases: WorkerDatabases, account_id: str
+) -> None:
+    """The refusal the attempt's transaction makes of a card saved to a customer meanwhile is
+    by the card's state, which may change again: stored under the confirmation's key, so a
+    retry with the key once the intent is that customer's replays it and charges nothing."""
+    core = Core(core_engine)
+    other = await core.customers.create(account_id, CustomerFields())
+    method = await core.methods.create(
+        account_id, NewPaymentMethod(payment_method_id="pm_card_visa")
+    )
+    intent = await _intent(core, account_id, None)
+    confirming = await _confirm_during(
+        core,
+        core_engine,
+        databases,
+        account_id,
+        intent.id,
+        method.id,
+        lambda: core.methods.attach(account_id, method.id, other.id),
+    )
+    with pytest.raises(RemitError) as refused:
+        await confirming
+    assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
+    updated = await core.payments.update_payment_intent(
+        _call(account_id, f"update-{intent.id}", "UpdatePaymentIntent"),
+        intent.id,
+        Updated(at=datetime.now(UTC), changes={"customer_id": other.id}),
+        _respond,
+    )
+    assert isinstance(updated, Done)
+
+    retried = await core.payments.confirm_payment_intent(
+        _call(account_id, f"confirm-{intent.id}", "ConfirmPaymentIntent"),
+        intent.id,
+        ConfirmParams(payment_method_id=method.id, return_url=_RETURN_URL),
+        _respond,
+    )
+
+    assert isinstance(retried, Replay)
+    assert retried.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert status_pb2.Status.FromString(retried.body).message == refused.value.message
+    assert await _charges_of(core_engine, intent.id) == 0
 
 
 async def test_a_card_saved_and_detached_while_the_confirmation_waits_is_not_charged(
