@@ -165,3 +165,18 @@ def test_a_refund_amount_past_the_maximum_is_refused_by_the_facade_as_an_intents
     assert (raised.value.code, raised.value.param) == ("amount_too_large", "amount")
     assert raised.value.user_message == "This value must be less than or equal to 99999999."
     assert client.v1.refunds.list(params={"payment_intent": intent.id}).data == []
+
+
+@pytest.mark.parametrize("amount", [100_000_000, INT64_MAX])
+def test_an_amount_to_capture_past_the_maximum_is_amount_too_large_as_the_core_says_it(
+    client: stripe.StripeClient, amount: int
+) -> None:
+    """The capture schema bounds amount_to_capture as the intent schema bounds amount: the code
+    the core gives it (amount_too_large), not that of a malformed integer, and nothing
+    captured."""
+    intent = _paid(client, capture_method="manual")
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payment_intents.capture(intent.id, params={"amount_to_capture": amount})
+    assert (raised.value.code, raised.value.param) == ("amount_too_large", "amount_to_capture")
+    assert raised.value.user_message == "This value must be less than or equal to 99999999."
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_capture"

@@ -4,7 +4,7 @@ from remit.accounts.domain import KeyKind
 from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.core.return_urls import refuse_invalid_return_url
-from remit.rest.amounts import MAX_AMOUNT_MINOR, amount_field
+from remit.rest.amounts import amount_field
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -19,7 +19,6 @@ from remit.rest.params import (
     Currency,
     Email,
     Enum,
-    Integer,
     Metadata,
     NamedEnum,
     Object,
@@ -178,7 +177,8 @@ CONFIRM = Schema(
 )
 CAPTURE = Schema(
     {
-        "amount_to_capture": Integer(min=1, max=MAX_AMOUNT_MINOR),
+        # Past the most a payment may be: amount_too_large, as the core says it.
+        "amount_to_capture": amount_field(),
         "final_capture": Boolean(),
         "metadata": Metadata(),
         **_DESCRIPTORS,
