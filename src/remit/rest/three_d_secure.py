@@ -29,6 +29,7 @@ from remit.core.ids import is_well_formed_id, new_id
 from remit.core.return_urls import csp_source_of, may_send_cardholder_to, return_to
 from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit.grpcutil.metadata import ACCOUNT_KEY, REQUEST_ID_KEY
+from remit.grpcutil.unstarted import refused_unstarted
 from remit.payments.send_budget import core_call_timeout_s
 from remit.rest.bodies import BodyTooLargeError, capped_body
 from remit.rest.body_deadline import BodyReadTimeoutError
@@ -186,6 +187,16 @@ def _too_many() -> HTMLResponse:
 # and an answer sent may yet be worked on. A press again replays its outcome (the answer runs
 # under the challenge's own key), so the cardholder is asked to try again, not sent away.
 _UNREACHABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def _out_of_reach(rpc_error: grpc.aio.AioRpcError) -> bool:
+    """Whether the core could not be reached, did not answer in time, or turned the call away
+    under load before doing anything (`remit.grpcutil.unstarted`): the challenge is still as it
+    was, and the cardholder can try again. A RESOURCE_EXHAUSTED without the mark is not this: it
+    is a fault of remit's (a message past its size limit), whose outcome is not known."""
+    return rpc_error.code() in _UNREACHABLE or refused_unstarted(rpc_error)
+
+
 # Seconds a browser (or a cardholder) is asked to wait before trying again.
 _RETRY_AFTER_S: Final = 5
 
@@ -205,19 +216,19 @@ def _unless_core_unreachable(
     handler: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
     """`handler`, answering the cardholder's page to try again shortly when the core cannot be
-    reached, instead of the server's bare 500 and a traceback: an outage, not a bug. The log
-    line names neither the address nor the core's text: the address holds the challenge id,
-    which is the link's credential."""
+    reached or is too busy to take the call up (`_out_of_reach`), instead of the server's bare
+    500 and a traceback: an outage, not a bug. The log line names neither the address nor the
+    core's text: the address holds the challenge id, which is the link's credential."""
 
     async def handle(request: Request) -> Response:
         try:
             return await handler(request)
         except grpc.aio.AioRpcError as rpc_error:
-            if rpc_error.code() not in _UNREACHABLE:
+            if not _out_of_reach(rpc_error):
                 raise
             log.warning(
-                "3-D Secure page %s: the core did not answer (%s); the cardholder is asked to "
-                "try again",
+                "3-D Secure page %s: the core did not answer or was too busy to (%s); the "
+                "cardholder is asked to try again",
                 request.method,
                 rpc_error.code().name,
             )
@@ -285,8 +296,10 @@ def routes(deps: Dependencies) -> list[Route]:
         try:
             reply = await _complete(deps, *ids, outcome)
         except grpc.aio.AioRpcError as rpc_error:
-            if rpc_error.code() in _UNREACHABLE:
-                raise  # not refused: its outcome is unknown (`_unless_core_unreachable`)
+            if _out_of_reach(rpc_error):
+                # Not refused: its outcome is unknown, or it was never taken up; either way the
+                # challenge may still be answered (`_unless_core_unreachable`).
+                raise
             if rpc_error.code() in _ABSENT:
                 return _not_found()
             error = remit_error_from_rpc_error(rpc_error)

@@ -1,8 +1,9 @@
 """What the hosted 3-D Secure page shows when the core refuses an answer: an id the core refuses
 as an argument is no authentication (the page's own 404), and any other refusal is told to the
 cardholder in plain words, never in the core's message, which is written for the merchant's
-developers. A core out of reach (UNAVAILABLE, DEADLINE_EXCEEDED) is a page asking to try again
-shortly (503, Retry-After), logged as a warning. The core is a fake stub raising the refusals a
+developers. A core out of reach (UNAVAILABLE, DEADLINE_EXCEEDED), or one too busy to take the call
+up (RESOURCE_EXHAUSTED marked as never started), is a page asking to try again shortly (503,
+Retry-After), logged as a warning. The core is a fake stub raising the refusals a
 real one sends."""
 
 import logging
@@ -15,6 +16,7 @@ from grpc.aio import Metadata
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.grpcutil.errors import to_rpc_status
+from remit.grpcutil.unstarted import MARK
 from remit.rest import three_d_secure
 from remit.rest.app import build_app
 from remit.rest.routes import all_operations
@@ -145,12 +147,31 @@ def _unreachable(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, Metadata(), Metadata(), details=CORE_TEXT)
 
 
+# The core's bound of calls at once (`remit.grpcutil.concurrency`) refuses before anything runs.
+OVERLOADED = grpc.aio.AioRpcError(
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Metadata(),
+    Metadata(MARK),
+    details="Concurrent RPC limit exceeded!",
+)
+OUT_OF_REACH = pytest.mark.parametrize(
+    "refusal",
+    [
+        _unreachable(grpc.StatusCode.UNAVAILABLE),
+        _unreachable(grpc.StatusCode.DEADLINE_EXCEEDED),
+        OVERLOADED,
+    ],
+    ids=["unavailable", "deadline", "overloaded"],
+)
+
+
 def _asks_to_try_again_shortly(page: httpx.Response) -> None:
     assert page.status_code == 503, page.text
     assert page.headers["Retry-After"] == "5"
     assert page.headers["Cache-Control"] == "no-store"
     assert "Please try again in a few moments" in page.text
-    for internal in (CORE_TEXT, "127.0.0.1", "UNAVAILABLE", "DEADLINE_EXCEEDED", "core"):
+    internals = ("127.0.0.1", "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "core")
+    for internal in (CORE_TEXT, "Concurrent RPC limit", *internals):
         assert internal not in page.text
 
 
@@ -162,30 +183,26 @@ def _warned_without_a_traceback(caplog: pytest.LogCaptureFixture, pages: int) ->
     assert not [r for r in caplog.records if "tdsc_" in r.getMessage()]
 
 
-@pytest.mark.parametrize(
-    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED], ids=str
-)
+@OUT_OF_REACH
 async def test_a_core_out_of_reach_is_a_page_asking_to_try_again_shortly(
-    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode
+    caplog: pytest.LogCaptureFixture, refusal: grpc.aio.AioRpcError
 ) -> None:
     with caplog.at_level(logging.WARNING):
-        shown, answered = await _pages(_RefusingPayments(_unreachable(code), found=False))
+        shown, answered = await _pages(_RefusingPayments(refusal, found=False))
     for page in (shown, answered):
         _asks_to_try_again_shortly(page)
     _warned_without_a_traceback(caplog, pages=2)
 
 
-@pytest.mark.parametrize(
-    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED], ids=str
-)
+@OUT_OF_REACH
 async def test_an_answer_the_core_did_not_take_in_time_is_not_told_as_not_completed(
-    caplog: pytest.LogCaptureFixture, code: grpc.StatusCode
+    caplog: pytest.LogCaptureFixture, refusal: grpc.aio.AioRpcError
 ) -> None:
     """The challenge is shown, the answer is not taken (or not known to be): its outcome is
-    unknown, and a press again replays it, so the cardholder is asked to try again, not told
-    that the payment failed."""
+    unknown, or it was never taken up, and a press again replays it, so the cardholder is asked
+    to try again, not told that the payment failed."""
     with caplog.at_level(logging.WARNING):
-        shown, answered = await _pages(_RefusingPayments(_unreachable(code)))
+        shown, answered = await _pages(_RefusingPayments(refusal))
     assert shown.status_code == 200, shown.text
     _asks_to_try_again_shortly(answered)
     assert "Payment not completed" not in answered.text
