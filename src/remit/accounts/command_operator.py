@@ -3,17 +3,29 @@ login name of the shell's user and the host it runs on. Told by the command, rec
 the role the core checks is the one the credential proves (admin for every command)."""
 
 import getpass
+import os
+import pwd
 import socket
 
 from remit.accounts.key_events import MAX_OPERATOR_LENGTH
 
 
+def _user() -> str:
+    """The name of the user the command runs as: the passwd entry of its uid, not the LOGNAME or
+    USER the environment claims (anyone can set those, to anything). The environment only when
+    the uid has no entry (a container's user), and `unknown` when it has neither."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pass
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
 def shell_operator() -> str:
     """`USER@HOST`, each `unknown` when there is none to be had."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        # No login name (a container's user with no passwd entry).
-        user = "unknown"
+    user = _user()
     host = socket.gethostname() or "unknown"
     return f"{user}@{host}"[:MAX_OPERATOR_LENGTH]

@@ -32,7 +32,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from remit.accounts.command_keys import command_idempotency_key, made_perhaps
 from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import MAX_KEY_EXPIRY
-from remit.accounts.key_events import MAX_AUDIT_LIMIT, MAX_REASON_LENGTH
+from remit.accounts.key_events import MAX_AUDIT_LIMIT, MAX_REASON_LENGTH, unprintable_character
 from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
 from remit.grpcutil.call_failures import call_failed
@@ -398,16 +398,27 @@ def _what(event: accounts_pb2.ApiKeyEvent) -> str:
     return f"action {action}"  # one a newer core records
 
 
+def _quoted(told: str) -> str:
+    """`told` (what a caller named: an operator, a reason) in double quotes, with its quotes,
+    control characters and line separators escaped, so that a line break in it cannot pass for
+    another event, nor an escape sequence act on the terminal. The core refuses such
+    characters now, but an event recorded before it did keeps them for good."""
+    # JSON escapes quotes, backslashes and C0 controls; the rest are escaped as JSON would.
+    quoted = json.dumps(told, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if unprintable_character(c) else c for c in quoted)
+
+
 def audit_line(event: accounts_pb2.ApiKeyEvent) -> str:
     """One event as `keys audit` prints it: when, which key (masked), what, who and why. The
-    reason is quoted, so that a line break in it cannot pass for another event."""
-    who = event.role + (f" ({event.operator})" if event.operator else "")
+    operator and the reason, which the caller names, are quoted (`_quoted`): a line break in
+    either cannot pass for another event."""
+    who = event.role + (f" ({_quoted(event.operator)})" if event.operator else "")
     line = (
         f"{_when(event.created)}  {event.id}  {event.key_id} ({event.masked_key})  "
         f"{_what(event)}  by {who}"
     )
     if event.reason:
-        line += f"  reason {json.dumps(event.reason, ensure_ascii=False)}"
+        line += f"  reason {_quoted(event.reason)}"
     return line
 
 
@@ -416,6 +427,10 @@ def _check_reason(reason: str) -> None:
     if len(reason) > MAX_REASON_LENGTH:
         raise KeyCommandError(
             f"--reason must be at most {MAX_REASON_LENGTH} characters, got {len(reason)}"
+        )
+    if (char := unprintable_character(reason)) is not None:
+        raise KeyCommandError(
+            f"--reason must not contain control characters or line breaks (found {char})"
         )
 
 

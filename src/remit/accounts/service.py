@@ -28,6 +28,7 @@ from remit.accounts.key_events import (
     KeyEventAction,
     masked,
     stop_action,
+    unprintable_character,
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import REVOKED, SqlAccountRepository, account_values
@@ -63,6 +64,12 @@ def _checked_actor(actor: KeyActor) -> KeyActor:
         raise invalid(f"operator must be at most {MAX_OPERATOR_LENGTH} characters.", "operator")
     if len(actor.reason) > MAX_REASON_LENGTH:
         raise invalid(f"reason must be at most {MAX_REASON_LENGTH} characters.", "reason")
+    for field, value in (("operator", actor.operator), ("reason", actor.reason)):
+        if (char := unprintable_character(value)) is not None:
+            raise invalid(
+                f"{field} must not contain control characters or line breaks (found {char}).",
+                field,
+            )
     return actor
 
 

@@ -1,5 +1,5 @@
 """`remit accounts keys audit`, and the record the other key commands leave: each names the
-admin role the CLI's credential proves, the operator running it (USER@HOST) and its
+admin role the CLI's credential proves, the operator running it (USER@HOST, quoted) and its
 --reason; the listing pages newest first and never shows a key."""
 
 import re
@@ -57,15 +57,15 @@ async def test_key_commands_are_recorded_and_audit_lists_them_newest_first(
     # publishable key, then the account's first two keys (made by no command: `database`).
     assert len(lines) == 6, listed
     assert f"{pk.id} (pk_test_...{pk.last4})  revoked at " in lines[0]
-    assert lines[0].endswith(f'by admin ({operator})  reason "unused"')
+    assert lines[0].endswith(f'by admin ("{operator}")  reason "unused"')
     stop = keys[old].revoked_at
     assert stop is not None
     assert (
         f"{old} (sk_test_...{made.secret_key[-4:]})  rolled to {new.id}, works until "
-        f'{stop.isoformat()}  by admin ({operator})  reason "leaked"'
+        f'{stop.isoformat()}  by admin ("{operator}")  reason "leaked"'
     ) in lines[1]
     assert f"{new.id} (sk_test_...{new.last4})  created (secret, test mode)" in lines[2]
-    assert lines[3].endswith(f'by admin ({operator})  reason "for the \\"web\\" app"')
+    assert lines[3].endswith(f'by admin ("{operator}")  reason "for the \\"web\\" app"')
     assert all(line.endswith("by database") for line in lines[4:])
     # A page of two, and the command for the next, which picks up where it left off.
     assert first.splitlines()[:2] == lines[:2]
@@ -86,14 +86,25 @@ async def test_key_commands_are_recorded_and_audit_lists_them_newest_first(
             assert key.split("_")[2] not in shown
 
 
-async def test_a_reason_too_long_is_refused_before_anything_is_made(
-    core_engine: AsyncEngine, tmp_path: Path
+@pytest.mark.parametrize(
+    ("reason", "refusal"),
+    [
+        ("x" * 501, "--reason must be at most 500 characters, got 501"),
+        (
+            "leaked\n2026-01-02T03:04:05+00:00  kevt_forged",
+            "--reason must not contain control characters or line breaks (found U+000A)",
+        ),
+    ],
+    ids=["too long", "line break"],
+)
+async def test_a_reason_refused_is_refused_before_anything_is_made(
+    core_engine: AsyncEngine, tmp_path: Path, reason: str, refusal: str
 ) -> None:
     accounts = AccountsService(core_engine)
     account = (await accounts.create_account()).account.id
     async with serving(accounts_registration(accounts).add_to_server) as port:
-        ran = await remit("accounts", "keys", "roll", account, "--reason", "x" * 501,
+        ran = await remit("accounts", "keys", "roll", account, "--reason", reason,
                           tmp_path=tmp_path, REMIT_CORE_PORT=port)  # fmt: skip
     assert ran.returncode == 2
-    assert "--reason must be at most 500 characters, got 501" in ran.failure_line()
+    assert refusal in ran.failure_line()
     assert len(await accounts.list_keys(account)) == 2

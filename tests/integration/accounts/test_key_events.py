@@ -26,6 +26,7 @@ from remit.accounts.service import AccountsService
 from remit.accounts.tables import api_key_events, api_keys
 from remit.core.clock import FixedClock
 from remit.core.errors import ErrorKind, RemitError
+from remit.grpcutil.errors import remit_error_from_rpc_error
 from remit_api.accounts.v1 import accounts_pb2
 from tests.integration.accounts.conftest import Stub
 
@@ -347,3 +348,56 @@ async def test_over_grpc_the_event_names_the_unchecked_role_and_pages_newest_fir
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub.ListApiKeyEvents(request)
         assert raised.value.code() is code
+
+
+@pytest.mark.parametrize(
+    ("field", "told"),
+    [
+        ("operator", "alice@ops-1\n2026-01-02T03:04:05+00:00  kevt_forged  key_forged"),
+        ("reason", "ticket 42\r\nkevt_forged"),
+        ("operator", "alice\x1b[2K"),
+        ("reason", "ticket\x85 42"),
+        ("reason", "ticket\u2028 42"),
+        ("operator", "alice\u2029"),
+    ],
+    ids=repr,
+)
+async def test_over_grpc_a_control_character_or_line_break_is_refused_naming_its_field(
+    stub: Stub, core_engine: AsyncEngine, field: str, told: str
+) -> None:
+    """An operator or reason is printed one event a line (`remit accounts keys audit`): one
+    that would break its line, or work on the terminal, is refused and records nothing."""
+    account = (await stub.CreateAccount(accounts_pb2.CreateAccountRequest())).account.id
+    (key,) = [
+        k
+        for k in (await stub.ListApiKeys(accounts_pb2.ListApiKeysRequest(account_id=account))).data
+        if k.kind == accounts_pb2.API_KEY_KIND_SECRET
+    ]
+    before = await _count(core_engine)
+    operator, reason = (told, "") if field == "operator" else ("", told)
+    calls = (
+        stub.CreateApiKey(
+            accounts_pb2.CreateApiKeyRequest(
+                account_id=account,
+                kind=accounts_pb2.API_KEY_KIND_SECRET,
+                operator=operator,
+                reason=reason,
+            )
+        ),
+        stub.RevokeApiKey(
+            accounts_pb2.RevokeApiKeyRequest(
+                account_id=account, key_id=key.id, operator=operator, reason=reason
+            )
+        ),
+    )
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert (raised.value.details() or "").startswith(
+            f"{field} must not contain control characters or line breaks (found U+"
+        )
+        assert remit_error_from_rpc_error(raised.value).param == field
+    assert await _count(core_engine) == before
+    keys = (await stub.ListApiKeys(accounts_pb2.ListApiKeysRequest(account_id=account))).data
+    assert len(keys) == 2
