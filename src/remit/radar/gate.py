@@ -86,11 +86,21 @@ def compile_stored(predicate: str) -> ParsedPredicate | None:
 # For the rules listing and the checks of list changes, which read a few rules at a time.
 compiled = functools.lru_cache(maxsize=4096)(compile_stored)
 
-# How much predicate text the payment path keeps compiled, across accounts. A compiled
-# predicate takes about 50 bytes per character of its text, so this holds at most about 400 MB:
-# 40 accounts at the limit of 200 rules of 1,000 characters each, or thousands of accounts with
-# rules of ordinary length.
-COMPILED_RULES_BUDGET: Final = 8_000_000
+# What a compiled rule held costs, counted in characters of its predicate. Measured with
+# tracemalloc (CPython 3.11; the rule's id, text and compiled predicate, as `CompiledRules`
+# keeps them): a rule of one condition takes about 2.2 KB whatever its length, 12 to 30
+# characters (73 to 185 bytes a character); each further condition about 1.5 KB more; a rule of
+# 1,000 characters of short conditions up to about 78 KB (80 bytes a character), one of long
+# literals far less (4 bytes a character for one long string). So each rule is charged its
+# length and RULE_OVERHEAD_CHARS more, which keeps every shape measured within
+# BYTES_PER_CHARGED_CHARACTER: `:amount: > 1` (12 characters, 2.2 KB) counts as 32.
+RULE_OVERHEAD_CHARS: Final = 20
+BYTES_PER_CHARGED_CHARACTER: Final = 80
+# How much the payment path keeps compiled, across accounts, in charged characters: at most
+# about 120 MB in each core process. That is 7 accounts at the limit of 200 rules of 1,000
+# characters each, or 37,500 rules of 20 characters (187 accounts of 200 such rules, 7,500 of
+# five; about 83 MB); an account let go has its rules compiled again at its next payment.
+COMPILED_RULES_BUDGET: Final = 120_000_000 // BYTES_PER_CHARGED_CHARACTER
 
 
 class CompiledRules:
@@ -98,10 +108,11 @@ class CompiledRules:
 
     Each account's rules are kept together, by rule id with the text they were compiled from:
     a rule is parsed once for each text it has, and its next payment after a change compiles
-    the new text. Whole accounts are let go, least recently used first, when the texts held
-    come to more than `budget` characters, so the rules of other accounts never push out the
-    ones of the account paying (a rule parses in about a millisecond at the length limit, and
-    an account may have 200: parsing them on every payment would hold up the event loop).
+    the new text. Whole accounts are let go, least recently used first, when the rules held
+    are charged more than `budget` characters (`rule_charge`), so the rules of other accounts
+    never push out the ones of the account paying (a rule parses in about a millisecond at the
+    length limit, and an account may have 200: parsing them on every payment would hold up the
+    event loop).
     Only the rules an account has now are kept for it."""
 
     def __init__(self, budget: int = COMPILED_RULES_BUDGET) -> None:
@@ -148,8 +159,14 @@ class CompiledRules:
             self._held -= _size(dropped)
 
 
+def rule_charge(text: str) -> int:
+    """What a rule compiled from `text` counts against the budget, in characters: its length
+    and its fixed overhead (`RULE_OVERHEAD_CHARS`)."""
+    return len(text) + RULE_OVERHEAD_CHARS
+
+
 def _size(rules: Mapping[str, tuple[str, ParsedPredicate | None]]) -> int:
-    return sum(len(text) for text, _ in rules.values())
+    return sum(rule_charge(text) for text, _ in rules.values())
 
 
 _COMPILED_RULES: Final = CompiledRules()

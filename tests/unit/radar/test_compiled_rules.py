@@ -1,6 +1,8 @@
 """The payment path compiles each rule once for each text it has, whatever the number of
-accounts and rules on the platform, and lets go of whole accounts to stay within its budget."""
+accounts and rules on the platform, and lets go of whole accounts to stay within its budget,
+each rule charged for its fixed overhead as well as its text."""
 
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,18 +17,24 @@ ACCOUNTS = 21
 RULES = 200  # the most an account may have
 
 
-def _rules(account: int, count: int = RULES) -> list[Rule]:
+def _rules(
+    account: int, count: int = RULES, *, predicate: str = ":amount_in_usd: > {n}"
+) -> list[Rule]:
     return [
         Rule(
             id=f"rule_{account}_{n}",
             account_id=f"acct_{account}",
             action=RuleAction.BLOCK,
-            predicate=f":amount_in_usd: > {account * 1000 + n}",
+            predicate=predicate.format(n=account * 1000 + n),
             position=n,
             created_at=datetime(2026, 3, 1, tzinfo=UTC),
         )
         for n in range(count)
     ]
+
+
+def _charged(rules: list[Rule]) -> int:
+    return sum(gate.rule_charge(rule.predicate) for rule in rules)
 
 
 @pytest.fixture
@@ -82,7 +90,7 @@ def test_the_least_recently_paying_accounts_are_let_go_beyond_the_budget(
     parsed: list[str],
 ) -> None:
     first, second, third = (_rules(account, 10) for account in (1, 2, 3))
-    one_account = sum(len(rule.predicate) for rule in first)  # the same for each of them
+    one_account = _charged(first)  # the same for each of them
     cache = gate.CompiledRules(budget=2 * one_account)
     for rules in (first, second, first, third):
         cache.of(rules)
@@ -97,3 +105,53 @@ def test_the_least_recently_paying_accounts_are_let_go_beyond_the_budget(
     alone.of(first)
     alone.of(first)
     assert len(parsed) == 50
+
+
+def test_many_short_rules_are_charged_their_overhead_and_let_go_sooner(
+    parsed: list[str],
+) -> None:
+    """A short rule takes about 2 KB, as much as a long one of one condition: counted by its text
+    alone, a budget would hold accounts of short rules by the thousand more than it has room
+    for. Here, one with room for two accounts' texts has room for one account's rules."""
+    first, second, third = (
+        _rules(account, 10, predicate=":amount: > {n}") for account in (1, 2, 3)
+    )
+    text_only = sum(len(rule.predicate) for rule in first)
+    assert _charged(first) > 2 * text_only
+    cache = gate.CompiledRules(budget=2 * text_only)
+    for rules in (first, second, third):
+        cache.of(rules)
+    parsed.clear()
+    cache.of(third)  # the one the budget has room for
+    assert parsed == []
+    cache.of(second)  # let go, though its text and the third's come to no more than the budget
+    assert len(parsed) == 10
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        ":amount: > {n}",
+        ":risk_score: > 5 and :amount: > {n}",
+        ":card_country: in ('US', 'CA') or :email: in @vips or :amount_in_usd: > {n}",
+        " and ".join(f"(:amount: > {{n}} or :amount: < {k})" for k in range(24)),
+    ],
+    ids=["shortest", "two conditions", "three", "longest"],
+)
+def test_a_rule_is_charged_at_least_the_memory_it_takes(predicate: str) -> None:
+    """The budget bounds memory only if no rule takes much more than it is charged for: at
+    most BYTES_PER_CHARGED_CHARACTER (with a quarter's margin for other Python versions)."""
+    rules = _rules(1, predicate=predicate)
+    cache = gate.CompiledRules()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        # Ids and texts of their own, made while traced: the cache keeps them too.
+        fresh = [replace(r, id="".join(r.id), predicate="".join(r.predicate)) for r in rules]
+        compiled = cache.of(fresh)
+        del fresh
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert None not in compiled
+    assert taken / _charged(rules) <= 1.25 * gate.BYTES_PER_CHARGED_CHARACTER
