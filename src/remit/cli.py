@@ -334,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--operator",
         default=None,
         metavar="NAME",
-        help="who declares it, for the vault's audit log (default: this shell's login name)",
+        help=(
+            "who declares it, for the vault's audit log (default: this shell's user and host, "
+            "USER@HOST, the user being the login name of its uid)"
+        ),
     )
     reseal = vault_commands.add_parser(
         "reseal-cards",

@@ -13,12 +13,12 @@ import json
 from typing import TextIO
 
 from remit.accounts.command_keys import made_perhaps
-from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import AccountMadeBefore, NewAccount
 from remit.accounts.key_events import DATABASE_ROLE, KeyActor
 from remit.accounts.service import AccountsService
 from remit.command_exits import summary
 from remit.config import PlatformConfig
+from remit.core.shell_operator import shell_operator
 from remit.storage.database_clock import command_clock
 from remit.storage.driver_errors import database_unavailable
 

@@ -8,7 +8,7 @@ would lock its servers out, so that needs `--force`; rolling makes the new key f
 the old one work on for a while (`--expire-old-after`), so that its users can move over.
 
 Each change is recorded by the core with the change (`remit.accounts.key_events`), under the
-operator running the command (`remit.accounts.command_operator`) and its `--reason`; `audit`
+operator running the command (`remit.core.shell_operator`) and its `--reason`; `audit`
 lists the record, newest first, a page at a time.
 
 Creating and rolling send an idempotency key (`remit.accounts.command_keys`): run again under
@@ -19,7 +19,6 @@ the old key to stop: the new key's plaintext was shown to no one, so nobody may 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,11 +29,12 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from remit.accounts.command_keys import command_idempotency_key, made_perhaps
-from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import MAX_KEY_EXPIRY
-from remit.accounts.key_events import MAX_AUDIT_LIMIT, MAX_REASON_LENGTH, unprintable_character
+from remit.accounts.key_events import MAX_AUDIT_LIMIT, MAX_REASON_LENGTH
 from remit.command_exits import CommandRefusedError, CommandTemporaryFailureError
 from remit.config import PlatformConfig
+from remit.core.shell_operator import shell_operator
+from remit.core.told_text import quoted_told, unprintable_character
 from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.grpcutil.internal_auth import InternalAccess, internal_sync_channel
@@ -398,27 +398,17 @@ def _what(event: accounts_pb2.ApiKeyEvent) -> str:
     return f"action {action}"  # one a newer core records
 
 
-def _quoted(told: str) -> str:
-    """`told` (what a caller named: an operator, a reason) in double quotes, with its quotes,
-    control characters and line separators escaped, so that a line break in it cannot pass for
-    another event, nor an escape sequence act on the terminal. The core refuses such
-    characters now, but an event recorded before it did keeps them for good."""
-    # JSON escapes quotes, backslashes and C0 controls; the rest are escaped as JSON would.
-    quoted = json.dumps(told, ensure_ascii=False)
-    return "".join(f"\\u{ord(c):04x}" if unprintable_character(c) else c for c in quoted)
-
-
 def audit_line(event: accounts_pb2.ApiKeyEvent) -> str:
     """One event as `keys audit` prints it: when, which key (masked), what, who and why. The
-    operator and the reason, which the caller names, are quoted (`_quoted`): a line break in
-    either cannot pass for another event."""
-    who = event.role + (f" ({_quoted(event.operator)})" if event.operator else "")
+    operator and the reason, which the caller names, are quoted (`quoted_told`): a line break
+    in either cannot pass for another event."""
+    who = event.role + (f" ({quoted_told(event.operator)})" if event.operator else "")
     line = (
         f"{_when(event.created)}  {event.id}  {event.key_id} ({event.masked_key})  "
         f"{_what(event)}  by {who}"
     )
     if event.reason:
-        line += f"  reason {_quoted(event.reason)}"
+        line += f"  reason {quoted_told(event.reason)}"
     return line
 
 

@@ -15,7 +15,6 @@ its last four) is what tells it apart.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -27,12 +26,9 @@ from remit.accounts.domain import ApiKey, KeyKind
 DATABASE_ROLE: Final = "database"
 UNCHECKED_ROLE: Final = "unchecked"
 
-# The longest operator and reason recorded (the RPCs declare the same `max_length`).
-MAX_OPERATOR_LENGTH: Final = 200
+# The longest reason recorded (the RPCs declare the same `max_length`; the operator's is
+# `remit.core.shell_operator.MAX_OPERATOR_LENGTH`).
 MAX_REASON_LENGTH: Final = 500
-# Besides control characters (Unicode category Cc: line feed, carriage return, escape, NEL...),
-# the characters that break a line where they are printed.
-_LINE_SEPARATORS: Final = frozenset({"\u2028", "\u2029"})
 # `remit accounts keys audit`: events a page unless --limit says otherwise, and the most (as
 # ListApiKeyEvents answers at most).
 DEFAULT_AUDIT_LIMIT: Final = 20
@@ -106,14 +102,3 @@ def stop_action(
     if after is not None and after > now:
         return KeyEventAction.REVOCATION_SCHEDULED
     return KeyEventAction.REVOKED
-
-
-def unprintable_character(text: str) -> str | None:
-    """The first character of `text` an operator or reason may not hold, as `U+XXXX`, or None.
-    A control character or a line separator would let one recorded event print as several
-    lines of `remit accounts keys audit` (a forged event), or send the terminal showing it
-    commands; whatever the caller meant by it, it is no part of a name or a reason."""
-    for char in text:
-        if char in _LINE_SEPARATORS or unicodedata.category(char) == "Cc":
-            return f"U+{ord(char):04X}"
-    return None

@@ -21,14 +21,12 @@ from remit.accounts.domain import (
 )
 from remit.accounts.key_events import (
     DATABASE_ACTOR,
-    MAX_OPERATOR_LENGTH,
     MAX_REASON_LENGTH,
     KeyActor,
     KeyEvent,
     KeyEventAction,
     masked,
     stop_action,
-    unprintable_character,
 )
 from remit.accounts.keys import digest_key, generate_key, looks_like_key
 from remit.accounts.repository import REVOKED, SqlAccountRepository, account_values
@@ -36,6 +34,8 @@ from remit.accounts.settings import checked_settings
 from remit.core.clock import Clock, SystemClock
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id
+from remit.core.shell_operator import MAX_OPERATOR_LENGTH
+from remit.core.told_text import unprintable_character
 
 
 class AccountsError(RemitError):

@@ -7,7 +7,6 @@ lands in its audit log under the requester "cli".
 from __future__ import annotations
 
 import asyncio
-import getpass
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -16,6 +15,8 @@ import grpc
 
 from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
+from remit.core.shell_operator import shell_operator
+from remit.core.told_text import quoted_told, unprintable_character
 from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -168,29 +169,34 @@ async def remove_key_version(target: str, access: InternalAccess, version: int) 
 
 def declarer(operator: str) -> str:
     """The requester a declaration is recorded under: the CLI, and the operator who ran it
-    (`operator`, else the login name of the shell's user)."""
-    if not operator:
-        try:
-            operator = getpass.getuser()
-        except (OSError, KeyError):
-            # No login name to be had (a container's user with no passwd entry).
-            operator = "unknown"
+    (`operator`, else the shell's user and host, `remit.core.shell_operator`). Refused before
+    anything is sent when it holds a control character or a line break, as the vault would
+    refuse it: the declaration and its audit event keep it for good."""
+    operator = operator or shell_operator()
+    if (char := unprintable_character(operator)) is not None:
+        raise AdminError(
+            f"--operator must not contain control characters or line breaks (found {char})"
+        )
     return f"{REQUESTER}:{operator}"
 
 
 async def declare_key_version_lost(
     target: str, access: InternalAccess, version: int, operator: str
 ) -> list[str]:
+    requester = declarer(operator)
     async with internal_channel(target, access) as channel:
         reply = await _stub(channel).DeclareKeyVersionLost(
-            vault_pb2.DeclareKeyVersionLostRequest(version=version, requester=declarer(operator)),
+            vault_pb2.DeclareKeyVersionLostRequest(version=version, requester=requester),
             timeout=TIMEOUT_S,
         )
     declared_at = reply.declared_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S UTC")
+    # Quoted: a declaration recorded before the vault refused line breaks in who made it
+    # would print as more lines than one.
+    declared_by = quoted_told(reply.declared_by)
     first = (
-        f"key version {reply.version} declared lost by {reply.declared_by} at {declared_at}"
+        f"key version {reply.version} declared lost by {declared_by} at {declared_at}"
         if reply.newly_declared
-        else f"key version {reply.version} was declared lost already, by {reply.declared_by} "
+        else f"key version {reply.version} was declared lost already, by {declared_by} "
         f"at {declared_at}"
     )
     return [

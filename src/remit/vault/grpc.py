@@ -10,6 +10,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from remit.core.errors import invalid
 from remit.core.secrets import Secret
+from remit.core.told_text import unprintable_character
 from remit.grpcutil.protoconv import filter_bound, request_datetime, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.vault.cards import Brand, Funding
@@ -75,10 +76,21 @@ def audit_event_message(event: AuditEvent) -> vault_pb2.AuditEvent:
     )
 
 
+def _told(value: str, field: str) -> str:
+    """`value`, which the caller names for the audit log to keep as told (who asks, and why):
+    refused when it holds a control character or a line break, which would let one recorded
+    event print as several, or act on the terminal showing it."""
+    if (char := unprintable_character(value)) is not None:
+        raise invalid(
+            f"{field} must not contain control characters or line breaks (found {char}).", field
+        )
+    return value
+
+
 def _requester(request: Any) -> str:
     if not request.requester:
         raise invalid("Say who is asking: requester is required.", "requester")
-    return str(request.requester)
+    return _told(str(request.requester), "requester")
 
 
 def _account(request: Any) -> str:
@@ -153,7 +165,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
                 currency=request.currency,
                 reference=request.reference,
                 capture=request.capture,
-                purpose=request.purpose,
+                purpose=_told(request.purpose, "purpose"),
                 requester=_requester(request),
                 billing_address=address,
                 three_d_secure_authenticated=request.three_d_secure_authenticated,

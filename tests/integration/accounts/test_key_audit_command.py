@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remit.accounts.command_operator import shell_operator
 from remit.accounts.domain import KeyKind
 from remit.accounts.grpc import accounts_registration
 from remit.accounts.service import AccountsService
+from remit.core.shell_operator import shell_operator
 from tests.integration.test_admin_command_exits import serving
 from tests.support.commands import remit
 

@@ -6,6 +6,9 @@ what the network holds. The declaration is kept in the vault database with who m
 when, audited, idempotent, and refused for a version the key ring still holds or never
 numbered."""
 
+import os
+import pwd
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
@@ -272,14 +275,132 @@ async def test_the_command_declares_once_and_refuses_a_version_in_the_key_file(
 
     assert (first.returncode, first.stderr) == (0, "")
     assert first.stdout.splitlines()[0] == (
-        f"key version 1 declared lost by cli:alice at {START:%Y-%m-%d %H:%M:%S} UTC"
+        f'key version 1 declared lost by "cli:alice" at {START:%Y-%m-%d %H:%M:%S} UTC'
     )
     assert "1 cards not deleted are under it" in first.stdout
     assert (again.returncode, again.stderr) == (0, "")
-    assert again.stdout.startswith("key version 1 was declared lost already, by cli:alice")
+    assert again.stdout.startswith('key version 1 was declared lost already, by "cli:alice"')
     assert present.returncode == 2
     line = present.failure_line()
     assert line.startswith("remit vault declare-key-version-lost: ")
     assert "Key version 2 is still in the vault's key file: it is not lost" in line
     assert present.stdout == ""
     assert await _declared_rows(harness.engine) == [("card-kek", 1, "cli:alice")]
+
+
+# A login name (USER, LOGNAME) set to a line that reads as another declaration.
+FORGED = "alice\nkey version 2 declared lost by cli:bob at 2026-01-02 03:04:05 UTC"
+
+
+async def test_the_command_names_the_uids_login_name_not_the_environments(
+    harness: VaultHarness, tmp_path: Path
+) -> None:
+    await _tokenize(harness.vault)
+    await _lose_version_1(harness.vault, harness.keys)
+    async with _served_with_the_internal_token(harness.engine, harness.keys) as port:
+        declared = await remit(
+            "vault", "declare-key-version-lost", "--version", "1", tmp_path=tmp_path,
+            REMIT_VAULT_PORT=port, USER=FORGED, LOGNAME=FORGED, LNAME=FORGED, USERNAME=FORGED,
+        )  # fmt: skip
+
+    operator = f"cli:{pwd.getpwuid(os.getuid()).pw_name}@{socket.gethostname()}"
+    assert (declared.returncode, declared.stderr) == (0, "")
+    lines = declared.stdout.splitlines()
+    assert lines[0] == (
+        f'key version 1 declared lost by "{operator}" at {START:%Y-%m-%d %H:%M:%S} UTC'
+    )
+    assert len(lines) == 2
+    assert "cli:bob" not in declared.stdout
+    assert await _declared_rows(harness.engine) == [("card-kek", 1, operator)]
+    assert await _declaration_events(harness.vault) == [
+        (operator, "declare key version 1 lost", True, 1)
+    ]
+
+
+async def test_the_command_refuses_an_operator_with_a_line_break_and_declares_nothing(
+    harness: VaultHarness, tmp_path: Path
+) -> None:
+    await _tokenize(harness.vault)
+    await _lose_version_1(harness.vault, harness.keys)
+    async with _served_with_the_internal_token(harness.engine, harness.keys) as port:
+        refused = await remit(
+            "vault", "declare-key-version-lost", "--version", "1", "--operator", FORGED,
+            tmp_path=tmp_path, REMIT_VAULT_PORT=port,
+        )  # fmt: skip
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.failure_line() == (
+        "remit vault declare-key-version-lost: --operator must not contain control characters "
+        "or line breaks (found U+000A)"
+    )
+    assert await _declared_rows(harness.engine) == []
+    assert await _declaration_events(harness.vault) == []
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r", "\x1b", "\u2028", "\x85"])
+async def test_the_vault_refuses_a_requester_with_a_control_character(
+    harness: VaultHarness, separator: str
+) -> None:
+    vault = harness.vault
+    await _tokenize(vault)
+    await _lose_version_1(vault, harness.keys)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _declare(vault, 1, f"cli:alice{separator}cli:bob")
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(caught.value)
+    assert detail is not None
+    assert detail.param == "requester"
+    assert f"(found U+{ord(separator):04X})" in detail.message
+    assert await _declared_rows(harness.engine) == []
+    assert await _declaration_events(vault) == []
+
+
+async def test_the_vault_refuses_a_forward_whose_purpose_holds_a_line_break(
+    harness: VaultHarness,
+) -> None:
+    vault = harness.vault
+    token = await _tokenize(vault)
+    request = _forward(token, "ch_1")
+    request.purpose = "payment_intent.confirm pi_1\nforged"
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await vault.stub.ForwardAuthorization(request)
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(caught.value)
+    assert detail is not None
+    assert detail.param == "purpose"
+    assert harness.acquirer.requests == []
+    forwards = await vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_FORWARD, limit=100)
+    )
+    assert list(forwards.data) == []
+
+
+async def test_a_declaration_recorded_with_a_line_break_prints_as_one_quoted_line(
+    harness: VaultHarness, tmp_path: Path
+) -> None:
+    """One recorded before the vault refused such names keeps it: printed escaped."""
+    await _tokenize(harness.vault)
+    await _lose_version_1(harness.vault, harness.keys)
+    async with harness.engine.begin() as db:
+        await db.execute(
+            insert(lost_key_versions).values(
+                key_ring="card-kek", version=1, declared_by=f"cli:{FORGED}", declared_at=START
+            )
+        )
+    async with _served_with_the_internal_token(harness.engine, harness.keys) as port:
+        again = await remit(
+            "vault", "declare-key-version-lost", "--version", "1", "--operator", "carol",
+            tmp_path=tmp_path, REMIT_VAULT_PORT=port,
+        )  # fmt: skip
+
+    assert (again.returncode, again.stderr) == (0, "")
+    lines = again.stdout.splitlines()
+    assert lines[0] == (
+        'key version 1 was declared lost already, by "cli:alice\\nkey version 2 declared lost '
+        f'by cli:bob at 2026-01-02 03:04:05 UTC" at {START:%Y-%m-%d %H:%M:%S} UTC'
+    )
+    assert len(lines) == 2

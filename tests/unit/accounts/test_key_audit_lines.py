@@ -12,8 +12,8 @@ import socket
 import pytest
 from google.protobuf import timestamp_pb2
 
-from remit.accounts.command_operator import shell_operator
 from remit.accounts.key_commands import audit_line
+from remit.core.shell_operator import shell_operator
 from remit_api.accounts.v1 import accounts_pb2
 
 # A login name (USER, LOGNAME) set to a line that reads as another event.

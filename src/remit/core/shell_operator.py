@@ -1,13 +1,16 @@
-"""Who runs a key command, as its audit record names them (`remit.accounts.key_events`): the
-login name of the shell's user and the host it runs on. Told by the command, recorded as told:
-the role the core checks is the one the credential proves (admin for every command)."""
+"""Who runs an admin command, as the audit records it writes name them (an API key's events,
+`remit.accounts.key_events`; a vault key version declared lost, `remit.vault.admin`): the login
+name of the shell's user and the host it runs on. Told by the command, recorded as told: the
+role a service checks is the one the credential proves."""
 
 import getpass
 import os
 import pwd
 import socket
+from typing import Final
 
-from remit.accounts.key_events import MAX_OPERATOR_LENGTH
+# The longest operator recorded (the accounts RPCs declare the same `max_length`).
+MAX_OPERATOR_LENGTH: Final = 200
 
 
 def _user() -> str:
