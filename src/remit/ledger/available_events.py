@@ -4,7 +4,8 @@
 Recorded in the transaction of each move that adds to the available balance: funds released
 from pending (the worker's release job, or an operator's retry of a set-aside release), a
 capture made available at once (pm_card_bypassPending), a canceled or failed payout's funds
-coming back, a won dispute's reinstatement. At most one per account per transaction: a batch
+coming back, a failed or canceled refund's money coming back (its hold released, or its posting
+reversed), a won dispute's reinstatement. At most one per account per transaction: a batch
 that moves several of an account's funds records it once, after the last of them. Moves that
 take from the available balance (a payout, a refund, a dispute's withdrawal) record none.
 

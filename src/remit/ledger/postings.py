@@ -596,16 +596,16 @@ def _refund_balance_transaction(
 
 async def _release_hold(
     db: AsyncConnection, account_id: str, refund_id: str, now: datetime
-) -> LedgerTransaction | None:
+) -> bool:
     """Let go of a refund's hold (the refund was posted, or it failed or was canceled before
-    it was). Returns the releasing transaction (the earlier one on a repeat), or None for a
-    refund that has no hold: one created before refunds were held."""
+    it was). Returns whether this call let it go: False for a hold released already (a
+    repeat), and for a refund that has no hold (one created before refunds were held)."""
     repo = JournalRepository(db)
     hold = await repo.get_transaction(account_id, refund_hold_id_for(refund_id))
     if hold is None:
-        return None
+        return False
     if hold.pending_status is not PendingStatus.OPEN and hold.resolved_by is not None:
-        return await repo.get_transaction(account_id, hold.resolved_by)
+        return False
     result = await journal.void_pending(
         db,
         account_id,
@@ -614,7 +614,7 @@ async def _release_hold(
         metadata={"refund": refund_id},
         now=now,
     )
-    return result.transaction
+    return not result.replayed
 
 
 async def record_refund_released(
@@ -631,18 +631,25 @@ async def record_refund_released(
     As on Stripe, the refund's balance transaction stays, and a refund_failure one (under
     `balance_transaction_id`, a new id by default) gives the money back: the refund's
     `failure_balance_transaction`. Returns it (the earlier one on a repeat), or None for a
-    refund whose hold showed no balance transaction (one created before holds did)."""
+    refund whose hold showed no balance transaction (one created before holds did).
+
+    The money back moves into the available balance: a release records the account's
+    `balance.available` event (`available_events`) after its posting, the transaction's last
+    writes, so the balance it shows is read under the chain lock the release holds until the
+    commit. A repeat, or a refund without a hold, moves nothing and records none."""
     balances = BalanceRepository(db)
     release_id = f"{refund_id}:refund_release"
     existing = await balances.balance_transaction_for_ledger(account_id, release_id)
     if existing is not None:
         return existing
     held = await balances.balance_transaction_for_ledger(account_id, refund_hold_id_for(refund_id))
-    await _release_hold(db, account_id, refund_id, now)
-    if held is None:
-        return None
-    txn = _refund_failure(held, balance_transaction_id or new_id("txn"), release_id, now)
-    await balances.insert_balance_transaction(txn)
+    released = await _release_hold(db, account_id, refund_id, now)
+    txn = None
+    if held is not None:
+        txn = _refund_failure(held, balance_transaction_id or new_id("txn"), release_id, now)
+        await balances.insert_balance_transaction(txn)
+    if released:
+        await announce_available(db, account_id, now)
     return txn
 
 
@@ -770,7 +777,11 @@ async def record_refund_failed(
 ) -> BalanceTransaction:
     """A refund the card network could not deliver after it was posted: its money (and any fee
     it returned) comes back to the available balance. Returns the refund_failure balance
-    transaction (under `balance_transaction_id`, a new id by default)."""
+    transaction (under `balance_transaction_id`, a new id by default).
+
+    As a released hold's (`record_refund_released`), the money back records the account's
+    `balance.available` event last, after the reversal and its balance transaction; a repeat
+    records none."""
     balances = BalanceRepository(db)
     failure_tx = f"{refund_id}:refund_failure"
     existing = await balances.balance_transaction_for_ledger(account_id, failure_tx)
@@ -790,6 +801,7 @@ async def record_refund_failed(
     )
     txn = _refund_failure(refund, balance_transaction_id or new_id("txn"), failure_tx, now)
     await balances.insert_balance_transaction(txn)
+    await announce_available(db, account_id, now)
     return txn
 
 

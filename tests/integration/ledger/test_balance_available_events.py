@@ -198,3 +198,78 @@ async def test_a_dispute_withdrawal_announces_nothing_and_its_reinstatement_anno
     assert shown == await _balance_now(core_engine, account_id)
     assert _available(shown) == [(net - 1_500, "usd")]
     await _verified(core_engine, clock)
+
+
+async def _hold_refund(
+    engine: AsyncEngine, account_id: str, clock: FixedClock, refund_id: str, amount: int
+) -> None:
+    """A refund of "ch_refunded" created and held, the acquirer not yet answering."""
+    async with engine.begin() as db:
+        await ledger.record_refund_held(
+            db,
+            account_id=account_id,
+            refund_id=refund_id,
+            charge_id="ch_refunded",
+            amount_minor=amount,
+            currency="usd",
+            now=clock.now(),
+        )
+
+
+async def _release_refund(
+    engine: AsyncEngine, account_id: str, clock: FixedClock, refund_id: str
+) -> None:
+    async with engine.begin() as db:
+        assert await ledger.record_refund_released(
+            db, account_id=account_id, refund_id=refund_id, now=clock.now()
+        )
+
+
+async def test_a_held_refund_announces_nothing_and_its_release_announces_the_money_back(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A pending refund the acquirer refused, or one canceled while it waited on the customer:
+    both let go of its hold (`record_refund_released`), the money back in the available
+    balance."""
+    net = await _capture(core_engine, account_id, clock, "ch_refunded", 2_000)
+    await _hold_refund(core_engine, account_id, clock, "re_held", 500)
+    assert len(await _announced(core_engine, account_id)) == 1  # the capture's only
+    clock.advance(1)
+    await _release_refund(core_engine, account_id, clock, "re_held")
+    _, shown = await _announced(core_engine, account_id)
+    assert shown == await _balance_now(core_engine, account_id)
+    assert _available(shown) == [(net, "usd")]
+    # A repeat of the release moves nothing, and announces nothing.
+    await _release_refund(core_engine, account_id, clock, "re_held")
+    assert len(await _announced(core_engine, account_id)) == 2
+    await _verified(core_engine, clock)
+
+
+async def test_a_refund_announces_nothing_and_its_failure_announces_the_money_back(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    """A refund the acquirer made and the card network could not deliver afterwards: its
+    posting is reversed (`record_refund_failed`), the money back in the available balance."""
+    net = await _capture(core_engine, account_id, clock, "ch_refunded", 2_000)
+    await _hold_refund(core_engine, account_id, clock, "re_bounced", 500)
+    async with core_engine.begin() as db:
+        await ledger.record_refund(
+            db,
+            account_id=account_id,
+            refund_id="re_bounced",
+            charge_id="ch_refunded",
+            amount_minor=500,
+            currency="usd",
+            now=clock.now(),
+        )
+    assert len(await _announced(core_engine, account_id)) == 1  # the capture's only
+    clock.advance(1)
+    for _ in range(2):  # the second, a repeat, moves nothing and announces nothing
+        async with core_engine.begin() as db:
+            await ledger.record_refund_failed(
+                db, account_id=account_id, refund_id="re_bounced", now=clock.now()
+            )
+    _, shown = await _announced(core_engine, account_id)
+    assert shown == await _balance_now(core_engine, account_id)
+    assert _available(shown) == [(net, "usd")]
+    await _verified(core_engine, clock)

@@ -223,8 +223,16 @@ async def test_a_cancel_records_both_refund_updates_and_nothing_about_the_charge
     await payments.cancel_refund(account_id, record.refund_id, _keyed(account_id, "c2"))
 
     made = (await recorded(core_engine, account_id))[before:]
-    assert [kind for kind, _ in made] == ["refund.updated", "charge.refund.updated"]
-    [(_, updated), (_, charge_refund_updated)] = made
+    # The held money back in the available balance announces it, last (the ledger's).
+    assert [kind for kind, _ in made] == [
+        "refund.updated",
+        "charge.refund.updated",
+        "balance.available",
+    ]
+    [(_, updated), (_, charge_refund_updated), (_, available)] = made
+    assert available["object"]["available"] == [  # type: ignore[index]
+        {"amount": NET, "currency": "usd", "source_types": {"card": NET}}
+    ]
     assert updated["object"]["id"] == record.refund_id  # type: ignore[index]
     assert updated["object"]["status"] == "canceled"  # type: ignore[index]
     assert updated["previous"] == {
