@@ -347,8 +347,9 @@ async def test_a_card_saved_to_a_customer_is_refused_to_intents_of_anyone_else(
                 replace(new, customer_id=customer_id),
                 _respond,
             )
+        # A refusal by the card's state (its customer may change), stored under the key.
         assert (refused.value.kind, refused.value.param) == (
-            ErrorKind.INVALID_ARGUMENT,
+            ErrorKind.FAILED_PRECONDITION,
             "payment_method",
         )
         assert says in refused.value.message
