@@ -402,6 +402,9 @@ def charge_message(charge: Charge, refunds: ChargeRefunds = NOT_READ) -> pb.Char
     )
     if charge.shipping is not None:
         message.shipping.CopyFrom(_shipping_message(charge.shipping))
+    # Nobody reports charges to remit as fraudulent or safe: Stripe shows such a charge's
+    # fraud details as `{}`, never null.
+    message.fraud_details.SetInParent()
     if charge.outcome is not None:
         outcome = charge.outcome
         message.outcome.type = _OUTCOME_TYPE.get(

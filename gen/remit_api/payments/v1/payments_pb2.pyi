@@ -1083,7 +1083,7 @@ class PaymentIntentAmountDetails(_message.Message):
     TIP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def tip(self) -> Global___AmountDetailsTip:
-        """The tip within the amount: always present, its amount null when there is none."""
+        """The tip within the amount: always present, `{}` when there is none."""
 
     def __init__(
         self,
@@ -1106,7 +1106,9 @@ class AmountDetailsTip(_message.Message):
 
     AMOUNT_FIELD_NUMBER: _builtins.int
     amount: _builtins.int
-    """Portion of the amount that is a tip, in minor units."""
+    """Portion of the amount that is a tip, in minor units. Stripe's spec gives it no null: an
+    intent without a tip shows `tip: {}`, as Stripe's example object does.
+    """
     def __init__(
         self,
         *,
@@ -1673,7 +1675,7 @@ class Charge(_message.Message):
     def created(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def fraud_details(self) -> Global___FraudDetails:
-        """Fraud reports; Stripe renders an empty object when none."""
+        """Fraud reports; always present, `{}` when there are none, as Stripe renders it."""
 
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
@@ -1848,7 +1850,9 @@ Global___Charge: _TypeAlias = Charge  # noqa: Y015
 
 @_typing.final
 class FraudDetails(_message.Message):
-    """charge.fraud_details."""
+    """charge.fraud_details. Stripe's spec gives neither report a null: a report not made is left
+    out, key and all.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
