@@ -509,4 +509,5 @@ def test_fields_for_features_remit_lacks_render_null(
     # Hashes whose fields Stripe's spec never makes null: empty, as in Stripe's examples.
     assert rendered["payment_intent"]["amount_details"] == {"tip": {}}
     assert rendered["charge"]["fraud_details"] == {}
+    assert rendered["customer"]["next_invoice_sequence"] == 1  # no invoices yet: the first
     assert rendered["balance"]["connect_reserved"] == [{"amount": 0, "currency": "usd"}]

@@ -28,6 +28,7 @@ _TAX_EXEMPT = {
 }
 _TAX_EXEMPT_FROM_PROTO = {number: value for value, number in _TAX_EXEMPT.items()}
 _TEXT = ("email", "name", "description", "phone", "business_name", "individual_name")
+FIRST_INVOICE_SEQUENCE = 1
 
 
 def as_dict(message: Any) -> dict[str, Any]:
@@ -45,6 +46,9 @@ def customer_message(customer: Customer) -> pb.Customer:
         preferred_locales=list(customer.preferred_locales),
         tax_exempt=_TAX_EXEMPT[customer.tax_exempt],
         invoice_settings=_invoice_settings(customer),
+        # A customer's invoices are numbered from 1, and remit issues none: the next is
+        # always the first.
+        next_invoice_sequence=FIRST_INVOICE_SEQUENCE,
     )
     for name in _TEXT:
         value = getattr(customer, name)

@@ -2842,7 +2842,9 @@ class Customer(_message.Message):
     invoice_prefix: _builtins.str
     """Prefix of the customer's invoice numbers; null in remit, which has no invoices."""
     next_invoice_sequence: _builtins.int
-    """Sequence number of the customer's next invoice; null in remit, which has no invoices."""
+    """Sequence number of the customer's next invoice: 1, the first, as remit has no invoices.
+    Stripe's spec gives it no null, and its example customer shows 1.
+    """
     test_clock: _builtins.str
     """Billing's test clock the customer belongs to; always null in remit."""
     @_builtins.property
