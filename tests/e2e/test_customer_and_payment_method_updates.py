@@ -84,6 +84,10 @@ def test_one_empty_address_part_clears_only_that_part_of_a_customers_address(
 def test_address_parts_given_on_a_customer_update_merge_into_the_stored_address(
     client: stripe.StripeClient,
 ) -> None:
+    """Stripe updates a customer "by setting the values of the parameters passed. Any
+    parameters not provided will be left unchanged" (its API reference for the customer
+    update); each part of a hash is such a parameter, as for a payment method's
+    `billing_details`."""
     customer = client.v1.customers.create(
         params={"address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"}}
     )
@@ -97,6 +101,50 @@ def test_address_parts_given_on_a_customer_update_merge_into_the_stored_address(
         updated.address.country,
         updated.address.postal_code,
     ) == ("2 Rue Royale", "Paris", "FR", "75008")
+
+
+def test_shipping_fields_given_on_a_customer_update_merge_into_the_stored_shipping(
+    platform: RunningPlatform, account: TestAccount, client: stripe.StripeClient
+) -> None:
+    """The rule of the address above, for `shipping` (whose name and address Stripe requires
+    on every update): the fields and address parts not given stay."""
+    customer = client.v1.customers.create(
+        params={
+            "shipping": {
+                "name": "Ada Lovelace",
+                "phone": "+33 1 23 45 67 89",
+                "address": {"line1": "2 Rue Royale", "city": "Paris", "country": "FR"},
+            }
+        }
+    )
+
+    updated = ok(
+        _post(
+            platform,
+            account,
+            f"/v1/customers/{customer.id}",
+            "shipping[name]=Ada+King&shipping[address][city]=Nice",
+        )
+    )
+
+    expected = {
+        "name": "Ada King",
+        "phone": "+33 1 23 45 67 89",
+        "address": {
+            "city": "Nice",
+            "country": "FR",
+            "line1": "2 Rue Royale",
+            "line2": None,
+            "postal_code": None,
+            "state": None,
+        },
+        "carrier": None,
+        "tracking_number": None,
+    }
+    assert updated["shipping"] == expected
+    retrieved = client.v1.customers.retrieve(customer.id)
+    assert retrieved.shipping is not None
+    assert retrieved.shipping.to_dict() == expected
 
 
 def test_an_empty_address_clears_a_customers_whole_address(client: stripe.StripeClient) -> None:

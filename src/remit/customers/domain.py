@@ -77,7 +77,7 @@ def update_customer(customer: Customer, changes: CustomerFields) -> Customer:
     if changes.clear_shipping:
         updates["shipping"] = None
     elif changes.shipping is not None:
-        updates["shipping"] = dict(changes.shipping)
+        updates["shipping"] = merged_shipping(customer.shipping, changes.shipping)
     if changes.preferred_locales:
         updates["preferred_locales"] = tuple(changes.preferred_locales)
     if changes.tax_exempt is not None:
@@ -105,6 +105,27 @@ def merged_address(
         else:
             address[part] = text
     return address or None
+
+
+def merged_shipping(
+    current: Mapping[str, object] | None, changes: Mapping[str, object]
+) -> dict[str, object]:
+    """Shipping updates as the address does (and a payment method's billing details): a field
+    given replaces that field, an empty one clears it, fields not given stay, and the address
+    within merges part by part. `shipping[name]=Ada&shipping[address][city]=Nice` keeps the
+    street and the phone already there."""
+    shipping = dict(current or {})
+    for key, value in changes.items():
+        if key == "address" and isinstance(value, Mapping):
+            stored = shipping.get("address")
+            before = stored if isinstance(stored, Mapping) else None
+            # Stripe's shipping always has an address, each part null when unknown.
+            shipping["address"] = merged_address(before, value) or {}
+        elif value == "":
+            shipping.pop(key, None)
+        else:
+            shipping[key] = value
+    return shipping
 
 
 def new_customer(
