@@ -122,13 +122,21 @@ def test_listed_charges_expand_their_unfilled_ids_to_null(
     assert [(c.id, c.to_dict()[field]) for c in listed.data] == [(intent.latest_charge, None)]
 
 
-def test_a_charges_transfer_which_only_destination_charges_have_stays_out(
+def test_a_charges_transfer_which_only_destination_charges_have_is_null_once_expanded(
     client: stripe.StripeClient,
 ) -> None:
+    """Left out of a charge that is no destination charge, `transfer` is there, null, when
+    asked for: `charge.transfer` reads None instead of raising AttributeError."""
     intent = pay(client, "pm_card_visa", amount=500)
+    plain = client.v1.charges.retrieve(intent.latest_charge)
     charge = client.v1.charges.retrieve(intent.latest_charge, params={"expand": ["transfer"]})
+    through_intent = client.v1.payment_intents.retrieve(
+        intent.id, params={"expand": ["latest_charge.transfer"]}
+    )
+    assert "transfer" not in plain.to_dict()
     assert charge.id == intent.latest_charge
-    assert "transfer" not in charge.to_dict()
+    assert charge.transfer is None
+    assert through_intent["latest_charge"].to_dict()["transfer"] is None
 
 
 def test_a_charge_refuses_a_path_going_on_past_an_unfilled_id(

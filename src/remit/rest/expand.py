@@ -95,7 +95,9 @@ def register_unfilled(resource: str, *fields: str, left_out: bool = False) -> No
     that remit never fills: it names an object remit does not serve, so remit's objects show
     it null, or, `left_out`, not at all, as Stripe leaves it out where it has no value (a
     charge's `transfer`, there only on Connect's destination charges). `expand[]` may name it
-    and leaves it as it is; a path may not go on through it, as it leads nowhere."""
+    and gets the null: a field left out appears, null, once expanded, as fields Stripe shows
+    only when expanded do, so that a client reading what it asked for finds the key. A path
+    may not go on through it, as it leads nowhere."""
     for field in fields:
         _UNFILLED[resource, field] = left_out
 
@@ -324,10 +326,14 @@ async def _expand(
     if isinstance(kind, str) and isinstance(obj.get("id"), str):
         within = obj
     if head not in obj:
-        if obj.get("deleted") is True or (isinstance(kind, str) and never_shown(kind, head)):
+        if obj.get("deleted") is True:
             # A deleted object's stub (an expanded customer since deleted) has none of the
-            # fields a path could name; a field remit never fills and leaves out stays out, as
-            # Stripe leaves it out where it has no value.
+            # fields a path could name.
+            return
+        if isinstance(kind, str) and never_shown(kind, head):
+            # A field remit never fills and leaves out (a charge's `transfer`) is asked for:
+            # it is there, null, as the object it would name does not exist.
+            obj[head] = None
             return
         include = fetching.includer(kind, head)
         if include is None:

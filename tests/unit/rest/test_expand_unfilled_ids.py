@@ -1,7 +1,8 @@
 """`expand[]` on an id of Stripe's that names an object remit does not serve (a customer's
 `default_source`, a charge's `application_fee`): remit never fills it, and expanding leaves
-its null, or its absence, as it is; an id there would be refused, never handed back as if
-expanded. A customer's lists, shown only when expanded, are empty."""
+its null as it is, or shows the null where the key was left out (a charge's `transfer`); an id
+there would be refused, never handed back as if expanded. A customer's lists, shown only when
+expanded, are empty."""
 
 import asyncio
 from typing import Any, cast
@@ -40,9 +41,30 @@ def test_a_null_id_remit_never_fills_stays_null(obj: JsonObject, path: str) -> N
     assert _expanded(obj, path) == before
 
 
-def test_a_charges_transfer_which_remit_leaves_out_stays_out() -> None:
+def test_a_charges_transfer_which_remit_leaves_out_is_null_once_expanded() -> None:
+    """A non-destination charge has no `transfer`; asked for it, the client finds the key,
+    null, as it finds any field Stripe shows only when expanded."""
     charge: JsonObject = {"object": "charge", "id": "ch_1", "amount": 500}
-    assert _expanded(charge, "transfer") == {"object": "charge", "id": "ch_1", "amount": 500}
+    assert _expanded(charge, "transfer") == {
+        "object": "charge",
+        "id": "ch_1",
+        "amount": 500,
+        "transfer": None,
+    }
+
+
+def test_a_listed_charges_transfer_is_null_once_expanded() -> None:
+    listed: JsonObject = {
+        "object": "list",
+        "data": [{"object": "charge", "id": "ch_1"}, {"object": "charge", "id": "ch_2"}],
+        "has_more": False,
+        "url": "/v1/charges",
+    }
+    _expanded(listed, "data.transfer")
+    assert listed["data"] == [
+        {"object": "charge", "id": "ch_1", "transfer": None},
+        {"object": "charge", "id": "ch_2", "transfer": None},
+    ]
 
 
 @pytest.mark.parametrize(

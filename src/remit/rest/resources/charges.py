@@ -80,7 +80,8 @@ async def include_refunds(context: ApiContext, deps: object, charge: JsonObject)
 register_resource(pb.Charge.DESCRIPTOR, fetch_charge, id_prefix="ch")
 register_included("charge", "refunds", include_refunds)
 # Connect's application, fee, account and transfers, and (before 2025-03-31) the invoice: remit
-# has none. `transfer` Stripe shows only on destination charges, and remit's never have it.
+# has none. `transfer` Stripe shows only on destination charges, and remit's never have it:
+# left out unless expanded, and null when it is.
 register_unfilled(
     "charge", "application", "application_fee", "on_behalf_of", "source_transfer", "invoice"
 )
