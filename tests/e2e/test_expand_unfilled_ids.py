@@ -62,7 +62,6 @@ def test_a_customers_lists_shown_only_when_expanded_are_empty(
         "object": "list",
         "data": [],
         "has_more": False,
-        "total_count": 0,
         "url": f"/v1/customers/{customer.id}/{name}",
     }
 

@@ -91,7 +91,6 @@ def test_a_customers_list_shown_only_when_expanded_is_empty(name: str) -> None:
         "object": "list",
         "data": [],
         "has_more": False,
-        "total_count": 0,
         "url": f"/v1/customers/cus_1/{name}",
     }
 

@@ -29,7 +29,6 @@ from remit.rest.resources.addresses import (
     shipping_message,
 )
 from remit.rest.resources.payment_methods import metadata_changes
-from remit.versioning.change import json_list
 from remit_api.payments.v1 import payments_pb2 as pb
 from versions.v2020_08_27 import CUSTOMER_LISTS
 
@@ -142,12 +141,15 @@ async def fetch_customer(context: ApiContext, deps: object, customer_id: str) ->
 def _no_list(name: str) -> Includer:
     """A customer's `name` list (`sources`, `subscriptions`, `tax_ids`), which Stripe shows only
     when expanded: remit has no sources, subscriptions or tax ids, so it is empty, as every
-    customer's is at the versions that show the lists unasked (before 2020-08-27)."""
+    customer's is at the versions that show the lists unasked (before 2020-08-27). Expanded, it
+    is a plain list envelope, without the `total_count` the lists shown unasked had: Stripe's
+    spec (ApmsSourcesSourceList, SubscriptionList, TaxIDsList) gives it none, as it gives none
+    to a charge's expanded `refunds`."""
 
     async def include(_context: ApiContext, _deps: object, customer: JsonObject) -> JsonObject:
         customer_id = customer.get("id")
         assert isinstance(customer_id, str)
-        return json_list([], url=f"{PATH}/{customer_id}/{name}")
+        return list_envelope([], has_more=False, url=f"{PATH}/{customer_id}/{name}")
 
     return include
 
