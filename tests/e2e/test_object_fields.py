@@ -192,6 +192,13 @@ STRIPE_EXAMPLE_NESTED_KEYS: Final = {
     "balance.pending[].source_types": {"card"},
     "payout.trace_id": {"status", "value"},
     "token.card.networks": {"preferred"},
+    # The example's empty hashes (`{}`): objects all the same, never null (shipping aside).
+    "payment_intent.amount_details.tip": set(),
+    "payment_intent.payment_method_options": set(),
+    "payment_intent.shipping": set(),
+    "charge.fraud_details": set(),
+    "charge.shipping": set(),
+    "customer.shipping": set(),
 }  # fmt: skip
 
 # Where Stripe's example has an object and remit renders null, as Stripe does when the object
@@ -218,7 +225,47 @@ MAY_BE_NULL: Final = frozenset({
     "customer.invoice_settings.rendering_options",
     # Only once 3-D Secure ran: the charge paid after a challenge has it (`rendered`).
     "charge.payment_method_details.card.three_d_secure",
+    # Only when shipping was given (Stripe's spec: nullable); these objects were given none.
+    "payment_intent.shipping",
+    "charge.shipping",
+    "customer.shipping",
 })  # fmt: skip
+
+# The keys remit shows beyond those of Stripe's example object, at the paths whose key sets are
+# pinned exactly (each example key set, plus these, is all there is). Stripe's examples leave
+# out optional fields; each of these is a field of stripe-python 16.1.0's class for the object.
+KEYS_BEYOND_STRIPE_EXAMPLE: Final[dict[str, set[str]]] = {
+    # The types the merchant allowed (dahlia); null when it named none.
+    "payment_intent": {"allowed_payment_method_types"},
+    "payment_intent.amount_details": set(),
+    "payment_intent.amount_details.tip": set(),
+    # The issuer's authorization code, newer than the example's field set: null, as on the
+    # card of `payment_method_details`, where remit keeps none either.
+    "charge": {"authorization_code"},
+    # Radar's judgement of the charge, which the example (no Radar) leaves out.
+    "charge.outcome": {"risk_level", "risk_score", "rule"},
+    # When an uncaptured authorization expires; null once captured.
+    "charge.payment_method_details.card": {"capture_before"},
+    # A refund's failure, pending reason, description and instructions: null for a card
+    # refund that succeeded.
+    "refund": {
+        "description", "failure_balance_transaction", "failure_reason", "instructions_email",
+        "next_action", "pending_reason",
+    },
+    # The customer's business and individual names, and its v2 Account (null in remit).
+    "customer": {"business_name", "customer_account", "individual_name"},
+    "payment_method": set(),
+    "payment_method.card": set(),
+    "deleted_customer": set(),
+    "balance": set(),
+    "balance_transaction": set(),
+    "payout": set(),
+    "token": set(),
+    "token.card": set(),
+    "event": set(),
+    "webhook_endpoint": set(),
+    "deleted_webhook_endpoint": set(),
+}  # fmt: skip
 
 # Objects rendered besides one of each kind, and the example each is compared with.
 EXAMPLE_OF: Final = {"charge (3-D Secure)": "charge"}
@@ -456,6 +503,23 @@ def test_every_nested_object_has_every_key_of_stripes_example(
             elif missing := keys - set(value):
                 lacking[path] = missing
     assert lacking == {}
+
+
+def _example_keys(path: str) -> set[str]:
+    keys = STRIPE_EXAMPLE_KEYS.get(path)
+    return set(STRIPE_EXAMPLE_NESTED_KEYS[path] if keys is None else keys)
+
+
+@pytest.mark.parametrize("path", sorted(KEYS_BEYOND_STRIPE_EXAMPLE))
+def test_an_objects_keys_are_those_of_stripes_example_and_the_extras_named(
+    rendered: dict[str, dict[str, Any]], path: str
+) -> None:
+    """The key set is pinned both ways: a key of Stripe's example that goes missing fails, and
+    so does one that appears without being named above (with why Stripe has it too)."""
+    name, _, inside = path.partition(".")
+    (value,) = _found_at(rendered[name], inside.split(".")) if inside else [rendered[name]]
+    assert isinstance(value, dict)
+    assert set(value) == _example_keys(path) | KEYS_BEYOND_STRIPE_EXAMPLE[path]
 
 
 def test_a_card_charge_shows_the_authorization_features_it_has_none_of(
