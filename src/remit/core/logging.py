@@ -3,8 +3,10 @@
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
 record's final message, its traceback and its stack, masking each card number (typed whole, or
 in groups with spaces or dashes between them, as the vault accepts one) and the CVC and expiry
-typed right after it, keeping only the number's last four digits (`mask_card_numbers`), and
-each security code written after its name wherever it stands (`cvc=123`, `"cvc": "123"`).
+typed right after it (`12/30 123`, `12/30/123`), keeping only the number's last four digits
+(`mask_card_numbers`), an expiry written after its name next to a card number and the CVC
+after it (`exp 12/30 123`), and each security code written after its name wherever it stands
+(`cvc=123`, `"cvc": "123"`, `cvc is 123`).
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
 (`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
 secrets (`pi_..._secret_...`, whose intent id stays readable) and the user and password of a
@@ -32,16 +34,23 @@ _MOST_CARDS_LENGTH: Final = 16
 # and separators never overlap, so matching takes time linear in the run, however long.
 _DIGIT_RUN: Final = re.compile(
     r"(?<![0-9])(?=[0-9][0-9 -]{12})[0-9]+(?:[ -]+[0-9]+)*"
-    r"(?:(?<=[ -]0[1-9]|[ -]1[0-2]) */ *(?:20)?[0-9]{2}(?![0-9/])(?:[ -]+[0-9]+)*)?"
+    r"(?:(?P<expiry>(?:(?<=[ -][1-9])|(?<=[ -]0[1-9]|[ -]1[0-2])) */ *(?:20)?[0-9]{2}"
+    r"|(?P<slash_before_expiry>/)(?:0?[1-9]|1[0-2]) */ *(?:20)?[0-9]{2}"
+    r"(?= */ *[0-9]{3,4}(?![0-9])))"
+    r"(?: */ *(?P<cvc_after_expiry>[0-9]{3,4})(?![0-9])|(?![0-9/])(?:[ -]+[0-9]+)*))?"
     r"(?:/(?P<after_slash>[0-9]{3,4})(?![0-9]| */ *[0-9]))?"
 )
-# The run goes on past one slash only where a group of 2 digits that is a month (after a
-# separator, so after a card number's groups) has a year after it: an expiry typed MM/YY or
-# MM/YYYY after a card (`4242424242424242 12/30 123`), whose year and the CVC after it must be
-# masked with the card. A slash is no separator otherwise: dates (2026/12/01) and ratios
-# (1234/5678) never join into a run, and `12/30/2026` is a date, not an expiry. The run takes
-# 3 or 4 digits after a slash at its end too (`4242424242424242/123`, a CVC so typed), only
-# ever as what was typed after a card, never as part of one (`_masked_groups`).
+# The run goes on past one slash only where a group of 1 or 2 digits that is a month (after
+# a separator, so after a card number's groups) has a year after it: an expiry typed MM/YY,
+# M/YY or MM/YYYY after a card (`4242424242424242 12/30 123`), whose year and the CVC after
+# it must be masked with the card. Past a second slash only to 3 or 4 digits after such an
+# expiry, its CVC typed after a slash (`4242424242424242 12/30/123`, or
+# `4242424242424242/12/30/123` with a slash before the month too), where the run then ends
+# (nothing more is typed after a card with both), and only when the card takes them as its
+# CVC (`_masked_run`). A slash is no separator otherwise: dates (2026/12/01) and ratios
+# (1234/5678) never join into a run, and `12/30/2026` after a Visa is a date, not an expiry.
+# The run takes 3 or 4 digits after a slash at its end too (`4242424242424242/123`, a CVC so
+# typed), only ever as what was typed after a card, never as part of one (`_masked_groups`).
 _GROUP: Final = re.compile(r"[0-9]+(?: */ *[0-9]+)?")
 _SLASH: Final = re.compile(r" */ *")
 # A date written with slashes after a card (`4242424242424242 12/30/2026`): the run stops
@@ -118,9 +127,10 @@ def luhn_valid(digits: str) -> bool:
 def mask_card_numbers(text: str) -> str:
     """`text` with each card number in it replaced by `[card ****4242]`, the CVC and expiry
     typed right after it (either or both, in either order, the CVC maybe after a slash) with
-    it (`_cards_in` says which digits are one), and each security code written after its name
-    masked (`mask_labelled_security_codes`); the rest of the text, digits next to a card
-    number included, is kept.
+    it (`_cards_in` says which digits are one), each security code written after its name
+    masked (`mask_labelled_security_codes`), and an expiry written after its name next to a
+    card number, with the CVC after it (`mask_labelled_expiries_after_cards`); the rest of the
+    text, digits next to a card number included, is kept.
 
     The masking chooses between two harms. This text is not only logged: gRPC and REST
     refusals, webhook response snippets shown to merchants and network messages stored on
@@ -137,24 +147,53 @@ def mask_card_numbers(text: str) -> str:
     digits or in more than 5 groups, joined to digits before it with no space, or followed
     with no space by digits that are neither its CVC nor an expiry."""
 
-    def replace(match: re.Match[str]) -> str:
-        run, after_slash = match.group(0), match.group("after_slash") or ""
-        if len(run) - run.count(" ") - run.count("-") - run.count("/") < _CARD_LENGTHS.start:
-            return run
-        date_start = ""
-        if after_slash:
-            run = run[: -len(after_slash) - 1]
-        else:
-            date_start = _date_started_at_end(run, match.string, match.end())
-            run = run[: len(run) - len(date_start)]
-        pieces, kept_from = [], 0
-        for date in _DATE.finditer(run):
-            pieces += [_masked_groups(run[kept_from : date.start()]), date.group(0)]
-            kept_from = date.end()
-        pieces += [_masked_groups(run[kept_from:], after_slash), date_start]
-        return "".join(pieces)
+    masked = mask_labelled_security_codes(_DIGIT_RUN.sub(_masked_run, text))
+    return mask_labelled_expiries_after_cards(masked)
 
-    return mask_labelled_security_codes(_DIGIT_RUN.sub(replace, text))
+
+def _masked_run(match: re.Match[str]) -> str:
+    """A run of `_DIGIT_RUN` with its card numbers masked. Where an expiry with a slash has 3
+    or 4 digits after another slash (`12/30/123`), they are read as the card's CVC only if the
+    card takes them as one (a Visa takes no 4 digits: `12/30/2026` is a date after it);
+    otherwise the run is read as though it stopped before the expiry, as it would without
+    them, and the rest is kept."""
+    text, after_slash = match.string, match.group("after_slash") or ""
+    if match.group("cvc_after_expiry") is None:
+        return _masked_span(text, match.start(), match.end(), after_slash)
+    masked = _masked_span(
+        text, match.start(), match.end(), after_slash, match.start("slash_before_expiry")
+    )
+    # Were they taken, the text would end with a card's mask, not with them (and what follows).
+    if not masked.endswith(text[match.start("cvc_after_expiry") : match.end()]):
+        return masked
+    expiry = max(match.start("expiry"), match.start("slash_before_expiry"))
+    return _masked_span(text, match.start(), expiry, "") + text[expiry : match.end()]
+
+
+def _masked_span(
+    text: str, start: int, end: int, after_slash: str, slash_before_expiry: int = -1
+) -> str:
+    """`text[start:end]`, a run of `_DIGIT_RUN`, with its card numbers masked; `after_slash`
+    its digits after a slash at its end, `slash_before_expiry` where a slash stands between a
+    card and its expiry (read as a space: the expiry is the group after it)."""
+    run = text[start:end]
+    if len(run) - run.count(" ") - run.count("-") - run.count("/") < _CARD_LENGTHS.start:
+        return run
+    if slash_before_expiry >= 0:
+        at = slash_before_expiry - start
+        run = f"{run[:at]} {run[at + 1 :]}"
+    date_start = ""
+    if after_slash:
+        run = run[: -len(after_slash) - 1]
+    else:
+        date_start = _date_started_at_end(run, text, end)
+        run = run[: len(run) - len(date_start)]
+    pieces, kept_from = [], 0
+    for date in _DATE.finditer(run):
+        pieces += [_masked_groups(run[kept_from : date.start()]), date.group(0)]
+        kept_from = date.end()
+    pieces += [_masked_groups(run[kept_from:], after_slash), date_start]
+    return "".join(pieces)
 
 
 def _date_started_at_end(run: str, text: str, end: int) -> str:
@@ -190,12 +229,12 @@ def _masked_groups(run: str, after_slash: str = "") -> str:
     with a card before them when they are what was typed after it."""
     text = f"{run}/{after_slash}" if after_slash else run
     groups = [(group.start(), group.end()) for group in _GROUP.finditer(run)]
-    # An expiry with a slash (`12/30`, `12/2030`) is one group, read as its month and the
-    # year's last two digits (`1230`, an expiry typed without one); it is never part of a card,
-    # nor are the digits after a slash at the run's end.
+    # An expiry with a slash (`12/30`, `12/2030`, `1/30`) is one group, read as its month of 2
+    # digits and the year's last two (`1230`, `0130`, an expiry typed without one); it is never
+    # part of a card, nor are the digits after a slash at the run's end.
     texts = [_SLASH.split(run[start:end]) for start, end in groups]
     slashed = {index for index, parts in enumerate(texts) if len(parts) == 2}
-    typed = [parts[0] + parts[1][-2:] if len(parts) == 2 else parts[0] for parts in texts]
+    typed = [parts[0].zfill(2) + parts[1][-2:] if len(parts) == 2 else parts[0] for parts in texts]
     if after_slash:
         slashed.add(len(typed))
         groups.append((len(run) + 1, len(text)))
@@ -389,22 +428,29 @@ def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:
 # A security code written after its name, as a form body, JSON, a repr or a sentence gives
 # it: `cvc=123`, `card[cvc]=123`, `card%5Bcvc%5D=123`, `"cvc": "123"`, `CVV2: 1234`,
 # `security code 123`. The name must start a word or follow an escape (`%5B`, an encoded
-# `[`), so that `acid 123` keeps its number; what follows it is separators only (`cvc_check:
-# pass`, `cvc_check=1` are no codes), then the code, 3 or 4 digits and no more (`cvc 12345` is
-# something else). Every name starts with `c` or `s`, matched first, and the letter after it
+# `[`), so that `acid 123` keeps its number; what follows it is separators (`cvc_check:
+# pass`, `cvc_check=1` are no codes) and at most two of a few words that say the code comes
+# next (`cvc is 123`, `security code was 1234`, `cvc number: 123`; not any word: `the cvc was
+# wrong; 123 retries` keeps its count), then the code, 3 or 4 digits and no more (`cvc 12345`
+# is something else). Every name starts with `c` or `s`, matched first, and the letter after it
 # is checked next, before the lookbehinds that check it starts a word: a pattern opening with
 # a set of characters is scanned for in C, and most `c`s and `s`s in a text fail at the next
 # letter: nearly three times as fast on a log text as a pattern opening with the lookbehinds.
-# Separators and digits share no character, so a match is tried in time linear in the
-# separators, whatever the text.
+# Separators, those words and digits share no character, so a match is tried in time linear
+# in the separators, whatever the text.
 _SECURITY_CODE_NAME: Final = (
     r"[cs](?=[aveis])(?:(?<![a-z0-9_].)|(?<=%[0-9a-f]{2}.))"
     r"(?:(?<=c)(?:ard[ _-]?(?:cvc2?|cvv2?|csc|cid)|vc2?|vv2?|sc|id)"
     r"|(?<=s)ecurity(?:[ _+-]|%20)?code)"
 )
 _SECURITY_CODE_SEPARATOR: Final = r"""(?:[\s=:"'\\\]]|%(?:2[027]|3[ad]|5d))"""
+_SECURITY_CODE_FOLLOWS: Final = (
+    rf"(?:(?:is|was|number|num|no|code|value|entered|provided|given){_SECURITY_CODE_SEPARATOR}+)"
+    r"{0,2}"
+)
 _LABELLED_SECURITY_CODE: Final = re.compile(
-    rf"({_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+)[0-9]{{3,4}}(?![0-9])",
+    rf"({_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS})"
+    r"[0-9]{3,4}(?![0-9])",
     re.IGNORECASE | re.ASCII,
 )
 
@@ -419,6 +465,46 @@ def mask_labelled_security_codes(text: str) -> str:
     if not ("cv" in lowered or "csc" in lowered or "cid" in lowered or "security" in lowered):
         return text
     return _LABELLED_SECURITY_CODE.sub(r"\1[cvc]", text)
+
+
+# An expiry written after its name next to a card number, as a sentence or a form gives it:
+# `4242424242424242 exp 12/2030`, `card 4242424242424242, expiry: 12/30`, `... expires on
+# 1230`, after the card's labelled security code too (`4242424242424242 cvc 123 exp 12/30`),
+# and 3 or 4 digits typed right after it, the card's CVC (`exp 12/30 123`, `exp 12/30/123`).
+# Found after the card's mask (`mask_card_numbers` masks the card first), so that an expiry
+# with no card before it is kept (`exp 12/30` alone, `card[exp_month]=12`): it is no secret
+# on its own, and an ordinary date may be written so. The name must be a word of its own
+# (`expected 12/30` is none).
+_CARD_MASK: Final = r"\[card \*{4}[0-9]{4}\]"
+_BETWEEN_CARD_AND_NAME: Final = r"""[\s,;:|&()\[\]{}"'=/-]*"""
+_EXPIRY_NAME: Final = (
+    r"(?<![a-z0-9_])(?:exp(?:iry|ires|iration)?\.?(?:[ _-]?date)?|valid[ _-]?(?:thru|through))"
+    r"(?![a-z])"
+)
+_LABELLED_EXPIRY_AFTER_CARD: Final = re.compile(
+    rf"(?P<before>{_CARD_MASK}{_BETWEEN_CARD_AND_NAME}"
+    rf"(?:{_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS}\[cvc\]"
+    rf"{_BETWEEN_CARD_AND_NAME})?"
+    rf"{_EXPIRY_NAME}(?:{_SECURITY_CODE_SEPARATOR}|[,.])*(?:(?:is|was|on){_SECURITY_CODE_SEPARATOR}+)?)"
+    r"(?:(?:0?[1-9]|1[0-2])(?: */ *| *- *| +)(?:20)?[0-9]{2}|(?:0[1-9]|1[0-2])(?:20)?[0-9]{2})"
+    r"(?![0-9])"
+    r"(?:(?P<before_cvc> *[/,-] *| +)(?P<cvc>[0-9]{3,4})(?![0-9]))?",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def mask_labelled_expiries_after_cards(text: str) -> str:
+    """`text` with each expiry written after its name next to a masked card number
+    (`[card ****4242] exp 12/30`) replaced, the name kept (`exp [expiry]`), and the CVC typed
+    right after it too (`exp [expiry] [cvc]`)."""
+    if "[card ****" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        cvc = f"{match.group('before_cvc')}[cvc]" if match.group("cvc") else ""
+        return f"{match.group('before')}[expiry]{cvc}"
+
+    return _LABELLED_EXPIRY_AFTER_CARD.sub(replace, text)
 
 
 _MASK: Final = "********"

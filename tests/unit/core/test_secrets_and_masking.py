@@ -209,6 +209,19 @@ def _typed(rng: random.Random, card: str) -> tuple[str, str]:
     )
     if after:
         typed += rng.choice(["", " ", "-", "  "]) + after
+    elif rng.random() < 0.5:
+        # An expiry written with a slash, the CVC after another slash, before it or neither.
+        slashed = f"{rng.choice([month, month.lstrip('0')])}/{rng.choice(['34', '2034'])}"
+        after, separators = rng.choice(
+            [
+                (slashed, [" ", "-", "  "]),
+                (f"{slashed} {cvc}", [" ", "-"]),
+                (f"{slashed}/{cvc}", [" ", "-", "/"]),
+                (f"{slashed} / {cvc}", [" ", "/"]),
+                (f"{cvc} {slashed}", ["", " ", "-"]),
+            ]
+        )
+        typed += rng.choice(separators) + after
     before = rng.choice(["", "12 ", "2026-12-01 ", "ref 1234567 ", "x"])
     return f"{before}{typed}.", f"{before}[card ****{card[-4:]}]."
 
@@ -371,6 +384,8 @@ def test_a_card_typed_in_two_long_groups_is_masked(typed: str) -> None:
         "4242 4242 4242 4242 12/2030 123",
         "4242424242424242 123 12/30",
         "4242424242424242 12 / 30 123",
+        "4242424242424242 1/30 123",
+        "4242424242424242 123 3/2030",
     ],
 )
 def test_an_expiry_written_with_a_slash_is_masked_with_the_card(typed: str) -> None:
@@ -388,7 +403,7 @@ def test_a_slash_does_not_join_other_numbers(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        (f"{PAN} exp 12/2030 cvc 123", "[card ****4242] exp 12/2030 cvc [cvc]"),
+        (f"{PAN} exp 12/2030 cvc 123", "[card ****4242] exp [expiry] cvc [cvc]"),
         (f"card={PAN}&cvc=123", "card=[card ****4242]&cvc=[cvc]"),
         ("cvc=123", "cvc=[cvc]"),
         ("CVC: 1234 given", "CVC: [cvc] given"),
@@ -440,7 +455,9 @@ def test_a_security_code_written_after_its_name_is_masked(text: str, masked: str
         "cvc 12",  # too short for a code
         "cvc 12345",  # too long
         "cvc=1.5",
-        "cvc is 123",  # a word between: no label of it
+        "cvc was wrong; 123 retries",  # words between that do not say a code follows
+        "cvc check 123",
+        "cvc is is is 123",  # more than two of them
         "ok: 123 cvc",
         "incorrect_cvc on ch_123, 3 of 5",
         "the cvc was wrong; 123 retries",
@@ -466,8 +483,7 @@ def test_numbers_not_right_after_a_security_codes_name_are_left_alone(text: str)
         (f"{PAN} 123/12/2026", "[card ****4242]/12/2026"),
         # 1230 is no year (19YY or 20YY): the card's expiry, typed MMYY.
         (f"{PAN} 1230/12/01", "[card ****4242]/12/01"),
-        # 123 is no year of 2 or 4 digits, 99 no day or month: 12 is the card's expiry month.
-        (f"{PAN} 12/30/123", "[card ****4242]/30/123"),
+        # 99 is no day or month, 2026 no CVC of a Visa: 12 is the card's expiry month.
         (f"{PAN} 12/99/2026", "[card ****4242]/99/2026"),
         # What is no CVC or expiry of the card stays.
         (f"{PAN}/5000", "[card ****4242]/5000"),
@@ -478,6 +494,132 @@ def test_numbers_not_right_after_a_security_codes_name_are_left_alone(text: str)
     ],
 )
 def test_a_cvc_after_a_card_number_and_a_slash_is_masked_with_it(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN} 12/30/123", "[card ****4242]"),
+        (f"{PAN} 12/2030/123", "[card ****4242]"),
+        (f"{PAN} 12/30 /123", "[card ****4242]"),
+        (f"{PAN} 12/30/ 123", "[card ****4242]"),
+        (f"{PAN} 12 / 30 / 123", "[card ****4242]"),
+        (f"{PAN} 1/30/123", "[card ****4242]"),
+        ("card 4242 4242 4242 4242 12/30/123 declined", "card [card ****4242] declined"),
+        ("4242-4242-4242-4242 01/31/999, retry", "[card ****4242], retry"),
+        # A slash between the card and its expiry too.
+        (f"{PAN}/12/30/123", "[card ****4242]"),
+        ("4242 4242 4242 4242/12/2030/123 x", "[card ****4242] x"),
+        # An Amex's CVC has 4 digits, even those that look like a year.
+        ("378282246310005 12/30/1234", "[card ****0005]"),
+        ("378282246310005 12/30/2026", "[card ****0005]"),
+        # What follows the CVC is kept.
+        (f"{PAN} 12/30/123/4", "[card ****4242]/4"),
+        (f"{PAN} 12/30/123 {PAN} 12/30/456", "[card ****4242] [card ****4242]"),
+        # What is no CVC of the card is read as before: a Visa's has 3 digits; a card has one.
+        (f"{PAN} 12/30/5000", "[card ****4242] 12/30/5000"),
+        (f"{PAN}/12/30/2026", "[card ****4242]/12/30/2026"),
+        (f"{PAN} 123 12/30/456", "[card ****4242]/30/456"),
+    ],
+)
+def test_a_cvc_after_an_expiry_and_a_slash_is_masked_with_the_card(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("cvc is 123", "cvc is [cvc]"),
+        ("CVC was 1234.", "CVC was [cvc]."),
+        ("cvc number 123", "cvc number [cvc]"),
+        ("cvc number is 123", "cvc number is [cvc]"),
+        ("cvc no: 123", "cvc no: [cvc]"),
+        ("cvv code 123", "cvv code [cvc]"),
+        ("CVV2 value: 123", "CVV2 value: [cvc]"),
+        ("the security code is 1234, retry", "the security code is [cvc], retry"),
+        ("card_cvc entered: 123", "card_cvc entered: [cvc]"),
+        ("cvc provided 123 and cvc given 456", "cvc provided [cvc] and cvc given [cvc]"),
+        ("security%20code%20is%20123", "security%20code%20is%20[cvc]"),
+        ('{"cvc": "is 123"}', '{"cvc": "is [cvc]"}'),
+    ],
+)
+def test_a_security_code_with_a_word_between_it_and_its_name_is_masked(
+    text: str, masked: str
+) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN} exp 12/2030", "[card ****4242] exp [expiry]"),
+        (f"{PAN} expiry 12/30", "[card ****4242] expiry [expiry]"),
+        (f"card {PAN}, expires: 1230.", "card [card ****4242], expires: [expiry]."),
+        (f"{PAN} Exp. date 12-30 ok", "[card ****4242] Exp. date [expiry] ok"),
+        (f"{PAN} expiration date is 1/2031", "[card ****4242] expiration date is [expiry]"),
+        (f"{PAN} exp_date=12/30", "[card ****4242] exp_date=[expiry]"),
+        ("378282246310005 valid thru 12 30", "[card ****0005] valid thru [expiry]"),
+        # The CVC typed right after it.
+        (f"{PAN} exp 12/30 123", "[card ****4242] exp [expiry] [cvc]"),
+        (f"{PAN} exp 12/30/123", "[card ****4242] exp [expiry]/[cvc]"),
+        ("4242 4242 4242 4242 (exp 12/30, 123)", "[card ****4242] (exp [expiry], [cvc])"),
+        ("378282246310005 expires 12/2030 1234", "[card ****0005] expires [expiry] [cvc]"),
+        # After the card's CVC, unlabelled or labelled.
+        (f"{PAN} 123 exp 12/30", "[card ****4242] exp [expiry]"),
+        (f"{PAN} cvc 123 exp 12/30", "[card ****4242] cvc [cvc] exp [expiry]"),
+        (
+            f'{{"number": "{PAN}", "exp": "12/30", "cvc": "123"}}',
+            '{"number": "[card ****4242]", "exp": "[expiry]", "cvc": "[cvc]"}',
+        ),
+        (
+            f"{PAN} expiry 12/30 cvc is 123",
+            "[card ****4242] expiry [expiry] cvc is [cvc]",
+        ),
+    ],
+)
+def test_a_labelled_expiry_next_to_a_card_is_masked_with_the_cvc_after_it(
+    text: str, masked: str
+) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "amount=1999",
+        "amount=1999&currency=usd&capture_method=manual",
+        "created 2026-12-07T16:02:41.123Z, updated 2026-12-07T16:02:41,999+00:00",
+        "pi_123 succeeded for cus_456 at 1765123456",
+        "pi_123 12/30/123",  # no card before it
+        "ch_123 exp 12/30 123",
+        "exp 12/2030",
+        "card[exp_month]=12&card[exp_year]=2030&amount=1999",
+        "order 123 shipped 12/30/2026, 3 of 5",
+        "refund 123 for pi_123 expires 12/30",
+        f"{PAN[:-1]}1 exp 12/30 123",  # fails the Luhn check: no card
+        "cvc_check: pass; amount 123",
+        "cvc_check=pass&amount=1999",
+        "the cvc was wrong; 123 retries",
+        "cvc is 12345",
+        "cvc number 12",
+        "if cvc is not None: return 123",
+    ],
+)
+def test_numbers_near_no_card_and_no_security_codes_name_are_left_alone(text: str) -> None:
+    assert mask_card_numbers(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN} expected 12/30 123", "[card ****4242] expected 12/30 123"),
+        (f"{PAN} exp_month 12", "[card ****4242] exp_month 12"),
+        (f"{PAN} then 12/30/2026 exp 12/30", "[card ****4242] then 12/30/2026 exp 12/30"),
+        (f"{PAN} exp 12/30 12345", "[card ****4242] exp [expiry] 12345"),
+    ],
+)
+def test_only_an_expiry_with_its_name_right_after_a_card_is_masked(text: str, masked: str) -> None:
     assert mask_card_numbers(text) == masked
 
 
@@ -546,6 +688,17 @@ def test_long_adversarial_texts_are_masked_whole() -> None:
     )
     not_dates = f"{PAN} 123/1 " * 4_000
     assert mask_card_numbers(not_dates) == "[card ****4242]/1 " * 4_000
+    expiries = f"{PAN} 12/30/123 " * 4_000
+    assert mask_card_numbers(expiries) == "[card ****4242] " * 4_000
+    years = f"{PAN} 12/30/2026/" * 4_000
+    assert mask_card_numbers(years) == f"{PAN} 12/30/2026/".replace(PAN, "[card ****4242]") * 4_000
+    links = "cvc is " * 25_000
+    assert mask_card_numbers(links) == links
+    assert mask_card_numbers(f"{links}123") == f"{links[:-7]}cvc is [cvc]"
+    after_card = f"[card ****4242]{spaces}exp{spaces}x"
+    assert mask_card_numbers(after_card) == after_card
+    labelled = f"{PAN} exp 12/30 " * 4_000
+    assert mask_card_numbers(labelled) == "[card ****4242] exp [expiry] " * 4_000
 
 
 def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
