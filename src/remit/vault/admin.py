@@ -19,6 +19,7 @@ from remit.core.shell_operator import shell_operator
 from remit.core.told_text import quoted_told, unprintable_character
 from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.vault.domain import MAX_TOLD_LENGTH
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
 REQUESTER: Final = "cli"
@@ -167,12 +168,21 @@ async def remove_key_version(target: str, access: InternalAccess, version: int) 
     ]
 
 
+# The longest operator a declaration names: the requester it is recorded under (`cli:` and the
+# operator) is at most the vault's `MAX_TOLD_LENGTH`.
+MAX_DECLARER_LENGTH: Final = MAX_TOLD_LENGTH - len(f"{REQUESTER}:")
+
+
 def declarer(operator: str) -> str:
     """The requester a declaration is recorded under: the CLI, and the operator who ran it
-    (`operator`, else the shell's user and host, `remit.core.shell_operator`). Refused before
-    anything is sent when it holds a control character or a line break, as the vault would
-    refuse it: the declaration and its audit event keep it for good."""
-    operator = operator or shell_operator()
+    (`operator`, else the shell's user and host, `remit.core.shell_operator`, cut to fit).
+    Refused before anything is sent when it is too long or holds a control character or a line
+    break, as the vault would refuse it: the declaration and its audit event keep it for good."""
+    operator = operator or shell_operator()[:MAX_DECLARER_LENGTH]
+    if len(operator) > MAX_DECLARER_LENGTH:
+        raise AdminError(
+            f"--operator must be at most {MAX_DECLARER_LENGTH} characters, got {len(operator)}"
+        )
     if (char := unprintable_character(operator)) is not None:
         raise AdminError(
             f"--operator must not contain control characters or line breaks (found {char})"

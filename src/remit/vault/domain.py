@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Final
 
 from remit.core.secrets import Secret
 from remit.vault.cards import Brand, Funding
@@ -101,6 +102,12 @@ class ListedCard:
     token: str
     account_id: str
     created_at: datetime
+
+
+# The longest requester and purpose an audit event keeps as told (what the services send is far
+# shorter: `core`, `payment_intent.confirm pi_...`, `cli:USER@HOST`): a longer one is refused,
+# never cut, so that the record says what the caller said or nothing.
+MAX_TOLD_LENGTH: Final = 200
 
 
 @dataclass(frozen=True)

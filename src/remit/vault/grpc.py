@@ -15,6 +15,7 @@ from remit.grpcutil.protoconv import filter_bound, request_datetime, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.vault.cards import Brand, Funding
 from remit.vault.domain import (
+    MAX_TOLD_LENGTH,
     AuditAction,
     AuditEvent,
     AuditFilter,
@@ -78,8 +79,13 @@ def audit_event_message(event: AuditEvent) -> vault_pb2.AuditEvent:
 
 def _told(value: str, field: str) -> str:
     """`value`, which the caller names for the audit log to keep as told (who asks, and why):
-    refused when it holds a control character or a line break, which would let one recorded
-    event print as several, or act on the terminal showing it."""
+    refused when it is longer than `MAX_TOLD_LENGTH` characters, or holds a control character
+    or a line break, which would let one recorded event print as several, or act on the
+    terminal showing it."""
+    if len(value) > MAX_TOLD_LENGTH:
+        raise invalid(
+            f"{field} must be at most {MAX_TOLD_LENGTH} characters (got {len(value)}).", field
+        )
     if (char := unprintable_character(value)) is not None:
         raise invalid(
             f"{field} must not contain control characters or line breaks (found {char}).", field

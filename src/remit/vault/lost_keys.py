@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from remit.core.errors import ErrorKind, RemitError, invalid
+from remit.core.told_text import quoted_told
 from remit.vault.crypto import KEY_MISSING_CODE, KEY_RETIRED_CODE, KeyRing, KeyUnavailableError
 from remit.vault.domain import LostKeyVersion
 
@@ -62,9 +63,13 @@ class LostKeyError(KeyUnavailableError):
 
 def lost_key(error: KeyUnavailableError, declared: LostKeyVersion) -> LostKeyError:
     """The refusal of a card under `declared`'s version: as under a retired version, under its
-    code (`vault_key_retired`), naming the declaration. Nothing of the card is in it."""
+    code (`vault_key_retired`), naming the declaration. Nothing of the card is in it. Who
+    declared it is quoted: a declaration recorded before the vault refused line breaks in who
+    made it keeps them, and the refusal is logged and shown where a line break in it would
+    pass for another line."""
     return LostKeyError(
-        message=f"Key version {error.key_version} was declared lost by {declared.declared_by} "
+        message=f"Key version {error.key_version} was declared lost by "
+        f"{quoted_told(declared.declared_by)} "
         f"at {declared.declared_at.isoformat()}.",
         kind=ErrorKind.FAILED_PRECONDITION,
         error_type="api_error",

@@ -130,7 +130,7 @@ async def test_a_card_under_a_version_declared_lost_is_refused_as_under_a_retire
     status, code, message = await _forward_refused(vault, token, "ch_1")
     assert (status, code) == (grpc.StatusCode.FAILED_PRECONDITION, "vault_key_retired")
     assert "nothing was sent" in message
-    assert "declared lost by cli:alice" in message
+    assert 'declared lost by "cli:alice" at ' in message
     assert harness.acquirer.requests == []
 
     # Durable, in the vault database, and audited with who made it.
@@ -355,6 +355,96 @@ async def test_the_vault_refuses_a_requester_with_a_control_character(
     assert f"(found U+{ord(separator):04X})" in detail.message
     assert await _declared_rows(harness.engine) == []
     assert await _declaration_events(vault) == []
+
+
+async def test_the_vault_refuses_a_requester_longer_than_200_characters(
+    harness: VaultHarness,
+) -> None:
+    vault = harness.vault
+    await _tokenize(vault)
+    await _lose_version_1(vault, harness.keys)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _declare(vault, 1, "cli:" + "a" * 197)
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(caught.value)
+    assert detail is not None
+    assert detail.param == "requester"
+    assert detail.message == "requester must be at most 200 characters (got 201)."
+    assert await _declared_rows(harness.engine) == []
+    assert await _declaration_events(vault) == []
+
+    longest = "cli:" + "a" * 196
+    assert (await _declare(vault, 1, longest)).declared_by == longest
+    assert await _declared_rows(harness.engine) == [("card-kek", 1, longest)]
+
+
+async def test_the_vault_refuses_a_forward_whose_purpose_is_longer_than_200_characters(
+    harness: VaultHarness,
+) -> None:
+    vault = harness.vault
+    token = await _tokenize(vault)
+    request = _forward(token, "ch_1")
+    request.purpose = "payment_intent.confirm pi_" + "1" * 175
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await vault.stub.ForwardAuthorization(request)
+
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = detail_from_rpc_error(caught.value)
+    assert detail is not None
+    assert detail.param == "purpose"
+    assert detail.message == "purpose must be at most 200 characters (got 201)."
+    assert harness.acquirer.requests == []
+    forwards = await vault.stub.ListAuditEvents(
+        vault_pb2.ListAuditEventsRequest(action=vault_pb2.AUDIT_ACTION_FORWARD, limit=100)
+    )
+    assert list(forwards.data) == []
+
+
+async def test_the_command_refuses_an_operator_too_long_for_the_vault_and_declares_nothing(
+    harness: VaultHarness, tmp_path: Path
+) -> None:
+    await _tokenize(harness.vault)
+    await _lose_version_1(harness.vault, harness.keys)
+    async with _served_with_the_internal_token(harness.engine, harness.keys) as port:
+        refused = await remit(
+            "vault", "declare-key-version-lost", "--version", "1", "--operator", "a" * 197,
+            tmp_path=tmp_path, REMIT_VAULT_PORT=port,
+        )  # fmt: skip
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.failure_line() == (
+        "remit vault declare-key-version-lost: --operator must be at most 196 characters, got 197"
+    )
+    assert await _declared_rows(harness.engine) == []
+
+
+async def test_a_forward_refused_for_a_declaration_with_a_line_break_names_it_quoted(
+    harness: VaultHarness,
+) -> None:
+    """One recorded before the vault refused such names keeps it: the refusal quotes it, so
+    that it cannot pass for another line where the refusal is logged or shown."""
+    vault = harness.vault
+    token = await _tokenize(vault)
+    await _lose_version_1(vault, harness.keys)
+    async with harness.engine.begin() as db:
+        await db.execute(
+            insert(lost_key_versions).values(
+                key_ring="card-kek", version=1, declared_by=f"cli:{FORGED}", declared_at=START
+            )
+        )
+
+    status, code, message = await _forward_refused(vault, token, "ch_1")
+
+    assert (status, code) == (grpc.StatusCode.FAILED_PRECONDITION, "vault_key_retired")
+    assert "\n" not in message
+    assert (
+        'was declared lost by "cli:alice\\nkey version 2 declared lost by cli:bob at '
+        f'2026-01-02 03:04:05 UTC" at {START.isoformat()}.'
+    ) in message
+    assert harness.acquirer.requests == []
 
 
 async def test_the_vault_refuses_a_forward_whose_purpose_holds_a_line_break(

@@ -8,7 +8,8 @@ numbers leave it only inside ForwardAuthorization, towards an allowlisted destin
 An internal service: callers (the REST facade for tokenization, the core and the worker for
 payments, the worker also for deleting cards nothing references, the CLI for key management)
 name the account explicitly and say who they are and why (`requester`, `purpose`), which the
-vault records in its audit log.
+vault records in its audit log as told: either is refused (INVALID_ARGUMENT, naming it) when
+longer than 200 characters or holding a control character or a line break.
 """
 
 from collections import abc as _abc
