@@ -351,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _add_platform_flags(reseal)
+    _add_vault_audit_command(vault_commands)
 
     ledger = commands.add_parser("ledger", help="inspect the ledger")
     ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
@@ -599,6 +600,51 @@ def _add_key_commands(
     )
     audit.add_argument(
         "--starting-after", metavar="EVENT", help="list the events older than this kevt_ id"
+    )
+
+
+def _add_vault_audit_command(
+    vault_commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    from remit.vault.audit_arguments import AUDIT_ACTIONS, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT
+
+    audit = vault_commands.add_parser(
+        "audit",
+        help="the vault's audit log, newest first: who touched which card or key, when and why",
+        description=(
+            "Every access to a card and every key operation the vault recorded, newest first "
+            "(gRPC ListAuditEvents), one line each: when, the event's id, the action, whether "
+            "it succeeded or failed, who asked (the requester) and why (the purpose), both "
+            "quoted, then the account, vault token, destination, reference (quoted) and key "
+            "version it concerns, when it names them. Never card data. Only the events every "
+            "filter given matches; a page at a time: when more are older, the last line is the "
+            "command that lists them."
+        ),
+    )
+    _add_platform_flags(audit)
+    audit.add_argument("--account", metavar="ACCOUNT", help="only events of this acct_ id")
+    audit.add_argument("--token", metavar="TOKEN", help="only events of this vault token")
+    audit.add_argument(
+        "--requester", metavar="NAME", help='only events this requester asked for (e.g. "core")'
+    )
+    audit.add_argument(
+        "--action", choices=AUDIT_ACTIONS, metavar="ACTION",
+        help=f"only events of this action: {', '.join(AUDIT_ACTIONS)}",
+    )  # fmt: skip
+    audit.add_argument(
+        "--since", metavar="TIME",
+        help="only events at or after TIME (a unix timestamp or ISO 8601 time, UTC unless it "
+        "says otherwise)",
+    )  # fmt: skip
+    audit.add_argument("--before", metavar="TIME", help="only events before TIME (as --since)")
+    audit.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_AUDIT_LIMIT,
+        help=f"how many, 1 to {MAX_AUDIT_LIMIT} (default {DEFAULT_AUDIT_LIMIT})",
+    )
+    audit.add_argument(
+        "--starting-after", metavar="EVENT", help="list the events older than this vae_ id"
     )
 
 
@@ -995,7 +1041,20 @@ def _upgrade_account(config: PlatformConfig, account_id: str, version: str) -> i
 
 def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
     from remit.vault.admin import run_admin
+    from remit.vault.audit_arguments import AuditQuery
 
+    audit = None
+    if args.vault_command == "audit":
+        audit = AuditQuery(
+            limit=args.limit,
+            starting_after=args.starting_after,
+            account=args.account,
+            token=args.token,
+            requester=args.requester,
+            action=args.action,
+            since=args.since,
+            before=args.before,
+        )
     lines = run_admin(
         config,
         args.vault_command,
@@ -1003,6 +1062,7 @@ def _vault(config: PlatformConfig, args: argparse.Namespace) -> int:
         minimum=getattr(args, "minimum_version", 0) or 0,
         version=getattr(args, "version", 0) or 0,
         operator=getattr(args, "operator", None) or "",
+        audit=audit,
     )
     for line in lines:
         print(line)

@@ -144,7 +144,7 @@ def test_ctrl_c_is_an_interruption_in_one_line_with_130(
         ["migrate"], ["accounts", "create"], ["accounts", "upgrade"],
         ["accounts", "keys", "list"], ["accounts", "keys", "roll"],
         ["vault", "rotate-key"], ["vault", "remove-key-version"],
-        ["vault", "declare-key-version-lost"], ["ledger", "verify"],
+        ["vault", "declare-key-version-lost"], ["vault", "audit"], ["ledger", "verify"],
         ["reconcile"], ["reconciliations"], ["settlement-report"], ["listen"], ["trigger"],
         ["held-requests", "list"], ["held-requests", "retry"], ["jobs", "failed"],
         ["balance-release-failures", "list"], ["balance-release-failures", "retry"],

@@ -1,4 +1,5 @@
-"""`remit vault ...`: key management against a running vault, over its gRPC API.
+"""`remit vault ...`: key management against a running vault, over its gRPC API, and the
+listing of its audit log.
 
 The CLI never reads the key file itself: the vault process owns the keys, and every operation
 lands in its audit log under the requester "cli".
@@ -7,18 +8,23 @@ lands in its audit log under the requester "cli".
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Final
 
 import grpc
 
 from remit.command_exits import CommandRefusedError
 from remit.config import PlatformConfig
+from remit.core.jsonview import enum_wire_values
 from remit.core.shell_operator import shell_operator
 from remit.core.told_text import quoted_told, unprintable_character
 from remit.grpcutil.call_failures import call_failed
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
+from remit.vault.audit_arguments import MAX_AUDIT_LIMIT, AuditQuery
 from remit.vault.domain import MAX_TOLD_LENGTH
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
 
@@ -217,6 +223,95 @@ async def declare_key_version_lost(
     ]
 
 
+def _moment(flag: str, text: str) -> datetime:
+    """A unix timestamp or an ISO 8601 time (UTC unless it says otherwise)."""
+    # ASCII only: `str.isdigit` is true of "²" too, which `int` cannot read.
+    if text.isascii() and text.isdigit():
+        return datetime.fromtimestamp(int(text), UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise AdminError(
+            f"{flag} must be a unix timestamp or ISO 8601 time, got {text!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit_request(query: AuditQuery) -> vault_pb2.ListAuditEventsRequest:
+    """The request for `query`, refused before anything is sent when a flag is out of range."""
+    if not 1 <= query.limit <= MAX_AUDIT_LIMIT:
+        raise AdminError(f"--limit must be between 1 and {MAX_AUDIT_LIMIT}, got {query.limit}")
+    request = vault_pb2.ListAuditEventsRequest(limit=query.limit)
+    for field, value in (
+        ("starting_after", query.starting_after),
+        ("account_id", query.account),
+        ("vault_token", query.token),
+        ("requester", query.requester),
+    ):
+        if value is not None:
+            setattr(request, field, value)
+    if query.action is not None:
+        request.action = vault_pb2.AuditAction.Value(f"AUDIT_ACTION_{query.action.upper()}")
+    if query.since is not None:
+        request.created.gte.FromDatetime(_moment("--since", query.since))
+    if query.before is not None:
+        request.created.lt.FromDatetime(_moment("--before", query.before))
+    return request
+
+
+# An id, token, account or destination as the vault makes or names them, printed as it is;
+# anything else a caller named (a space, a quote, a control character) is quoted.
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.:@-]+")
+
+
+def _shown(value: str) -> str:
+    return value if _PLAIN.fullmatch(value) else quoted_told(value)
+
+
+def audit_event_line(event: vault_pb2.AuditEvent) -> str:
+    """One event as `remit vault audit` prints it: when, its id, the action, whether it
+    succeeded, who asked and why, then what it concerned (account, token, destination,
+    reference, key version) when it names it. The requester, the purpose and the reference,
+    which the caller names, are quoted (`quoted_told`): a line break in one, recorded before
+    the vault refused them, cannot pass for another event."""
+    action = enum_wire_values(vault_pb2.AuditAction.DESCRIPTOR).get(event.action)
+    line = (
+        f"{event.created.ToDatetime(tzinfo=UTC).isoformat()}  {event.id}  "
+        f"{action or f'action {event.action}'}  "
+        f"{'succeeded' if event.succeeded else 'failed'}  by {quoted_told(event.requester)}  "
+        f"purpose {quoted_told(event.purpose)}"
+    )
+    for label, value in (
+        ("account", event.account_id),
+        ("token", event.vault_token),
+        ("destination", event.destination),
+    ):
+        if value:
+            line += f"  {label} {_shown(value)}"
+    if event.reference:
+        line += f"  reference {quoted_told(event.reference)}"
+    if event.key_version:
+        line += f"  key version {event.key_version}"
+    return line
+
+
+async def list_audit_events(target: str, access: InternalAccess, query: AuditQuery) -> list[str]:
+    """One page of the vault's audit log, newest first; the last line says how to ask for the
+    next when there is one."""
+    request = _audit_request(query)
+    async with internal_channel(target, access) as channel:
+        page = await _stub(channel).ListAuditEvents(request, timeout=TIMEOUT_S)
+    lines = [audit_event_line(event) for event in page.data]
+    if not lines:
+        older = f" older than {query.starting_after}" if query.starting_after else ""
+        filtered = " matching the filters" if query.filter_flags()[:-2] else ""
+        lines.append(f"no audit events{older}{filtered}")
+    if page.has_more:
+        flags = [*query.filter_flags(), "--starting-after", page.data[-1].id]
+        lines.append(f"more: remit vault audit {shlex.join(flags)}")
+    return lines
+
+
 def run_admin(
     config: PlatformConfig,
     command: str,
@@ -225,6 +320,7 @@ def run_admin(
     minimum: int = 0,
     version: int = 0,
     operator: str = "",
+    audit: AuditQuery | None = None,
 ) -> list[str]:
     target, access = config.vault.target, InternalAccess.of(config)
     try:
@@ -240,6 +336,8 @@ def run_admin(
             return asyncio.run(declare_key_version_lost(target, access, version, operator))
         if command == "reseal-cards":
             return asyncio.run(reseal_cards(target, access))
+        if command == "audit":
+            return asyncio.run(list_audit_events(target, access, audit or AuditQuery()))
     except grpc.aio.AioRpcError as error:
         raise call_failed(error, "vault", target, AdminError) from None
     raise AdminError(f"unknown vault command {command!r}")
