@@ -11,6 +11,10 @@ since the ledger's first version each carries metadata naming that object (`post
 refund's failure the refund posting it reverses, a payout's steps the payout, a dispute's
 withdrawal and reinstatement the dispute. A transaction is taken for the ledger's only when
 both agree, which a caller's id would have had to copy on purpose.
+
+One step names a second object between the first and the step: the withdrawal of what a
+refund gave back by failing after its charge's dispute opened, `dp_...:re_...:dispute`, one
+per refund. It is the dispute's (its metadata names the dispute, as the first id does).
 """
 
 from collections.abc import Iterable, Mapping
@@ -24,6 +28,7 @@ class _Owner:
     steps: tuple[str, ...]
     key: str  # a literal in the SQL: metadata keys are plain words (no colon to bind)
     named_suffix: str = ""  # what the key's value has after the object's id
+    between: str = ""  # a pattern of what the id has between the object's id and the step
 
 
 _OWNERS: Final = (
@@ -32,6 +37,7 @@ _OWNERS: Final = (
     _Owner("re", ("refund_failure",), "reverses", named_suffix=":refund"),
     _Owner("po", ("payout", "paid", "cancel", "failure"), "payout"),
     _Owner("dp", ("dispute", "dispute_reversal"), "dispute"),
+    _Owner("dp", ("dispute",), "dispute", between=":re_[^:]+"),
 )
 OWN_STEPS: Final = frozenset(step for owner in _OWNERS for step in owner.steps)
 
@@ -54,7 +60,7 @@ def written_by_ledger(
         if not chosen:
             continue
         pattern, suffix = f"{name}_{number}_id", f"{name}_{number}_named"
-        params[pattern] = f"^{owner.prefix}_[^:]+:({'|'.join(chosen)})$"
+        params[pattern] = f"^{owner.prefix}_[^:]+{owner.between}:({'|'.join(chosen)})$"
         params[suffix] = owner.named_suffix
         conditions.append(
             f"({id_column} ~ :{pattern} AND {metadata_column} ->> '{owner.key}' = "

@@ -39,6 +39,9 @@ Ledger transactions per movement (see `chart.py` for the accounts):
 - refund failure, "re:refund_failure": the exact reversal of "re:refund";
 - dispute, "dp:dispute": available -(amount + dispute fee), acquirer_clearing +amount, fees
   +dispute fee, under an adjustment balance transaction (reporting category dispute);
+- a refund of a disputed charge that fails after the dispute opened, "dp:re:dispute": the
+  dispute takes the money the refund's failure gave back (available -amount, acquirer_clearing
+  +amount, no second fee), under another adjustment balance transaction of the dispute;
 - dispute won, "dp:dispute_reversal": available +amount, acquirer_clearing -amount (the fee
   stays taken), under an adjustment balance transaction (reporting category
   dispute_reversal).
@@ -810,8 +813,12 @@ async def record_refund_failed(
 DISPUTE_FEE_DESCRIPTION: Final = "Dispute fee"
 
 
-def dispute_withdrawal_id_for(dispute_id: str) -> str:
-    return f"{dispute_id}:dispute"
+def dispute_withdrawal_id_for(dispute_id: str, refund_id: str | None = None) -> str:
+    """The ledger id of a dispute's withdrawal: of its amount when it opened, or (`refund_id`)
+    of the money a refund of its charge gave back by failing after it opened, one per refund.
+    The refund's id sits between the dispute's and the step, so the id still begins with its
+    dispute and ends with the step (`own_transactions`)."""
+    return f"{dispute_id}:dispute" if refund_id is None else f"{dispute_id}:{refund_id}:dispute"
 
 
 def dispute_withdrawal(
@@ -824,19 +831,22 @@ def dispute_withdrawal(
     fee_minor: int,
     currency: str,
     now: datetime,
+    refund_id: str | None = None,
 ) -> BalanceTransaction:
     """The balance transaction of a dispute's withdrawal, as Stripe shows it: an adjustment
     (reporting category dispute) of minus the disputed amount, the dispute fee as its fee,
     out of the available balance at once. Built before it is posted, so that the events that
     tell of the dispute, written before the ledger's posting (which runs last: it holds the
-    account's chain lock to the commit), can show it."""
+    account's chain lock to the commit), can show it. With `refund_id`: the withdrawal of what
+    that refund of the charge gave back by failing after the dispute opened (fee 0: the
+    dispute's fee was taken once)."""
     _positive(amount_minor, "amount")
     if fee_minor < 0:
         raise ledger_invalid("The dispute fee must not be negative.", "fee")
     return BalanceTransaction(
         id=txn_id,
         account_id=account_id,
-        ledger_transaction_id=dispute_withdrawal_id_for(dispute_id),
+        ledger_transaction_id=dispute_withdrawal_id_for(dispute_id, refund_id),
         type=BalanceTransactionType.ADJUSTMENT,
         amount=-amount_minor,
         fee=fee_minor,
@@ -866,10 +876,18 @@ async def record_dispute_funds_withdrawn(
     Its id derives from the dispute's, made once by the job that opens the dispute under the
     charge's lock, and none of its legs is guarded: nothing can refuse it, and it is sent,
     with its balance transaction, with the caller's next statement or its COMMIT. A repeat
-    (the same posting again) replays on the server."""
+    (the same posting again) replays on the server. The withdrawal of a refund that failed
+    after the dispute opened ("dp:re:dispute") is posted the same way, once, in the
+    transaction that records the refund's failure; its metadata names the refund too."""
     dispute_id = withdrawal.source_id
     assert dispute_id is not None
-    assert withdrawal.ledger_transaction_id == dispute_withdrawal_id_for(dispute_id)
+    head, _, step = withdrawal.ledger_transaction_id.rpartition(":")
+    refund_id = head.removeprefix(f"{dispute_id}:") if head != dispute_id else None
+    assert step == "dispute"
+    assert withdrawal.ledger_transaction_id == dispute_withdrawal_id_for(dispute_id, refund_id)
+    metadata = {"dispute": dispute_id, "charge": withdrawal.charge_id or ""}
+    if refund_id is not None:
+        metadata["refund"] = refund_id
     currency, fee = withdrawal.currency, withdrawal.fee
     await journal.post_unanswered(
         db,
@@ -881,7 +899,7 @@ async def record_dispute_funds_withdrawn(
                 (ACQUIRER_CLEARING, -withdrawal.amount, currency),
                 (FEES, fee, currency),
             ),
-            metadata={"dispute": dispute_id, "charge": withdrawal.charge_id or ""},
+            metadata=metadata,
             description=withdrawal.description,
         ),
         now=now,

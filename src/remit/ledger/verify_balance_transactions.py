@@ -10,8 +10,9 @@ row is held to its posting (`postings.py`, `payouts.py` write them):
   has: charge `ch:capture`; refund `re:refund_hold` or `re:refund`; refund_failure
   `re:refund_release` or `re:refund_failure`; payout `po:payout`; payout_cancel `po:cancel`;
   payout_failure `po:failure`; adjustment (a dispute's withdrawal or a won dispute's
-  reinstatement) `dp:dispute` or `dp:dispute_reversal` (the id is hashed, and derived from the
-  source);
+  reinstatement) `dp:dispute` or `dp:dispute_reversal`, or `dp:re:dispute` for the withdrawal
+  of what a refund of the charge gave back by failing after the dispute opened (the id is
+  hashed, and derived from the source);
 - its reporting category is its step's: its type's (`objects.REPORTING_CATEGORY`), but for a
   dispute's adjustments, reported as the dispute (`dispute`) or its reversal
   (`dispute_reversal`), so that a reinstatement relabelled a withdrawal is a finding;
@@ -34,6 +35,7 @@ left of the charge under the account's posting lock (`postings.record_refund_hel
 Each check is one set-based query; the per-row one is streamed.
 """
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Final
@@ -71,6 +73,9 @@ _CATEGORY_OF_STEP: Final[Mapping[str, str]] = {
     "dispute_reversal": DISPUTE_REVERSAL_REPORTING_CATEGORY,
 }
 _CHARGE_ROWS: Final = (_T.CHARGE.value, _T.REFUND.value, _T.REFUND_FAILURE.value)
+# The steps whose ledger id may name a refund between the source and the step: a dispute's
+# withdrawal of a refund that failed after it opened (`postings.dispute_withdrawal_id_for`).
+_REFUND_NAMED_STEPS: Final = frozenset({"dispute"})
 
 # Suffixes are bound, not written: text() would read ":capture" in a literal as a parameter.
 _ROWS = """
@@ -183,11 +188,26 @@ def _expected_charge(row: Row[tuple[object, ...]]) -> object:
     return None
 
 
+def _names_step_of_source(transaction_id: str, source_id: str, steps: tuple[str, ...]) -> bool:
+    """Whether the ledger id is the source's followed by one of `steps`, or by a refund and a
+    step that may name one (`_REFUND_NAMED_STEPS`)."""
+    if transaction_id in {f"{source_id}:{step}" for step in steps}:
+        return True
+    head, _, step = transaction_id.rpartition(":")
+    between = head.removeprefix(f"{source_id}:")
+    return (
+        step in steps
+        and step in _REFUND_NAMED_STEPS
+        and between != head
+        and re.fullmatch(r"re_[^:]+", between) is not None
+    )
+
+
 def _step_problems(row: Row[tuple[object, ...]], steps: tuple[str, ...]) -> list[Difference]:
     """What is wrong with the row's ledger transaction as a step of its type, of its source, and
     with its reporting category as that step's."""
     found: list[Difference] = []
-    if row.ledger_transaction_id not in {f"{row.source_id}:{step}" for step in steps}:
+    if not _names_step_of_source(str(row.ledger_transaction_id), str(row.source_id), steps):
         article = _article(str(row.type))
         found.append(
             _mismatch(

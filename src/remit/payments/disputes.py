@@ -151,8 +151,9 @@ class Dispute:
     evidence: Mapping[str, str] = field(default_factory=dict)
     submission_count: int = 0
     past_due: bool = False
-    # The money the dispute moved, oldest first: the withdrawal of its amount and fee, then,
-    # once won, the reinstatement of its amount.
+    # The money the dispute moved, oldest first: the withdrawal of its amount and fee, the
+    # withdrawal of each refund of the charge that failed after it opened (`refund_failed`),
+    # then, once won, the reinstatement of its amount.
     balance_transaction_ids: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     # The disputed charge's card brand ("visa"), which the network's reason code depends on;
@@ -334,3 +335,32 @@ def lost(dispute: Dispute, now: datetime) -> Dispute:
     """The issuer decides the dispute under review for the cardholder: its money stays
     withdrawn."""
     return _decided(dispute, DisputeStatus.LOST, now)
+
+
+def takes_failed_refunds(dispute: Dispute) -> bool:
+    """Whether the money of a refund of the disputed charge that fails now goes to the
+    dispute: unless the issuer decided the dispute for the merchant (won), whose charge is then
+    the merchant's, money back included."""
+    return dispute.status is not DisputeStatus.WON
+
+
+def refund_failed(
+    dispute: Dispute, *, amount_minor: int, withdrawal_id: str, now: datetime
+) -> Dispute:
+    """The dispute once a refund of its charge, made before it opened, failed afterwards.
+
+    The dispute was of what the charge held then: captured less refunded. The failed refund
+    gives its amount back to the charge and the merchant's balance, so the cardholder, who got
+    neither that refund nor a dispute of it, disputes it too: the dispute's amount grows by it,
+    and its withdrawal (`withdrawal_id`, after the others; no second fee) takes it. Refused for
+    a dispute that takes no failed refund (`takes_failed_refunds`)."""
+    if amount_minor <= 0:
+        raise ValueError("a failed refund gives back a positive amount")
+    if not takes_failed_refunds(dispute):
+        raise ValueError(f"a dispute {dispute.status.value} takes no failed refund")
+    return replace(
+        dispute,
+        amount_minor=dispute.amount_minor + amount_minor,
+        balance_transaction_ids=(*dispute.balance_transaction_ids, withdrawal_id),
+        updated_at=now,
+    )

@@ -10,6 +10,10 @@ and fee from the merchant's balance, the ledger last. The job runs again after a
 twice at once: the charge's lock and its `dispute_id` make the second run find the dispute and
 do nothing.
 
+A refund of the charge made before the dispute opened may fail after it did: the money the
+failure gives back to the merchant goes to the dispute (`take_failed_refund`, in the
+transaction of the refund's failure, the charge locked), unless the dispute was won.
+
 Deciding a dispute is the same in form. A submission whose evidence asks Stripe's test mode for
 a decision (`disputes.decision_in_test_mode`) stages the job `DECIDE_DISPUTE_JOB` in the
 submission's transaction, one per dispute; the job, under the dispute's lock, closes it won or lost
@@ -36,7 +40,7 @@ from remit.ledger import postings as ledger
 from remit.ledger.balance_repository import balance_transaction_from_row
 from remit.ledger.objects import BalanceTransaction
 from remit.ledger.tables import balance_transactions
-from remit.payments.charges import UNSETTLED_REFUNDS, ChargeStatus
+from remit.payments.charges import UNSETTLED_REFUNDS, Charge, ChargeStatus, Refund
 from remit.payments.dispute_messages import dispute_message
 from remit.payments.disputes import (
     Dispute,
@@ -46,6 +50,8 @@ from remit.payments.disputes import (
     dispute_fee_minor,
     lost,
     opened,
+    refund_failed,
+    takes_failed_refunds,
     updated,
     won,
 )
@@ -288,6 +294,50 @@ class DisputesService:
             return after, moved
 
         return await run_keyed(self._engine, keyed, self._now(), close)
+
+
+async def take_failed_refund(
+    db: AsyncConnection, charge: Charge, refund: Refund, now: datetime
+) -> None:
+    """A refund of the disputed `charge` (locked by the caller, as every refund settlement
+    locks it) failed after it had succeeded, in the caller's transaction: its money comes back
+    to the merchant's balance (the ledger's hook), and the dispute, of what the charge held
+    when it opened, takes it too (`disputes.refund_failed`): the cardholder got that money
+    neither as the refund nor through the dispute. charge.dispute.funds_withdrawn tells of
+    it, and the withdrawal is posted last. A dispute won keeps the money with the merchant
+    (`disputes.takes_failed_refunds`); so does a repeat, which finds the withdrawal made."""
+    assert charge.dispute_id is not None
+    repo = DisputeRepository(db)
+    dispute = await repo.get(charge.account_id, charge.dispute_id, for_update=True)
+    if dispute is None:
+        log.error("the dispute %s of charge %s does not exist", charge.dispute_id, charge.id)
+        return
+    if not takes_failed_refunds(dispute):
+        return
+    moved = (await _moved_by(db, [dispute]))[dispute.id]
+    ledger_id = ledger.dispute_withdrawal_id_for(dispute.id, refund.id)
+    if any(txn.ledger_transaction_id == ledger_id for txn in moved):
+        return
+    withdrawal = ledger.dispute_withdrawal(
+        new_id("txn"),
+        account_id=dispute.account_id,
+        dispute_id=dispute.id,
+        charge_id=dispute.charge_id,
+        amount_minor=refund.amount_minor,
+        fee_minor=0,
+        currency=dispute.currency,
+        now=now,
+        refund_id=refund.id,
+    )
+    after = refund_failed(
+        dispute, amount_minor=refund.amount_minor, withdrawal_id=withdrawal.id, now=now
+    )
+    await repo.save(after)
+    await _emit(
+        db, after, "charge.dispute.funds_withdrawn", _json(after, [*moved, withdrawal]), now
+    )
+    # Last: the posting holds the account's chain lock until the commit.
+    await ledger.record_dispute_funds_withdrawn(db, withdrawal, now=now)
 
 
 async def _stage_decision(db: AsyncConnection, dispute: Dispute, now: datetime) -> None:

@@ -14,6 +14,7 @@ from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.test_card_cache import TestCardCache
 from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payments.disputed_refunds import DisputedRefunds
 from remit.payments.events import PaymentEvents
 from remit.payments.expected_disputes import ExpectedDisputes
 from remit.payments.future_usage import SaveForFutureUsage
@@ -48,8 +49,8 @@ class PaymentsWiring:
 
 def payment_hooks(clock: Clock | None = None) -> HookChain:
     """What a payment change is recorded in besides its own rows: events, the payment method
-    saved for future usage (with its own event), the dispute a capture stages, then the
-    ledger.
+    saved for future usage (with its own event), the dispute a capture stages, the dispute's
+    share of a refund that failed after it opened, then the ledger.
 
     The ledger last: its posting locks the account's chain head until the commit, so it runs
     after every other write of the transaction (bench/README.md, the ledger's lock). A posting
@@ -60,6 +61,7 @@ def payment_hooks(clock: Clock | None = None) -> HookChain:
             PaymentEvents(clock),
             SaveForFutureUsage(CustomerEvents(clock)),
             ExpectedDisputes(clock),
+            DisputedRefunds(clock),
             LedgerPostings(clock),
         ]
     )

@@ -414,3 +414,93 @@ async def test_a_chart_accounts_guard_lifted(
         (DifferenceKind.ACCOUNT_FLAG_MISMATCH, "fees"),
         (DifferenceKind.ACCOUNT_FLAG_MISMATCH, "acquirer_clearing"),
     }
+
+
+async def disputed_then_refund_failed(
+    engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> str:
+    """ch_1's dispute dp_1 withdrawn, then the withdrawal of the 300 its refund re_1 gave back
+    by failing after the dispute opened: that withdrawal's balance transaction id."""
+    now = clock.now()
+    taken = []
+    for refund_id, amount, fee in ((None, 700, 1500), ("re_1", 300, 0)):
+        taken.append(
+            ledger.dispute_withdrawal(
+                f"txn_dp_{refund_id or 'opened'}",
+                account_id=account_id,
+                dispute_id="dp_1",
+                charge_id="ch_1",
+                amount_minor=amount,
+                fee_minor=fee,
+                currency="usd",
+                now=now,
+                refund_id=refund_id,
+            )
+        )
+    async with engine.begin() as db:
+        for withdrawal in taken:
+            await ledger.record_dispute_funds_withdrawn(db, withdrawal, now=now)
+    return taken[-1].id
+
+
+async def test_a_disputes_withdrawal_of_a_failed_refund_verifies(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await captured(core_engine, account_id, clock)
+    txn_id = await disputed_then_refund_failed(core_engine, account_id, clock)
+    async with core_engine.connect() as db:
+        (ledger_id, metadata) = (
+            await db.execute(
+                text(
+                    "SELECT t.id, t.metadata FROM ledger_transactions AS t "
+                    "JOIN balance_transactions AS bt ON bt.ledger_transaction_id = t.id "
+                    "AND bt.account_id = t.account_id WHERE bt.id = :id"
+                ),
+                {"id": txn_id},
+            )
+        ).one()
+    assert ledger_id == "dp_1:re_1:dispute"
+    assert metadata == {"dispute": "dp_1", "charge": "ch_1", "refund": "re_1"}
+    report = await verified(core_engine, account_id, clock)
+    assert report.ok, report.differences
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ("amount = amount - 100, net = net - 100", "net -400, the ledger moved -300"),
+        ("source_id = 'dp_2'", "adjustment of dp_2 is not this ledger transaction"),
+        ("source_id = 're_1'", "adjustment of re_1 is not this ledger transaction"),
+        ("reporting_category = 'dispute_reversal'", "the ledger dispute"),
+        ("charge_id = 'ch_2'", "names charge ch_2, the ledger ch_1"),
+    ],
+)
+async def test_a_disputes_withdrawal_of_a_failed_refund_relabelled(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock, values: str, said: str
+) -> None:
+    await captured(core_engine, account_id, clock)
+    txn_id = await disputed_then_refund_failed(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET {values} WHERE id = '{txn_id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert any(said in d.description for d in report.differences), report.differences
+
+
+async def test_a_disputes_withdrawal_of_a_failed_refund_deleted(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await captured(core_engine, account_id, clock)
+    txn_id = await disputed_then_refund_failed(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        f"DELETE FROM balance_transactions WHERE id = '{txn_id}'",  # noqa: S608
+    )
+    report = await verified(core_engine, account_id, clock)
+    assert any(
+        "dp_1:re_1:dispute: no balance transaction shows it" in d.description
+        for d in report.differences
+    ), report.differences

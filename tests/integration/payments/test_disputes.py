@@ -5,6 +5,7 @@ stages the job that decides it, which reinstates a won dispute's amount."""
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.errors import ErrorKind, RemitError
+from remit.core.ids import new_id
 from remit.core.jsonview import to_json
 from remit.grpcutil.errors import detail_from_rpc_error
 from remit.ledger import postings
@@ -26,7 +28,9 @@ from remit.payments.charges import Refund, RefundStatus
 from remit.payments.disputes import Dispute, DisputeStatus
 from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
 from remit.payments.domain import CaptureMethod, NewPaymentIntent, PaymentIntent
+from remit.payments.repository import ChargeRepository, RefundRepository
 from remit.payments.service import ConfirmParams, Done, PaymentsService, Replay
+from remit.payments.wiring import payment_hooks
 from remit.webhooks.tables import events
 from remit.worker.tables import jobs
 from remit_api.payments.v1 import payments_pb2 as pb
@@ -292,6 +296,120 @@ async def test_a_refund_still_pending_when_the_job_runs_and_then_failing_is_disp
     async with core_engine.connect() as db:
         balance = await read_balance(db, account_id, "usd")
     assert [(a.amount, a.currency) for a in balance.available] == [(-5000 - 1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def _refund_fails_after_it_succeeded(engine: AsyncEngine, refund: Refund) -> None:
+    """What the acquirer's report that a refund it made failed afterwards does, in one
+    transaction: the refund ends failed, its charge (locked, as refund settlements lock it)
+    stops counting it, and the core's hooks record it (the money back, the dispute's share)."""
+    async with engine.begin() as db:
+        refunds, charges = RefundRepository(db), ChargeRepository(db)
+        before = await refunds.get(refund.account_id, refund.id, for_update=True)
+        charge = await charges.get(refund.account_id, refund.charge_id, for_update=True)
+        assert before is not None
+        assert before.status is RefundStatus.SUCCEEDED
+        assert charge is not None
+        after = replace(
+            before,
+            status=RefundStatus.FAILED,
+            failure_reason="expired_or_canceled_card",
+            failure_balance_transaction_id=new_id("txn"),
+        )
+        charge_after = replace(
+            charge, amount_refunded_minor=charge.amount_refunded_minor - before.amount_minor
+        )
+        await refunds.save(after)
+        await charges.save(charge_after)
+        await payment_hooks().refund_changed(db, before, after, charge_after)
+
+
+async def _refunded_then_disputed(
+    engine: AsyncEngine, payments: PaymentsService, disputes: DisputesService, account_id: str
+) -> tuple[Refund, Dispute]:
+    """A 5000 payment of the dispute card refunded 1000 before its dispute opened: the dispute
+    is of the 4000 left."""
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    refunded = await refund_intent(payments, account_id, "part", intent.id, 1000)
+    assert isinstance(refunded, Done)
+    assert refunded.value.status is RefundStatus.SUCCEEDED
+    await _run_dispute_jobs(engine, disputes)
+    ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 4000
+    return refunded.value, dispute
+
+
+async def test_a_refund_failing_after_the_dispute_opened_gives_the_dispute_its_money(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    refund, opened = await _refunded_then_disputed(core_engine, payments, disputes, account_id)
+    await _refund_fails_after_it_succeeded(core_engine, refund)
+
+    # The cardholder got the 1000 neither as a refund nor through the dispute: the dispute now
+    # covers all the charge holds, and takes the 1000 the failed refund gave back.
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.amount_minor == 5000
+    assert dispute.status is DisputeStatus.NEEDS_RESPONSE
+    assert [txn.id for txn in moved] == list(dispute.balance_transaction_ids)
+    withdrawal, more = moved
+    assert (withdrawal.amount, withdrawal.fee) == (-4000, 1500)
+    assert more.type is BalanceTransactionType.ADJUSTMENT
+    assert more.reporting_category == "dispute"
+    assert (more.amount, more.fee, more.net) == (-1000, 0, -1000)  # one dispute, one fee
+    assert (more.source_id, more.charge_id) == (dispute.id, dispute.charge_id)
+    # The refund took 1000, its failure gave it back, the dispute took 5000 and its fee.
+    assert await _available(core_engine, account_id) == [(-5000 - 1500, "usd")]
+    types = await _event_types(core_engine, account_id)
+    assert types.count("charge.dispute.funds_withdrawn") == 2
+    await _ledger_verified(core_engine, account_id)
+
+    # Won, the dispute reinstates all it took.
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "winning_evidence"})
+    await _run_decision_jobs(core_engine, disputes)
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert dispute.status is DisputeStatus.WON
+    assert [txn.amount for txn in moved] == [-4000, -1000, 5000]
+    assert await _available(core_engine, account_id) == [(-1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def test_a_refund_failing_after_a_lost_dispute_gives_the_cardholder_the_rest(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    refund, opened = await _refunded_then_disputed(core_engine, payments, disputes, account_id)
+    assert isinstance(await disputes.close(account_id, opened.id), Done)
+    await _refund_fails_after_it_succeeded(core_engine, refund)
+
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert (dispute.status, dispute.amount_minor) == (DisputeStatus.LOST, 5000)
+    assert [txn.amount for txn in moved] == [-4000, -1000]
+    assert await _available(core_engine, account_id) == [(-5000 - 1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
+async def test_a_refund_failing_after_a_won_dispute_leaves_the_money_with_the_merchant(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    refund, opened = await _refunded_then_disputed(core_engine, payments, disputes, account_id)
+    await _submit(disputes, account_id, opened.id, {"uncategorized_text": "winning_evidence"})
+    await _run_decision_jobs(core_engine, disputes)
+    await _refund_fails_after_it_succeeded(core_engine, refund)
+
+    # The issuer decided the charge is the merchant's: the dispute stays as it was decided,
+    # and the money back is the merchant's, as after any failed refund.
+    dispute, moved = await disputes.get(account_id, opened.id)
+    assert (dispute.status, dispute.amount_minor) == (DisputeStatus.WON, 4000)
+    assert [txn.amount for txn in moved] == [-4000, 4000]
+    assert await _available(core_engine, account_id) == [(-1500, "usd")]
     await _ledger_verified(core_engine, account_id)
 
 

@@ -19,6 +19,8 @@ from remit.payments.disputes import (
     lost,
     network_reason_code,
     opened,
+    refund_failed,
+    takes_failed_refunds,
     updated,
     won,
 )
@@ -303,3 +305,39 @@ def test_the_reinstatement_gives_back_the_amount_and_keeps_the_fee() -> None:
 def test_a_callers_posting_cannot_take_the_reinstatements_id() -> None:
     with pytest.raises(RemitError):
         refuse_derived_id("dp_1:dispute_reversal", "transaction_id")
+
+
+def test_a_refund_failing_after_the_dispute_opened_grows_it_unless_it_was_won() -> None:
+    later = NOW + timedelta(hours=1)
+    for dispute in (_opened(), _submitted("losing_evidence"), lost(_submitted("x"), NOW)):
+        grown = refund_failed(dispute, amount_minor=500, withdrawal_id="txn_9", now=later)
+        assert (grown.amount_minor, grown.status) == (3000, dispute.status)
+        assert grown.balance_transaction_ids == (*dispute.balance_transaction_ids, "txn_9")
+        assert grown.updated_at == later
+    decided = won(_submitted("winning_evidence"), reinstatement_id="txn_2", now=NOW)
+    assert not takes_failed_refunds(decided)
+    with pytest.raises(ValueError, match="won"):
+        refund_failed(decided, amount_minor=500, withdrawal_id="txn_9", now=later)
+    with pytest.raises(ValueError, match="positive"):
+        refund_failed(_opened(), amount_minor=0, withdrawal_id="txn_9", now=later)
+
+
+def test_the_withdrawal_of_a_failed_refund_is_the_disputes_and_takes_no_second_fee() -> None:
+    withdrawal = dispute_withdrawal(
+        "txn_9",
+        account_id="acct_1",
+        dispute_id="dp_1",
+        charge_id="ch_1",
+        amount_minor=500,
+        fee_minor=0,
+        currency="usd",
+        now=NOW,
+        refund_id="re_1",
+    )
+    assert (withdrawal.type.value, withdrawal.reporting_category) == ("adjustment", "dispute")
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net) == (-500, 0, -500)
+    assert withdrawal.fee_details == ()
+    assert (withdrawal.source_id, withdrawal.charge_id) == ("dp_1", "ch_1")
+    assert withdrawal.ledger_transaction_id == "dp_1:re_1:dispute"
+    with pytest.raises(RemitError):
+        refuse_derived_id("dp_1:re_1:dispute", "transaction_id")
