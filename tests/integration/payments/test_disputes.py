@@ -299,6 +299,42 @@ async def test_a_refund_still_pending_when_the_job_runs_and_then_failing_is_disp
     await _ledger_verified(core_engine, account_id)
 
 
+async def test_a_refund_waiting_on_the_customer_holds_the_dispute_until_it_is_canceled(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    """No remit flow leaves a card refund in `requires_action` yet; one that did (created,
+    held, counted on the charge, not sent) would hold the dispute back until it settles. Its
+    cancel settles it: the dispute opens, for all the charge holds."""
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    record = await payments._claim(call(account_id, "waits", endpoint="CreateRefund"))
+    record = await payments._start_refund(record, None, intent.id, 1000, None, {})
+    assert record.refund_id is not None
+    async with core_engine.begin() as db:
+        refunds = RefundRepository(db)
+        waiting = await refunds.get(account_id, record.refund_id, for_update=True)
+        assert waiting is not None
+        await refunds.save(replace(waiting, status=RefundStatus.REQUIRES_ACTION))
+    await _run_dispute_jobs(core_engine, disputes)
+    assert await disputes.list_disputes(account_id, limit=10) == ([], False)
+
+    canceled = await payments.cancel_refund(account_id, record.refund_id)
+    assert isinstance(canceled, Done)
+    assert canceled.value.status is RefundStatus.CANCELED
+    # The cancel staged the job once more, which the worker then runs.
+    assert intent.latest_charge_id is not None
+    staged = {"account_id": account_id, "charge_id": intent.latest_charge_id}
+    assert await _dispute_jobs(core_engine) == [staged] * 2
+    await _run_dispute_jobs(core_engine, disputes)
+    ((dispute, _),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 5000
+    # The canceled refund's hold went back; the dispute took all the charge and its fee.
+    assert await _available(core_engine, account_id) == [(-5000 - 1500, "usd")]
+    await _ledger_verified(core_engine, account_id)
+
+
 async def _refund_fails_after_it_succeeded(engine: AsyncEngine, refund: Refund) -> None:
     """What the acquirer's report that a refund it made failed afterwards does, in one
     transaction: the refund ends failed, its charge (locked, as refund settlements lock it)
