@@ -88,6 +88,8 @@ authorizations = Table(
         "network_transaction_id",
         postgresql_where="setup_off_session",
     ),
+    # And captured plus what its operations released never exceeds authorized: a sum over
+    # `operations`, which a CHECK cannot take, so triggers check it (acquirer migration 0006).
     CheckConstraint(
         "0 <= refunded_minor AND refunded_minor <= captured_minor "
         "AND captured_minor <= authorized_minor",
