@@ -16,6 +16,14 @@ a capture, void or refund (only a declined authorization has none); an authoriza
 result always says whether it captured. Not compared: the fee and the settlement time (optional:
 records from before the acquirer reported them lack them), and the id of the authorization an
 authorization created, which is what its look-up finds out.
+
+What an approved capture released of its authorization is compared when the record says
+(`released`, optional as the fee is): a capture of the amount asked that released another
+amount, or kept the rest of the authorization held, is not the capture the core sent. Its
+captures are final (it never asks the acquirer to keep an authorization open), and its ledger
+releases the rest of the reservation with the capture: applied, such a record would have the
+ledger and the charge give the cardholder back money the acquirer still holds, or the other
+way round.
 """
 
 import logging
@@ -49,6 +57,9 @@ class ExpectedOperation:
     # authorization that captured when the core meant to hold the funds, or held them when the
     # core meant to capture, took other money than the charge will record.
     capture: bool | None = None
+    # For a capture: what it releases of the authorization, all it does not capture (the
+    # core's captures are final); None for the other kinds.
+    released_minor: int | None = None
 
 
 def expected_authorization(charge: Charge, *, capture: bool) -> ExpectedOperation:
@@ -62,13 +73,15 @@ def expected_authorization(charge: Charge, *, capture: bool) -> ExpectedOperatio
 
 
 def expected_capture(charge: Charge, authorization_id: str, amount_minor: int) -> ExpectedOperation:
-    """A capture of `amount_minor`: all of the charge, or the part `amount_to_capture` asked."""
+    """A capture of `amount_minor`: all of the charge, or the part `amount_to_capture` asked,
+    releasing the rest of the charge's authorization (its amount)."""
     return ExpectedOperation(
         kind=acquirer_pb2.OPERATION_KIND_CAPTURE,
         merchant_id=charge.account_id,
         currency=charge.currency,
         amount_minor=amount_minor,
         authorization_id=authorization_id,
+        released_minor=charge.amount_minor - amount_minor,
     )
 
 
@@ -115,6 +128,15 @@ def differing_fields(expected: ExpectedOperation, held: acquirer_pb2.Operation) 
         and held.authorization.captured != expected.capture
     ):
         differing.append("authorization.captured")
+    if (
+        expected.released_minor is not None
+        # A refused capture released nothing, whatever it asked; an acquirer that does not
+        # report releases says nothing of it.
+        and held.approved
+        and held.HasField("released")
+        and held.released != expected.released_minor
+    ):
+        differing.append("released")
     return differing
 
 

@@ -109,6 +109,11 @@ def other_amount(row: Row) -> dict[str, object]:
     return {"amount_minor": row["amount_minor"] + 1}
 
 
+def kept_open(row: Row) -> dict[str, object]:
+    assert row["released_minor"] > 0
+    return {"released_minor": 0}
+
+
 def other_currency(row: Row) -> dict[str, object]:
     return {"currency": "eur"}
 
@@ -280,7 +285,7 @@ async def test_a_partial_capture_found_otherwise_is_refused_then_settled_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The capture expected is of `amount_to_capture` (600 of 1000), on the charge's own
-    authorization."""
+    authorization, releasing the other 400."""
     async with altered_trail(core_engine, acquirer_engine) as (trail, network):
         held = await pay(trail, account_id, "held", 1000, capture=CaptureMethod.MANUAL)
         other = await pay(trail, account_id, "other", 700, capture=CaptureMethod.MANUAL)
@@ -315,6 +320,8 @@ async def test_a_partial_capture_found_otherwise_is_refused_then_settled_once(
                 "merchant_id": other_merchant,
                 "kind": other_kind("refund"),
                 "authorization_id": other_authorization(others_authorization),
+                # The capture kept the other 400 held, which the core's capture releases.
+                "released": kept_open,
             },
             unchanged,
         )

@@ -118,6 +118,41 @@ def test_a_partial_capture_or_refund_expects_its_own_amount_not_the_charges() ->
     assert differing_fields(expected_refund(CHARGE, AUTHORIZATION, REFUND), refunded) == ["amount"]
 
 
+def test_a_partial_capture_that_released_otherwise_than_the_core_would_differs() -> None:
+    """The core's captures release the rest of the authorization (they never keep it open),
+    and its ledger releases that rest with the capture: a record of the capture that released
+    another amount, none (kept open) or more, moved other money than the charge will record."""
+    for released, differing in ((400, []), (0, ["released"]), (399, ["released"])):
+        capture = held(
+            acquirer_pb2.OPERATION_KIND_CAPTURE,
+            amount=600,
+            authorization_id=AUTHORIZATION,
+            released=released,
+        )
+        assert differing_fields(expected_capture(CHARGE, AUTHORIZATION, 600), capture) == differing
+    whole = held(
+        acquirer_pb2.OPERATION_KIND_CAPTURE,
+        amount=1000,
+        authorization_id=AUTHORIZATION,
+        released=0,
+    )
+    assert differing_fields(expected_capture(CHARGE, AUTHORIZATION, 1000), whole) == []
+    # A refused capture released nothing, whatever it asked; a record from before the acquirer
+    # reported releases says nothing of it.
+    refused = held(
+        acquirer_pb2.OPERATION_KIND_CAPTURE,
+        amount=600,
+        authorization_id=AUTHORIZATION,
+        approved=False,
+        code="charge_expired_for_capture",
+        released=0,
+    )
+    assert differing_fields(expected_capture(CHARGE, AUTHORIZATION, 600), refused) == []
+    unsaid = held(acquirer_pb2.OPERATION_KIND_CAPTURE, amount=600, authorization_id=AUTHORIZATION)
+    assert not unsaid.HasField("released")
+    assert differing_fields(expected_capture(CHARGE, AUTHORIZATION, 600), unsaid) == []
+
+
 def test_an_authorization_that_captured_otherwise_than_asked_differs() -> None:
     """Automatic capture is an AUTHORIZE with capture: one that held the funds instead, or
     captured what was to be held, moved other money than the charge would record."""
