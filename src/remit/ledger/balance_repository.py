@@ -27,6 +27,7 @@ from remit.ledger.tables import (
     ledger_events,
     payouts,
 )
+from remit.storage.answer_budget import fetch_within
 from remit.storage.fastsql import Statement
 
 # How many references `settled_under` asks for in one statement.
@@ -208,23 +209,23 @@ async def _page(
     starting_after: tuple[datetime, str] | None,
     ending_before: tuple[datetime, str] | None,
 ) -> tuple[list[Row[tuple[object, ...]]], bool]:
-    """Newest first, keyset-paginated on (created, id); returns rows and has_more."""
-    query = select(table)  # type: ignore[call-overload]
+    """Newest first, keyset-paginated on (created, id); returns rows and has_more: at most
+    `limit` rows, fewer when they would take an answer past its budget
+    (remit.storage.answer_budget)."""
     if starting_after is not None:
         at, cursor = starting_after
         conditions.append(or_(created < at, and_(created == at, ident < cursor)))
-        query = query.order_by(created.desc(), ident.desc())
     elif ending_before is not None:
         at, cursor = ending_before
         conditions.append(or_(created > at, and_(created == at, ident > cursor)))
-        query = query.order_by(created.asc(), ident.asc())
-    else:
-        query = query.order_by(created.desc(), ident.desc())
-    rows = list((await db.execute(query.where(*conditions).limit(limit + 1))).all())
-    page = rows[:limit]
-    if ending_before is not None:
+    backwards = starting_after is None and ending_before is not None
+    query = select(table).where(*conditions)  # type: ignore[call-overload]
+    page, has_more = await fetch_within(
+        db, query, (created, ident), descending=not backwards, limit=limit
+    )
+    if backwards:
         page.reverse()
-    return page, len(rows) > limit
+    return page, has_more
 
 
 class BalanceRepository:

@@ -4,7 +4,8 @@ each object of a page (a PaymentIntent's charges, a Charge's refunds). Each list
 a page (100) of items, and a page holds at most 100 objects, but nothing else held their bytes:
 100 refunds at Stripe's metadata limits (50 keys of 40 characters, values of 500) are ~2.7 MB,
 and a page of 100 charges with such refunds ~270 MB, built in the core's memory and refused by
-the facade, whose channel takes `FACADE_RECEIVE_BYTES`.
+the facade, whose channel takes `FACADE_RECEIVE_BYTES`. (A page's own objects are held to
+`PAGE_ANSWER_BYTES`, remit.storage.answer_budget, counted the same way.)
 
 The core answers the lists that fit this budget, whole and in the order asked, and names the
 parents it left out; the facade asks for those again until it has them all
@@ -22,6 +23,6 @@ as large for a refund with metadata), so the lists answered take less than this.
 answers only lists (ListRefundsOfCharges, ListChargesOfPaymentIntents) answers its first list
 even when it alone takes more, so that each call moves on: one list of at most 100 items, no
 larger than a plain page of such objects (100 refunds with ASCII metadata at Stripe's limits
-are under 3 MB). ListCharges holds a page of up to 100 charges besides, which leaves its
-refunds out rather than pass the budget. Either way an answer stays well within the facade's
-limit."""
+are under 3 MB). ListCharges holds a page of charges besides, itself within
+`PAGE_ANSWER_BYTES` (another 4 MiB), which leaves its refunds out rather than pass the budget.
+Either way an answer stays well within the facade's limit."""

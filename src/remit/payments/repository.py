@@ -17,7 +17,6 @@ from sqlalchemy import (
     Text,
     and_,
     case,
-    cast,
     func,
     literal,
     or_,
@@ -42,6 +41,7 @@ from remit.payments.domain import (
     Status,
 )
 from remit.payments.tables import charges, disputes, payment_intents, refunds
+from remit.storage.answer_budget import json_bytes
 from remit.storage.fastsql import TableStatements
 from remit.storage.pagination import ANY_TIME, CreatedBounds, Cursor, fetch_page
 
@@ -458,7 +458,8 @@ def _within_budget(
     pages in the order of `asked`, up to the page that would take them past the budget's bytes
     (the first page comes back whole, however large, when the budget says so; otherwise the
     first row of the page past the budget comes back, to say where it stops). A row's bytes
-    are those of its JSON text, which runs above its protobuf message's; the row past a page
+    are those of its JSON text (`json_bytes`), which runs above its protobuf message's, as
+    every page's budget counts them (remit.storage.answer_budget); the row past a page
     (`has_more`) counts none, as it is not answered. Each row says the position of its parent
     in `asked` (`parent_position`, from 1), the bytes of the pages through its parent's
     (`bytes_through_parent`) and of its parent's alone (`bytes_of_parent`), and the last
@@ -466,13 +467,7 @@ def _within_budget(
     answer stops from them."""
     parent = ranked.c[parent_name]
     position = func.array_position(literal(asked, ARRAY(Text)), parent)
-    row_bytes = case(
-        (
-            ranked.c.rank_in_parent <= limit,
-            func.octet_length(cast(func.row_to_json(ranked.table_valued()), Text)),
-        ),
-        else_=0,
-    )
+    row_bytes = case((ranked.c.rank_in_parent <= limit, json_bytes(ranked)), else_=0)
     sized = (
         select(
             ranked,

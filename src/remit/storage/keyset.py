@@ -7,6 +7,8 @@ from sqlalchemy import ColumnElement, Table, and_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.storage.answer_budget import fetch_within
+
 
 async def fetch_page(
     db: AsyncConnection,
@@ -19,22 +21,21 @@ async def fetch_page(
     created_column: str = "created_at",
     id_column: str = "id",
 ) -> tuple[list[Row[tuple[object, ...]]], bool]:
-    """One page, newest first, and whether more rows lie beyond it in the paging direction."""
+    """One page, newest first, and whether more rows lie beyond it in the paging direction: at
+    most `limit`, fewer when they would take an answer past its budget
+    (remit.storage.answer_budget)."""
     created, ident = table.c[created_column], table.c[id_column]
     where = list(conditions)
-    query = select(table)
     if starting_after is not None:
         at, cursor = starting_after
         where.append(or_(created < at, and_(created == at, ident < cursor)))
-        query = query.order_by(created.desc(), ident.desc())
     elif ending_before is not None:
         at, cursor = ending_before
         where.append(or_(created > at, and_(created == at, ident > cursor)))
-        query = query.order_by(created.asc(), ident.asc())
-    else:
-        query = query.order_by(created.desc(), ident.desc())
-    rows = list((await db.execute(query.where(*where).limit(limit + 1))).all())
-    page = rows[:limit]
-    if ending_before is not None:
+    backwards = starting_after is None and ending_before is not None
+    page, has_more = await fetch_within(
+        db, select(table).where(*where), (created, ident), descending=not backwards, limit=limit
+    )
+    if backwards:
         page.reverse()
-    return page, len(rows) > limit
+    return page, has_more

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Table, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remit.storage.answer_budget import fetch_within
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -47,24 +49,27 @@ async def fetch_page(
     starting_after: Cursor | None = None,
     ending_before: Cursor | None = None,
 ) -> tuple[list[Row[tuple[object, ...]]], bool]:
-    """One page of rows, newest first, and whether more lie beyond it in that direction."""
+    """One page of rows, newest first, and whether more lie beyond it in that direction: at
+    most `limit`, fewer when they would take an answer past its budget
+    (remit.storage.answer_budget)."""
     created, ident = table.c.created_at, table.c.id
     where = list(conditions)
-    query = select(table)
     if ending_before is not None:
         at, cursor_id = ending_before.created_at, ending_before.id
         where.append(or_(created > at, and_(created == at, ident > cursor_id)))
-        query = query.order_by(created.asc(), ident.asc())
-    else:
-        if starting_after is not None:
-            at, cursor_id = starting_after.created_at, starting_after.id
-            where.append(or_(created < at, and_(created == at, ident < cursor_id)))
-        query = query.order_by(created.desc(), ident.desc())
-    rows = list((await db.execute(query.where(*where).limit(limit + 1))).all())
-    page = rows[:limit]
+    elif starting_after is not None:
+        at, cursor_id = starting_after.created_at, starting_after.id
+        where.append(or_(created < at, and_(created == at, ident < cursor_id)))
+    page, has_more = await fetch_within(
+        db,
+        select(table).where(*where),
+        (created, ident),
+        descending=ending_before is None,
+        limit=limit,
+    )
     if ending_before is not None:
         page.reverse()
-    return page, len(rows) > limit
+    return page, has_more
 
 
 async def cursor_for(

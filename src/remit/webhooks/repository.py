@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remit.accounts.tables import accounts
 from remit.storage import fastsql
+from remit.storage.answer_budget import fetch_within
 from remit.storage.fastsql import Statement
 from remit.webhooks.domain import (
     FAILING_ENDPOINT_DISABLE_AFTER,
@@ -93,23 +94,26 @@ async def _paged(
     id_column: Any,
     page: Page,
 ) -> tuple[list[Row[Any]], bool]:
-    """Newest first; the rows of one page and whether more lie beyond it in that direction."""
+    """Newest first; the rows of one page and whether more lie beyond it in that direction: at
+    most `page.limit`, fewer when they would take an answer past its budget
+    (remit.storage.answer_budget)."""
     if page.starting_after is not None:
         at, cursor_id = page.starting_after.at, page.starting_after.id
         older = or_(at_column < at, and_(at_column == at, id_column < cursor_id))
         conditions = [*conditions, older]
-        query = query.order_by(at_column.desc(), id_column.desc())
     elif page.ending_before is not None:
         at, cursor_id = page.ending_before.at, page.ending_before.id
         newer = or_(at_column > at, and_(at_column == at, id_column > cursor_id))
         conditions = [*conditions, newer]
-        query = query.order_by(at_column.asc(), id_column.asc())
-    else:
-        query = query.order_by(at_column.desc(), id_column.desc())
-    rows = list((await db.execute(query.where(*conditions).limit(page.limit + 1))).all())
-    has_more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    if page.ending_before is not None:
+    backwards = page.starting_after is None and page.ending_before is not None
+    rows, has_more = await fetch_within(
+        db,
+        query.where(*conditions),
+        (at_column, id_column),
+        descending=not backwards,
+        limit=page.limit,
+    )
+    if backwards:
         rows.reverse()
     return rows, has_more
 
