@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import re
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, NoReturn, TypeAlias, TypeVar, cast
@@ -189,9 +190,11 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
     kind = kind_from_grpc_code(error.code())
     # A server's refusal past its bound of calls at once (`remit.grpcutil.concurrency`) is
     # marked as such. Other RESOURCE_EXHAUSTED without a remit detail (a message past its size
-    # limit) are faults of remit's, and stay INTERNAL.
+    # limit) are faults of remit's: INTERNAL, logged, and not worth a retry.
     if detail is None and refused_unstarted(error):
         return server_overloaded_error()
+    if detail is None and error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return _message_too_large(error)
     if detail is None:
         retryable = kind is ErrorKind.UNAVAILABLE
         return RemitError(
@@ -214,6 +217,38 @@ def remit_error_from_rpc_error(error: grpc.aio.AioRpcError) -> RemitError:
         charge=detail.charge or None,
         should_retry=detail.should_retry,
         related=_intent_of(detail, error),
+    )
+
+
+class MessageTooLargeError(RemitError):
+    """A call whose request or answer was larger than a channel between remit's services
+    takes: RESOURCE_EXHAUSTED with no remit detail, which gRPC itself raised. The same call
+    fails the same way however often it is made, so it does not invite a retry."""
+
+
+# gRPC's own words for a message past the limit: "Received message larger than max (N vs. M)".
+_SIZES: Final = re.compile(r"\((\d+) vs\. (\d+)\)")
+_logged_too_large: Final[weakref.WeakSet[object]] = weakref.WeakSet()
+
+
+def _message_too_large(error: grpc.aio.AioRpcError) -> MessageTooLargeError:
+    """The error of a call refused for a message's size, logged once per call: that is a bug
+    of remit's (a list past its byte budget, remit.storage.answer_budget), which no client can
+    get past. Only the sizes are logged, never gRPC's text, which may hold a server's."""
+    if error not in _logged_too_large:
+        _logged_too_large.add(error)
+        sizes = _SIZES.search(error.details() or "")
+        log.error(
+            "a call failed with RESOURCE_EXHAUSTED without a remit detail: a message larger "
+            "than the channel takes (%s bytes, the limit %s)",
+            sizes.group(1) if sizes else "unknown",
+            sizes.group(2) if sizes else "unknown",
+        )
+    return MessageTooLargeError(
+        message="An internal answer to this request was larger than remit can pass on; "
+        "retrying the same request will fail the same way.",
+        kind=ErrorKind.INTERNAL,
+        error_type="api_error",
     )
 
 

@@ -4,7 +4,7 @@ from google.protobuf.message import Message
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.jsonview import JsonObject, to_json
-from remit.grpcutil.errors import HTTP_STATUS
+from remit.grpcutil.errors import HTTP_STATUS, MessageTooLargeError
 from remit.rest.errors import StripeError
 
 
@@ -31,9 +31,12 @@ def stripe_error_from_remit(error: RemitError) -> StripeError:
 def _should_retry(error: RemitError) -> bool | None:
     """`Stripe-Should-Retry`: true when the core invites the retry. A 503 it does not invite
     (a full disk, the acquirer not configured) says false, or the SDKs, which retry a 5xx
-    without the header, would try again what only an operator can mend."""
+    without the header, would try again what only an operator can mend; so does a message
+    too large for remit's channels, which a retry makes as large."""
     if error.should_retry:
         return True
+    if isinstance(error, MessageTooLargeError):
+        return False  # the same answer is as large the next time
     return False if error.kind is ErrorKind.UNAVAILABLE else None
 
 

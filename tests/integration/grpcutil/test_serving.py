@@ -251,6 +251,32 @@ async def test_a_message_too_large_is_no_overload() -> None:
     assert remit_error_from_rpc_error(TooLarge()).kind is ErrorKind.INTERNAL
 
 
+async def test_a_message_too_large_is_logged_once_and_invites_no_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No client gets past it (a list past its byte budget, remit.storage.answer_budget): the
+    facade logs it, by its sizes only, and says so, with `Stripe-Should-Retry: false` so
+    that the SDKs do not ask again for the same answer."""
+    too_large = grpc.aio.AioRpcError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details="Received message larger than max (17890123 vs. 16777216) 4242424242424242",
+    )
+    with caplog.at_level("ERROR", logger="remit.grpcutil.errors"):
+        errors = [remit_error_from_rpc_error(too_large) for _ in range(2)]
+    answered = stripe_error_from_remit(errors[0])
+    assert answered.http_status == 500
+    assert answered.type == "api_error"
+    assert answered.should_retry is False
+    assert "will fail the same way" in answered.message
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 1, logged
+    assert "RESOURCE_EXHAUSTED" in logged[0]
+    assert "17890123 bytes, the limit 16777216" in logged[0]
+    assert "4242" not in logged[0]
+
+
 async def test_a_server_at_its_concurrency_limit_still_answers_its_health_checks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
