@@ -2,6 +2,7 @@
 (stripe-wire.md, section 5): balance transactions, the balance, payment methods, payouts and
 reviews included. A path naming no expandable field is still a 400."""
 
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -70,6 +71,80 @@ def test_balance_transactions_are_listed_with_each_source_expanded_whatever_its_
     listed = ok(_get(platform, account, "/v1/balance_transactions", "data.source"))
     sources = {txn["source"]["object"]: txn["source"]["id"] for txn in listed["data"]}
     assert sources == {"charge": intent.latest_charge, "refund": refund.id}
+
+
+def _charge_and_payout_transactions(client: stripe.StripeClient) -> tuple[Any, Any]:
+    """A payment made available at once and a payout of part of it: a page of balance
+    transactions whose sources are a charge and a payout."""
+    intent = pay(client, "pm_card_bypassPending", 5_000)
+    payout = client.v1.payouts.create(params={"amount": 1_000, "currency": "usd"})
+    return intent, payout
+
+
+def test_a_path_through_a_transactions_source_leaves_a_source_without_the_field_as_it_is(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    """A balance transaction's `source` may be a charge, a refund, a payout or a dispute: a path
+    going on through it to a field only some of them have (a charge's `payment_intent`) expands
+    it where there is one and leaves the others as they are, as Stripe does, rather than
+    refusing a page that happens to hold a payout's transaction."""
+    intent, payout = _charge_and_payout_transactions(client)
+    listed = ok(_get(platform, account, "/v1/balance_transactions", "data.source.payment_intent"))
+    sources = {txn["source"]["object"]: txn["source"] for txn in listed["data"]}
+    assert set(sources) == {"charge", "payout"}
+    assert sources["charge"]["payment_intent"]["id"] == intent.id
+    assert sources["payout"]["id"] == payout.id
+    assert "payment_intent" not in sources["payout"]
+
+    for path in ("data.source.refunds", "data.source.balance_transaction"):
+        page = ok(_get(platform, account, "/v1/balance_transactions", path))
+        by_kind = {txn["source"]["object"]: txn["source"] for txn in page["data"]}
+        assert by_kind["charge"]["id"] == intent.latest_charge
+        assert by_kind["payout"]["id"] == payout.id
+    refunds_page = ok(_get(platform, account, "/v1/balance_transactions", "data.source.refunds"))
+    [charge] = [t["source"] for t in refunds_page["data"] if t["source"]["object"] == "charge"]
+    assert charge["refunds"]["object"] == "list"
+
+    one = f"/v1/balance_transactions/{payout.balance_transaction}"
+    retrieved = ok(_get(platform, account, one, "source.payment_intent"))
+    assert retrieved["source"]["id"] == payout.id
+    assert "payment_intent" not in retrieved["source"]
+
+    payouts = ok(
+        _get(platform, account, "/v1/payouts", "data.balance_transaction.source.payment_intent")
+    )
+    [listed_payout] = payouts["data"]
+    assert listed_payout["balance_transaction"]["source"]["id"] == payout.id
+    assert "payment_intent" not in listed_payout["balance_transaction"]["source"]
+
+
+def test_a_path_through_a_transactions_source_to_a_field_no_source_has_is_refused(
+    client: stripe.StripeClient, platform: RunningPlatform, account: TestAccount
+) -> None:
+    _charge_and_payout_transactions(client)
+    for path in ("data.source.no_such_field", "data.source.amount"):
+        refused = _get(platform, account, "/v1/balance_transactions", path)
+        _cannot_expand(refused)
+        assert refused.json()["error"]["message"] == f"This property cannot be expanded ({path})."
+
+
+def test_the_sdk_pages_through_transactions_of_a_charge_and_a_payout_with_sources_expanded(
+    client: stripe.StripeClient,
+) -> None:
+    """stripe-python's auto-paging asks each page with the same `expand[]`: every page
+    answers, the one holding the payout's transaction too."""
+    intent, payout = _charge_and_payout_transactions(client)
+    pages = client.v1.balance_transactions.list(
+        params={"limit": 1, "expand": ["data.source.payment_intent"]}
+    )
+    sources = [txn.source for txn in pages.auto_paging_iter()]
+    charges = [s for s in sources if isinstance(s, stripe.Charge)]
+    payouts = [s for s in sources if isinstance(s, stripe.Payout)]
+    assert len(sources) == 2
+    assert [(c.id, getattr(c.payment_intent, "id", None)) for c in charges] == [
+        (intent.latest_charge, intent.id)
+    ]
+    assert [p.id for p in payouts] == [payout.id]
 
 
 def test_a_payout_is_created_retrieved_listed_and_canceled_with_its_transaction_expanded(

@@ -311,9 +311,12 @@ async def _expand(
     fetching: _Fetching,
     nested_in: Descriptor | None = None,
     within: JsonObject | None = None,
+    one_of: frozenset[str] = frozenset(),
 ) -> None:
     """`nested_in` is the message of an object that has no `object` key, as its parent's field
-    gives it; `within`, the nearest resource object around `obj` (or `obj` itself)."""
+    gives it; `within`, the nearest resource object around `obj` (or `obj` itself); `one_of`,
+    the resources the field `obj` was reached through may name, when it may name several (a
+    balance transaction's `source`)."""
     head, rest = segments[0], segments[1:]
     kind = obj.get("object")
     if kind == "list" and head == "data":
@@ -334,6 +337,12 @@ async def _expand(
             # A field remit never fills and leaves out (a charge's `transfer`) is asked for:
             # it is there, null, as the object it would name does not exist.
             obj[head] = None
+            return
+        if isinstance(kind, str) and _another_kind_has(kind, one_of, head):
+            # A payout reached through a balance transaction's `source` has no
+            # `payment_intent`, which a charge there has: the path is one for the charges (and
+            # was accepted up front for them), so the payout stays as it is, as Stripe leaves
+            # it, rather than failing a page that happens to hold one.
             return
         include = fetching.includer(kind, head)
         if include is None:
@@ -362,7 +371,29 @@ async def _expand(
     if rest:
         if not isinstance(value, dict):
             raise cannot_expand(path)
-        await _expand(value, rest, path, fetching, _field_message(message, head), within)
+        one_of = resources if resources is not None and len(resources) > 1 else frozenset()
+        await _expand(value, rest, path, fetching, _field_message(message, head), within, one_of)
+
+
+def _another_kind_has(kind: str, one_of: frozenset[str], field: str) -> bool:
+    """Whether `field` is one that a resource `kind` never has and another of `one_of` (the
+    resources a polymorphic field may name) does."""
+    return (
+        kind in one_of
+        and not _may_have(kind, field)
+        and any(_may_have(other, field) for other in one_of - {kind})
+    )
+
+
+def _may_have(resource: str, field: str) -> bool:
+    """Whether objects of `resource` have `field`: in their message, shown when expanded
+    (`register_included`), or an id remit never fills (`register_unfilled`)."""
+    message = _resource_message(resource)
+    return (
+        (message is not None and field in message.fields_by_name)
+        or can_include(resource, field)
+        or never_filled(resource, field)
+    )
 
 
 async def expand_always(body: JsonObject, context: ApiContext, deps: object) -> None:

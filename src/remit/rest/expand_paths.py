@@ -95,6 +95,8 @@ def _expandable(
         )
     targets = [t for t in _expansion_targets(field) if can_fetch(t)]
     if targets:
+        # An id that may name several resources (a balance transaction's `source`) may be gone
+        # through to a field any one of them has: expanding leaves the others as they are.
         return not rest or any(
             _expandable({"$ref": _REF + t}, rest, schemas, latest) for t in targets
         )
