@@ -27,6 +27,9 @@ EVENTS_CHANNEL: Final = "remit_events"
 # and, when a job was staged, the workers. The endpoints are read by this statement, so an
 # endpoint whose creation committed before the event is recorded gets a delivery. The deliveries
 # reference the event inserted by the same statement: foreign keys are checked at its end.
+# The event's `seq` is the column's default, drawn from its sequence as the row is inserted: the
+# events a transaction records, all stamped with one instant, are ordered as they were recorded
+# (core migration 0087), as their delivery jobs are (by id, after their shared run_at).
 # Every payment records several events, so it goes straight to the driver (remit.storage.fastsql).
 _RECORD_EVENT = Statement(
     """

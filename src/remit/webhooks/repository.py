@@ -57,10 +57,34 @@ from remit.webhooks.tables import (
 
 @dataclass(frozen=True)
 class Cursor:
-    """A page boundary: the (time, id) of the object named by starting_after/ending_before."""
+    """A page boundary: the (time, id) of the object named by starting_after/ending_before;
+    the objects of one time are ordered by `tie`."""
 
     at: datetime
     id: str
+
+    @property
+    def tie(self) -> str | int:
+        """What orders the objects of one `at` among themselves: their id."""
+        return self.id
+
+
+@dataclass(frozen=True)
+class EventCursor(Cursor):
+    """An event's place in the order events are listed, streamed and redelivered in: when it
+    was recorded, then, among the events of one instant (the events of one transaction share
+    it), the order they were recorded in (`seq`, core migration 0087), not their random ids."""
+
+    seq: int
+
+    @property
+    def tie(self) -> int:
+        return self.seq
+
+
+# Where a stream reads from to go back to an instant: before every event recorded at it (the
+# sequence's numbers start at 1).
+BEFORE_EVERY_SEQ = 0
 
 
 @dataclass(frozen=True)
@@ -91,25 +115,26 @@ async def _paged(
     query: Select[Any],
     conditions: list[ColumnElement[bool]],
     at_column: Any,
-    id_column: Any,
+    tie_column: Any,
     page: Page,
 ) -> tuple[list[Row[Any]], bool]:
     """Newest first; the rows of one page and whether more lie beyond it in that direction: at
     most `page.limit`, fewer when they would take an answer past its budget
-    (remit.storage.answer_budget)."""
+    (remit.storage.answer_budget). `tie_column` orders the rows of one time, as the cursors'
+    `tie` does."""
     if page.starting_after is not None:
-        at, cursor_id = page.starting_after.at, page.starting_after.id
-        older = or_(at_column < at, and_(at_column == at, id_column < cursor_id))
+        at, tie = page.starting_after.at, page.starting_after.tie
+        older = or_(at_column < at, and_(at_column == at, tie_column < tie))
         conditions = [*conditions, older]
     elif page.ending_before is not None:
-        at, cursor_id = page.ending_before.at, page.ending_before.id
-        newer = or_(at_column > at, and_(at_column == at, id_column > cursor_id))
+        at, tie = page.ending_before.at, page.ending_before.tie
+        newer = or_(at_column > at, and_(at_column == at, tie_column > tie))
         conditions = [*conditions, newer]
     backwards = page.starting_after is None and page.ending_before is not None
     rows, has_more = await fetch_within(
         db,
         query.where(*conditions),
-        (at_column, id_column),
+        (at_column, tie_column),
         descending=not backwards,
         limit=page.limit,
     )
@@ -520,14 +545,29 @@ class EventRepository:
         ).first()
         return None if row is None else event_from_row(row)
 
-    async def cursor(self, account_id: str, event_id: str) -> Cursor | None:
+    async def cursor(self, account_id: str, event_id: str) -> EventCursor | None:
         c = events.c
         row = (
             await self._db.execute(
-                select(c.created_at, c.id).where(c.account_id == account_id, c.id == event_id)
+                select(c.created_at, c.id, c.seq).where(
+                    c.account_id == account_id, c.id == event_id
+                )
             )
         ).first()
-        return None if row is None else Cursor(row.created_at, row.id)
+        return None if row is None else EventCursor(row.created_at, row.id, row.seq)
+
+    async def newest(self, account_id: str) -> EventCursor | None:
+        """The place of the account's newest event (None: it has none)."""
+        c = events.c
+        row = (
+            await self._db.execute(
+                select(c.created_at, c.id, c.seq)
+                .where(c.account_id == account_id)
+                .order_by(c.created_at.desc(), c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else EventCursor(row.created_at, row.id, row.seq)
 
     def _conditions(self, account_id: str, where: EventFilter) -> list[ColumnElement[bool]]:
         c = events.c
@@ -560,34 +600,42 @@ class EventRepository:
             select(events, _pending_count(c.id)),
             self._conditions(account_id, where),
             c.created_at,
-            c.id,
+            c.seq,
             page,
         )
         return [event_from_row(row) for row in rows], has_more
 
     async def after(
-        self, account_id: str, cursor: Cursor | None, limit: int
-    ) -> builtins.list[Event]:
-        """Events newer than `cursor`, oldest first (for streaming)."""
+        self, account_id: str, cursor: EventCursor | None, limit: int
+    ) -> tuple[builtins.list[Event], EventCursor | None]:
+        """Events newer than `cursor`, oldest first (for streaming), and the place of the last
+        of them (None: there are none), from which the next read goes on."""
         c = events.c
         conditions = [c.account_id == account_id]
         if cursor is not None:
-            conditions.append(
-                or_(c.created_at > cursor.at, and_(c.created_at == cursor.at, c.id > cursor.id))
+            conditions.append(_after(cursor))
+        rows = (
+            await self._db.execute(
+                select(events, _pending_count(c.id))
+                .where(*conditions)
+                .order_by(c.created_at.asc(), c.seq.asc())
+                .limit(limit)
             )
-        rows = await self._db.execute(
-            select(events, _pending_count(c.id))
-            .where(*conditions)
-            .order_by(c.created_at.asc(), c.id.asc())
-            .limit(limit)
-        )
-        return [event_from_row(row) for row in rows]
+        ).all()
+        last = None if not rows else EventCursor(rows[-1].created_at, rows[-1].id, rows[-1].seq)
+        return [event_from_row(row) for row in rows], last
 
     async def delete_older_than(self, cutoff: datetime, *, batch: int) -> int:
         c = events.c
         doomed = select(c.id).where(c.created_at < cutoff).limit(batch).scalar_subquery()
         result = await self._db.execute(events.delete().where(c.id.in_(doomed)))
         return int(result.rowcount)
+
+
+def _after(cursor: EventCursor) -> ColumnElement[bool]:
+    """The events recorded after the one at `cursor`."""
+    c = events.c
+    return or_(c.created_at > cursor.at, and_(c.created_at == cursor.at, c.seq > cursor.seq))
 
 
 # --- deliveries and attempts ----------------------------------------------------------------
@@ -935,9 +983,9 @@ class DeliveryRepository:
         endpoint: WebhookEndpoint,
         *,
         since: datetime,
-        after: Cursor | None,
+        after: EventCursor | None,
         limit: int,
-    ) -> builtins.list[Cursor]:
+    ) -> builtins.list[EventCursor]:
         """The account's events created at or after `since` (and after `after`), oldest
         first, at most `limit`, that `endpoint` subscribes to now and that were not delivered
         to it: their delivery failed, or they have none and were recorded once it existed
@@ -975,13 +1023,14 @@ class DeliveryRepository:
         if ALL_EVENTS not in endpoint.enabled_events:
             conditions.append(e.type.in_(endpoint.enabled_events))
         if after is not None:
-            conditions.append(
-                or_(e.created_at > after.at, and_(e.created_at == after.at, e.id > after.id))
-            )
+            conditions.append(_after(after))
         rows = await self._db.execute(
-            select(e.created_at, e.id).where(*conditions).order_by(e.created_at, e.id).limit(limit)
+            select(e.created_at, e.id, e.seq)
+            .where(*conditions)
+            .order_by(e.created_at, e.seq)
+            .limit(limit)
         )
-        return [Cursor(row.created_at, row.id) for row in rows]
+        return [EventCursor(row.created_at, row.id, row.seq) for row in rows]
 
     async def insert_attempt(self, attempt: NewAttempt, account_id: str) -> DeliveryAttempt:
         """Store the attempt, numbered after every attempt of its delivery stored so far, and

@@ -45,6 +45,7 @@ from remit.webhooks.repository import (
     Cursor,
     DeliveryRepository,
     EndpointRepository,
+    EventCursor,
     EventFilter,
     EventRepository,
     Page,
@@ -416,21 +417,23 @@ class WebhooksService:
             ).first()
         return None if row is None else row.api_version
 
-    async def events_after(self, account_id: str, after: Cursor | None, limit: int) -> list[Event]:
+    async def events_after(
+        self, account_id: str, after: EventCursor | None, limit: int
+    ) -> tuple[list[Event], EventCursor | None]:
+        """Events newer than `after`, oldest first, and the place of the last of them."""
         async with self._engine.begin() as db:
             return await EventRepository(db).after(account_id, after, limit)
 
-    async def event_cursor(self, account_id: str, event_id: str | None) -> Cursor | None:
+    async def event_cursor(self, account_id: str, event_id: str | None) -> EventCursor | None:
         """Where a stream starts: after `event_id`, or after the newest event when None."""
         async with self._engine.begin() as db:
             repo = EventRepository(db)
-            if event_id is not None:
-                cursor = await repo.cursor(account_id, event_id)
-                if cursor is None:
-                    raise not_found("event", event_id, param="starting_after")
-                return cursor
-            newest, _ = await repo.list(account_id, EventFilter(), Page(limit=1))
-        return None if not newest else Cursor(newest[0].created_at, newest[0].id)
+            if event_id is None:
+                return await repo.newest(account_id)
+            cursor = await repo.cursor(account_id, event_id)
+        if cursor is None:
+            raise not_found("event", event_id, param="starting_after")
+        return cursor
 
     # --- deliveries -----------------------------------------------------------------------
 

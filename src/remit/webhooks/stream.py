@@ -20,7 +20,7 @@ from remit.storage.outages import OutageLog
 from remit.webhooks.domain import Event
 from remit.webhooks.event_types import filter_matches
 from remit.webhooks.outbox import EVENTS_CHANNEL
-from remit.webhooks.repository import Cursor
+from remit.webhooks.repository import BEFORE_EVERY_SEQ, EventCursor
 from remit.webhooks.service import WebhooksService
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ class LiveEvents:
     Events are stamped when their transaction starts but become visible when it commits, so an
     event can appear behind one already sent. Each read therefore looks back `LOOKBACK` before
     the newest event sent and skips the ids it has sent already; but never behind `floor`, the
-    event a replay starts after: only events after it, in the stream's (time, id) order, are
-    the client's to see.
+    event a replay starts after: only events after it, in the stream's order (time, then the
+    order they were recorded in: `EventCursor`), are the client's to see.
     """
 
     service: WebhooksService
@@ -102,7 +102,7 @@ class LiveEvents:
     wake: asyncio.Event
     sent: dict[str, datetime]
     newest: datetime | None
-    floor: Cursor | None = None
+    floor: EventCursor | None = None
 
     @classmethod
     async def open(
@@ -151,7 +151,7 @@ class LiveEvents:
     async def _new_events(self) -> AsyncIterator[Event]:
         page = self._read_from()
         while True:
-            batch = await self.service.events_after(self.account_id, page, BATCH)
+            batch, last = await self.service.events_after(self.account_id, page, BATCH)
             for event in batch:
                 if event.id in self.sent:
                     continue
@@ -160,17 +160,20 @@ class LiveEvents:
                     yield event
             if len(batch) < BATCH:
                 break
-            page = Cursor(batch[-1].created_at, batch[-1].id)
+            page = last
         if self.sent:
             newest = max(self.sent.values())
             self.newest = newest
             self.sent = {k: at for k, at in self.sent.items() if at >= newest - LOOKBACK}
 
-    def _read_from(self) -> Cursor | None:
+    def _read_from(self) -> EventCursor | None:
         """Where a read starts: `LOOKBACK` before the newest event sent, not behind the floor."""
         if self.newest is None:
             return self.floor
-        looked_back = Cursor(self.newest - LOOKBACK, "")
-        if self.floor is not None and (self.floor.at, self.floor.id) > (looked_back.at, ""):
+        looked_back = EventCursor(self.newest - LOOKBACK, "", BEFORE_EVERY_SEQ)
+        if self.floor is not None and (self.floor.at, self.floor.seq) > (
+            looked_back.at,
+            looked_back.seq,
+        ):
             return self.floor
         return looked_back

@@ -72,7 +72,11 @@ events = Table(
     # at unless an endpoint asks for its own (NULL for events older than the column, and for an
     # account not yet pinned: the account's current version then).
     Column("api_version", Text, nullable=True),
-    Index("ix_events_account_id_created_at", "account_id", "created_at", "id"),
+    # The order events were recorded in, drawn from a sequence by the insert itself: among the
+    # events of one instant (those of one transaction share it), it orders them, newest first
+    # in lists and oldest first in streams, as they were recorded (core migration 0087).
+    Column("seq", BigInteger, nullable=False, server_default=text("nextval('events_seq')")),
+    Index("ix_events_account_id_created_at_seq", "account_id", "created_at", "seq"),
     Index("ix_events_created_at", "created_at"),
 )
 

@@ -116,7 +116,7 @@ class Core:
             rows = await db.execute(
                 select(events.c.data_object, events.c.previous_attributes)
                 .where(events.c.account_id == self.account_id, events.c.type == event_type)
-                .order_by(events.c.created_at, events.c.id)
+                .order_by(events.c.created_at, events.c.seq)
             )
         return [dict(row._mapping) for row in rows]
 

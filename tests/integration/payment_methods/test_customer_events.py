@@ -47,7 +47,7 @@ async def recorded(engine: AsyncEngine, account_id: str) -> list[dict[str, objec
     async with engine.connect() as db:
         rows = await db.execute(
             select(events).where(events.c.account_id == account_id)
-            .order_by(events.c.created_at, events.c.id)
+            .order_by(events.c.created_at, events.c.seq)
         )  # fmt: skip
     return [dict(row._mapping) for row in rows]
 

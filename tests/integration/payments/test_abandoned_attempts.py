@@ -193,7 +193,7 @@ async def _event_types(engine: AsyncEngine, account_id: str) -> list[str]:
         rows = await db.execute(
             select(events.c.type)
             .where(events.c.account_id == account_id)
-            .order_by(events.c.created_at, events.c.id)
+            .order_by(events.c.created_at, events.c.seq)
         )
     return [row.type for row in rows]
 

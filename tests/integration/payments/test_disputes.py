@@ -71,14 +71,15 @@ async def _run_dispute_jobs(engine: AsyncEngine, disputes: DisputesService) -> N
 
 
 async def _event_types(engine: AsyncEngine, account_id: str) -> list[str]:
-    """The account's dispute events, by type (those of one transaction share their time)."""
+    """The account's dispute events, by type, in the order they were recorded (those of one
+    transaction share their time, and are ordered among themselves as recorded)."""
     async with engine.connect() as db:
         rows = await db.execute(
-            select(events.c.type).where(
-                events.c.account_id == account_id, events.c.type.like("charge.dispute.%")
-            )
+            select(events.c.type)
+            .where(events.c.account_id == account_id, events.c.type.like("charge.dispute.%"))
+            .order_by(events.c.created_at, events.c.seq)
         )
-        return sorted(rows.scalars())
+        return list(rows.scalars())
 
 
 async def _disputed_payment(
@@ -579,9 +580,9 @@ async def test_a_dispute_accepted_is_lost_and_another_account_cannot_reach_it(
     assert isinstance(again, Done)
     assert again.value[0].status is DisputeStatus.LOST
     assert await _event_types(core_engine, account_id) == [
-        "charge.dispute.closed",  # once: the second close changed nothing
         "charge.dispute.created",
         "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",  # once: the second close changed nothing
     ]
 
 
@@ -594,7 +595,7 @@ async def _changes_told(engine: AsyncEngine, account_id: str) -> list[tuple[str,
                 events.c.account_id == account_id,
                 events.c.type.in_(["charge.dispute.updated", "charge.dispute.closed"]),
             )
-            .order_by(events.c.created_at)
+            .order_by(events.c.created_at, events.c.seq)
         )
         return [(row.type, row.previous_attributes) for row in rows]
 
@@ -763,11 +764,11 @@ async def test_winning_evidence_wins_the_dispute_once_and_reinstates_its_amount(
     # The amount comes back; the dispute fee stays taken.
     assert await _available(core_engine, account_id) == [(-1500, "usd")]
     assert await _event_types(core_engine, account_id) == [
-        "charge.dispute.closed",
         "charge.dispute.created",
-        "charge.dispute.funds_reinstated",
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
     ]
     closed_from = dict(await _changes_told(core_engine, account_id))["charge.dispute.closed"]
     assert isinstance(closed_from, dict)
@@ -831,10 +832,10 @@ async def test_losing_evidence_loses_the_dispute_and_moves_no_money(
     assert [txn.reporting_category for txn in moved] == ["dispute"]
     assert await _available(core_engine, account_id) == [(-3500, "usd")]
     assert await _event_types(core_engine, account_id) == [
-        "charge.dispute.closed",
         "charge.dispute.created",
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
+        "charge.dispute.closed",
     ]
     assert dict(await _changes_told(core_engine, account_id))["charge.dispute.closed"] == {
         "status": "under_review"

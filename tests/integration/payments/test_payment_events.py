@@ -57,7 +57,7 @@ async def recorded(engine: AsyncEngine, account_id: str) -> list[tuple[str, dict
         rows = await db.execute(
             select(events.c.type, events.c.data_object, events.c.previous_attributes)
             .where(events.c.account_id == account_id)
-            .order_by(events.c.created_at, events.c.id)
+            .order_by(events.c.created_at, events.c.seq)
         )
     return [(row.type, {"object": row.data_object, "previous": row.previous_attributes})
             for row in rows]  # fmt: skip

@@ -130,7 +130,7 @@ async def _attached_events(engine: AsyncEngine, account_id: str) -> list[tuple[s
         rows = await db.execute(
             select(events.c.data_object)
             .where(events.c.account_id == account_id, events.c.type == "payment_method.attached")
-            .order_by(events.c.created_at, events.c.id)
+            .order_by(events.c.created_at, events.c.seq)
         )
     return [(row.data_object["id"], row.data_object["customer"]) for row in rows]
 

@@ -142,7 +142,7 @@ async def events_of(parts: Parts, account_id: str, object_id: str) -> list[str]:
                 events.c.account_id == account_id,
                 events.c.data_object["id"].astext == object_id,
             )
-            .order_by(events.c.created_at, events.c.id)
+            .order_by(events.c.created_at, events.c.seq)
         )
     return [row.type for row in rows]
 

@@ -39,8 +39,8 @@ async def test_a_stream_hands_out_what_commits_after_it_opened_and_nothing_befor
         handed_out = [(await asyncio.wait_for(anext(events), timeout=10)).id for _ in range(2)]
     finally:
         await events.aclose()  # type: ignore[attr-defined]
-    # Same timestamp (a fixed clock): either order is the commit order's.
-    assert sorted(handed_out) == sorted([first, second])
+    # Same timestamp (a fixed clock): handed out in the order they were recorded.
+    assert handed_out == [first, second]
 
 
 async def test_a_stream_that_is_never_read_stops_listening_when_closed(
