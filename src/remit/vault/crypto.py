@@ -38,7 +38,9 @@ from enum import IntEnum
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from remit.core.errors import ErrorKind, RemitError
 from remit.core.secrets import Secret
@@ -467,17 +469,69 @@ def rewrap(
 
 
 _ALNUM: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FINGERPRINT_KEY_INFO: Final = "remit-vault/card-fingerprint/account/v1"
 
 
-def fingerprint(ring: KeyRing, number: Secret[str]) -> str:
-    """A keyed hash (PCI DSS 3.5.1.1: never a plain hash) rendered like Stripe's 16 characters."""
-    digest = hmac.new(ring.fingerprint_key, number.reveal().encode(), hashlib.sha256).digest()
+class FingerprintScope(IntEnum):
+    """Whose fingerprints a card's is comparable with; stored with each card
+    (`cards.fingerprint_scope`, vault migration 0010)."""
+
+    # Before vault migration 0010: one key for every account, so the same number had the same
+    # fingerprint in all of them, and any account could learn a number's fingerprint (store it,
+    # read the card's) and find the cards of other accounts bearing it. Re-fingerprinted by
+    # the background re-seal (`VaultService.reseal_all`).
+    PLATFORM = 1
+    # Under a key of the card's account alone (`fingerprint`), as Stripe's: "if the same card
+    # is added to two different accounts, they will have different fingerprints".
+    ACCOUNT = 2
+
+
+def _account_fingerprint_key(ring: KeyRing, account_id: str) -> bytes:
+    """The account's own fingerprint key: HKDF-SHA256 of the ring's fingerprint key, its info
+    naming this use and the account (after its length: no account id is a prefix of another's
+    info). The ring's fingerprint key never changes (rotations add KEK versions only), so
+    neither does an account's, nor its cards' fingerprints."""
+    info = f"{_FINGERPRINT_KEY_INFO}/{len(account_id)}:{account_id}".encode()
+    derive = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info)
+    return derive.derive(ring.fingerprint_key)
+
+
+def fingerprint(ring: KeyRing, account_id: str, number: Secret[str]) -> str:
+    """The card's fingerprint in `account_id`: a keyed hash (PCI DSS 3.5.1.1: never a plain
+    hash) under the account's own key, rendered like Stripe's 16 characters. The same number
+    has the same fingerprint within an account, and unrelated ones in two accounts: no
+    account can link its cards to another's, nor learn what another's fingerprints are."""
+    return _rendered(_keyed_hash(_account_fingerprint_key(ring, account_id), number))
+
+
+def platform_fingerprint(ring: KeyRing, number: Secret[str]) -> str:
+    """The fingerprint cards had before vault migration 0010 (`FingerprintScope.PLATFORM`):
+    the same in every account. Only to recognise a card not yet re-fingerprinted; never
+    given to a new card."""
+    return _rendered(_keyed_hash(ring.fingerprint_key, number))
+
+
+def _keyed_hash(key: bytes, number: Secret[str]) -> bytes:
+    return hmac.new(key, number.reveal().encode(), hashlib.sha256).digest()
+
+
+def _rendered(digest: bytes) -> str:
     value = int.from_bytes(digest, "big")
     chars = []
     for _ in range(FINGERPRINT_LENGTH):
         value, index = divmod(value, len(_ALNUM))
         chars.append(_ALNUM[index])
     return "".join(chars)
+
+
+def fingerprint_in_scope(
+    ring: KeyRing, scope: FingerprintScope, account_id: str, number: Secret[str]
+) -> str:
+    """`number`'s fingerprint as a card of `account_id` whose fingerprint is of `scope` has
+    it."""
+    if scope is FingerprintScope.ACCOUNT:
+        return fingerprint(ring, account_id, number)
+    return platform_fingerprint(ring, number)
 
 
 def encode_key(material: bytes) -> str:

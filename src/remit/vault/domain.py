@@ -8,7 +8,7 @@ from typing import Final
 
 from remit.core.secrets import Secret
 from remit.vault.cards import Brand, Funding
-from remit.vault.crypto import SealedCard
+from remit.vault.crypto import FingerprintScope, SealedCard
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class StoredCard:
     created_at: datetime
     cvc_expires_at: datetime | None = None
     deleted_at: datetime | None = None
+    # Whose fingerprints `summary.fingerprint` is comparable with: the account's alone, but for
+    # a card stored before vault migration 0010 and not re-fingerprinted yet.
+    fingerprint_scope: FingerprintScope = FingerprintScope.ACCOUNT
 
     def cvc_held(self, now: datetime) -> bool:
         """A CVC is usable until its first authorization or its expiry, whichever is first."""
@@ -185,7 +188,8 @@ class KeyStatus:
     minimum_decryption_version: int
     versions: list[KeyVersionStatus]
     # Cards not deleted still sealed in a format before the newest (`SealFormat`), under the
-    # data key they were first sealed under.
+    # data key they were first sealed under, or whose fingerprint is of the one key every
+    # account shared (`FingerprintScope.PLATFORM`): what the background re-seal has left.
     cards_to_reseal: int = 0
 
 

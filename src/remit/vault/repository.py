@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, literal_column, select, tuple_, update
+from sqlalchemy import Select, and_, exists, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,7 +15,7 @@ from remit.storage.fastsql import Db, Statement, TableStatements, driver, sqlalc
 from remit.storage.keyset import fetch_page
 from remit.vault.card_metadata import metadata_digest
 from remit.vault.cards import Brand, Funding
-from remit.vault.crypto import SealedCard, SealFormat
+from remit.vault.crypto import FingerprintScope, SealedCard, SealFormat
 from remit.vault.domain import (
     AuditAction,
     AuditEvent,
@@ -121,7 +121,7 @@ _FORWARD_SENT_AFTER = Statement(
 _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WITH held AS ("  # noqa: S608
     "SELECT token, cvc_ciphertext, cvc_expires_at, seal_format, exp_month, exp_year, "
-    "billing_details FROM cards "
+    "billing_details, fingerprint FROM cards "
     "WHERE token = %(token)s "
     "AND (cvc_ciphertext IS NOT NULL OR cvc_expires_at IS NOT NULL) FOR UPDATE"
     "), taken AS ("
@@ -129,27 +129,30 @@ _AUDIT_FORWARD_TAKING_CVC = Statement(
     "WHERE cards.token = held.token "
     "RETURNING held.cvc_ciphertext AS cvc_ciphertext, held.cvc_expires_at AS cvc_expires_at, "
     "held.seal_format AS seal_format, held.exp_month AS exp_month, "
-    "held.exp_year AS exp_year, held.billing_details AS billing_details"
+    "held.exp_year AS exp_year, held.billing_details AS billing_details, "
+    "held.fingerprint AS fingerprint"
     f"), audited AS ({_AUDIT_EVENT_INSERT}) "
     "SELECT (SELECT cvc_ciphertext FROM taken WHERE cvc_expires_at > %(now)s) AS cvc, "
     "(SELECT cvc_expires_at FROM taken) AS cvc_expires_at, "
     "(SELECT seal_format FROM taken) AS seal_format, "
     "(SELECT exp_month FROM taken) AS exp_month, (SELECT exp_year FROM taken) AS exp_year, "
-    "(SELECT billing_details FROM taken) AS billing_details"
+    "(SELECT billing_details FROM taken) AS billing_details, "
+    "(SELECT fingerprint FROM taken) AS fingerprint"
 )
 
 # Puts a CVC a forward took back in its card's slot, for a forward the destination refused
 # before carrying it out (`VaultService.forward`). Only into the row it was taken from as it
 # was then: not deleted, still the account's, of the format the CVC is sealed for, and with
 # its slot still empty, so that a CVC is never put where one is held (nor where a forward
-# could read two); with the expiry and billing details the CVC's seal binds (an update of the
-# card's details re-sealed it under others meanwhile); and only while it has not expired.
+# could read two); with the expiry, billing details and fingerprint the CVC's seal binds (an
+# update of the card's details, or its re-fingerprinting, re-sealed it under others meanwhile);
+# and only while it has not expired.
 _PUT_CVC_BACK = Statement(
     "UPDATE cards SET cvc_ciphertext = %(cvc)s, cvc_expires_at = %(cvc_expires_at)s "
     "WHERE token = %(token)s AND account_id = %(account_id)s "
     "AND seal_format = %(seal_format)s AND deleted_at IS NULL "
     "AND exp_month = %(exp_month)s AND exp_year = %(exp_year)s "
-    "AND billing_details = %(billing_details)s "
+    "AND billing_details = %(billing_details)s AND fingerprint = %(fingerprint)s "
     "AND cvc_ciphertext IS NULL AND %(cvc_expires_at)s > %(now)s "
     "RETURNING token",
     json=frozenset({"billing_details"}),
@@ -169,13 +172,17 @@ _HOLD_KEY_RING_SHARED = Statement(
 )
 _HOLD_KEY_RING_EXCLUSIVE = Statement("SELECT pg_advisory_xact_lock(%(namespace)s, %(key)s) AS held")
 
-# The condition of `ix_cards_live_to_reseal` (vault migration 0008): cards not deleted sealed
-# in a format before the newest. Written out as a constant rather than a bound parameter: the
+# The condition of `ix_cards_live_to_reseal` (vault migrations 0008, 0010): cards not deleted
+# sealed in a format before the newest, or whose fingerprint is not their account's alone.
+# Written out as a constant rather than a bound parameter: the
 # planner uses a partial index only for a query whose condition it can prove implies the
 # index's, which a prepared statement's parameter does not.
 _TO_RESEAL_LIVE = and_(
     cards.c.deleted_at.is_(None),
-    cards.c.seal_format < literal_column(str(SealFormat.METADATA_BOUND.value)),
+    or_(
+        cards.c.seal_format < literal_column(str(SealFormat.METADATA_BOUND.value)),
+        cards.c.fingerprint_scope < literal_column(str(FingerprintScope.ACCOUNT.value)),
+    ),
 )
 
 _AUDIT_EVENTS = TableStatements(audit_events, key=("id",))
@@ -243,6 +250,7 @@ def _card_from_mapping(m: Mapping[Any, Any]) -> StoredCard:
         created_at=m["created_at"],
         cvc_expires_at=m["cvc_expires_at"],
         deleted_at=m["deleted_at"],
+        fingerprint_scope=FingerprintScope(m["fingerprint_scope"]),
     )
 
 
@@ -311,8 +319,9 @@ def cards_wrapped_below_query(
 
 @dataclass(frozen=True)
 class TakenCvc:
-    """A CVC a forward took, when it was to expire, and the format, expiry and billing details
-    of the card as it was taken from it (what the CVC's seal binds, `card_metadata`)."""
+    """A CVC a forward took, when it was to expire, and the format, expiry, billing details and
+    fingerprint of the card as it was taken from it (what the CVC's seal binds,
+    `card_metadata`)."""
 
     sealed: bytes
     expires_at: datetime
@@ -320,6 +329,7 @@ class TakenCvc:
     exp_month: int
     exp_year: int
     billing_details: Mapping[str, object]
+    fingerprint: str
 
 
 def tokens_to_reseal_query(limit: int, *, after: str | None) -> Select[Any]:
@@ -356,6 +366,7 @@ class SqlVaultRepository:
                 cvc_expires_at=card.cvc_expires_at,
                 seal_format=card.sealed.seal_format.value,
                 fingerprint=s.fingerprint,
+                fingerprint_scope=card.fingerprint_scope.value,
                 brand=s.brand.value,
                 last4=s.last4,
                 exp_month=s.exp_month,
@@ -472,13 +483,17 @@ class SqlVaultRepository:
         return None if row is None else _card_from_row(row)
 
     async def save_reseal(
-        self, token: str, sealed: SealedCard, cvc_expires_at: datetime | None
+        self, token: str, sealed: SealedCard, cvc_expires_at: datetime | None, *, fingerprint: str
     ) -> None:
-        """Replace the card's data key, sealed number and CVC (locked by the caller)."""
+        """Replace the card's data key, sealed number and CVC, and its fingerprint with its
+        account's own (locked by the caller): the seals bind the fingerprint, so neither is
+        ever written without the other."""
         await self._sa.execute(
             update(cards)
             .where(cards.c.token == token)
             .values(
+                fingerprint=fingerprint,
+                fingerprint_scope=FingerprintScope.ACCOUNT.value,
                 kek_name=sealed.kek_name,
                 kek_version=sealed.kek_version,
                 wrapped_data_key=sealed.wrapped_data_key,
@@ -737,7 +752,7 @@ class SqlVaultRepository:
             return None
         return TakenCvc(
             bytes(row["cvc"]), row["cvc_expires_at"], SealFormat.stored(row["seal_format"]),
-            row["exp_month"], row["exp_year"], row["billing_details"],
+            row["exp_month"], row["exp_year"], row["billing_details"], row["fingerprint"],
         )  # fmt: skip
 
     async def put_cvc_back(
@@ -755,6 +770,7 @@ class SqlVaultRepository:
             "exp_month": card.summary.exp_month,
             "exp_year": card.summary.exp_year,
             "billing_details": dict(card.billing_details),
+            "fingerprint": card.summary.fingerprint,
             "cvc_expires_at": expires_at,
             "now": now,
         }

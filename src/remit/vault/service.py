@@ -36,6 +36,7 @@ from remit.vault.crypto import (
     KEY_RETIRED_CODE,
     CardBinding,
     CvcKey,
+    FingerprintScope,
     KeyRing,
     KeyUnavailableError,
     SealFormat,
@@ -83,7 +84,7 @@ from remit.vault.lost_keys import (
 )
 from remit.vault.repository import SqlVaultRepository, TakenCvc
 from remit.vault.test_cards import known_test_number, test_card_for
-from remit.vault.test_numbers import TestNumberFingerprints
+from remit.vault.test_numbers import card_test_id
 from remit_api.vault.v1 import vault_pb2
 
 log = logging.getLogger(__name__)
@@ -325,7 +326,7 @@ class CardDetails:
     summary: CardSummary
     cvc_present: bool
     billing_details: Mapping[str, object]
-    # The Stripe test id the card's number stands for (test mode only; `TestNumberFingerprints`).
+    # The Stripe test id the card's number stands for (test mode only; `test_numbers`).
     test_id: str | None = None
 
 
@@ -377,22 +378,28 @@ class NewCardDetails:
 
 
 def _as_taken(card: StoredCard, taken: TakenCvc) -> StoredCard:
-    """`card` with the expiry and billing details its row held when a forward took its CVC."""
-    summary = replace(card.summary, exp_month=taken.exp_month, exp_year=taken.exp_year)
+    """`card` with the expiry, billing details and fingerprint its row held when a forward took
+    its CVC."""
+    summary = replace(
+        card.summary,
+        exp_month=taken.exp_month,
+        exp_year=taken.exp_year,
+        fingerprint=taken.fingerprint,
+    )
     if summary == card.summary and _same_json(taken.billing_details, card.billing_details):
         return card
     return replace(card, summary=summary, billing_details=dict(taken.billing_details))
 
 
 def _details_taken_unchecked(card: StoredCard, taken: TakenCvc) -> bool:
-    """Whether the expiry and billing details a forward's CVC was taken with would reach the
-    acquirer without a seal having checked them. A forward sends the card as its CVC was taken
-    (`_as_taken`) only when the CVC taken is not the one it read: that CVC is opened under
-    those details, which its seal binds. The one it read was opened under the details read, so
-    other details with it were written around the vault (an update re-seals the CVC with
-    them), as were a CVC whose seal binds no details taken from a card whose seals did (a
-    re-seal never goes back to an older format). Either is tampering; the CVC taken stays
-    destroyed, as a card whose seals fail keeps nothing for a retry."""
+    """Whether the expiry and billing details (or fingerprint) a forward's CVC was taken with
+    would reach the acquirer without a seal having checked them. A forward sends the card as
+    its CVC was taken (`_as_taken`) only when the CVC taken is not the one it read: that CVC is
+    opened under those details, which its seal binds. The one it read was opened under the
+    details read, so other details with it were written around the vault (an update re-seals
+    the CVC with them), as were a CVC whose seal binds no details taken from a card whose
+    seals did (a re-seal never goes back to an older format). Either is tampering; the CVC
+    taken stays destroyed, as a card whose seals fail keeps nothing for a retry."""
     if taken.sealed == card.sealed.cvc_ciphertext:
         return _as_taken(card, taken) is not card
     return (
@@ -504,7 +511,6 @@ class VaultService:
         self._destinations = dict(destinations)
         self._clock = clock or SystemClock()
         self._cvc_retention = cvc_retention
-        self._test_numbers = TestNumberFingerprints()
         # The key versions (name, version, why) already logged as unavailable for a binding
         # check: logged once each, not once per card wrapped under them.
         self._unavailable_keys_logged: set[tuple[str, int, str | None]] = set()
@@ -548,7 +554,8 @@ class VaultService:
                 last4=card.last4,
                 exp_month=card.exp_month,
                 exp_year=card.exp_year,
-                fingerprint=fingerprint(ring, card.number),
+                # The account's own: the same card in another account has another.
+                fingerprint=fingerprint(ring, account_id, card.number),
                 funding=known.funding if known else Funding.UNKNOWN,
                 country=known.country if known else "",
             )
@@ -568,6 +575,7 @@ class VaultService:
                 billing_details=billing,
                 created_at=now,
                 cvc_expires_at=None if card.cvc is None else now + self._cvc_retention,
+                fingerprint_scope=FingerprintScope.ACCOUNT,
             )
             await repo.insert_card(stored)
             await repo.insert_audit_event(
@@ -678,9 +686,7 @@ class VaultService:
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
-            test_id=self._test_numbers.test_id_of(
-                self._keys.load(), card.summary.fingerprint, livemode=card.livemode
-            ),
+            test_id=card_test_id(self._keys.load(), card),
         )
 
     async def _check_binding(
@@ -1282,9 +1288,9 @@ class VaultService:
         carrying it out: sealed anew under the CVC key of the hour it was stored in (so it is
         destroyed when it would have been) with its expiry, for the format the card had when it
         was taken. Only into an empty slot of the same card, not deleted, still of that format
-        and with the expiry and billing details its seal binds, and only if it has not expired
-        (`SqlVaultRepository.put_cvc_back`); else it stays destroyed and the retry goes
-        without it, as before. True if it was put back.
+        and with the expiry, billing details and fingerprint its seal binds, and only if it has
+        not expired (`SqlVaultRepository.put_cvc_back`); else it stays destroyed and the retry
+        goes without it, as before. True if it was put back.
 
         It stays single-use: this forward did not send it (the destination said so), and it is
         back only once this forward is done with it; whichever forward takes it next takes it
@@ -1540,10 +1546,13 @@ class VaultService:
         self, *, requester: str, batch_size: int = DEFAULT_RESEAL_BATCH
     ) -> int:  # fmt: skip
         """One pass over the cards still sealed in a format before the newest (token-bound,
-        before vault migration 0006; account-bound, before 0008), by token: each is opened and
-        sealed anew under a fresh data key, bound to its account and to the metadata its row
-        holds (which its old seals did not bind, so cannot vouch for), and wrapped under the
-        current KEK, in a transaction of its own that holds its row. A card another
+        before vault migration 0006; account-bound, before 0008), or whose fingerprint is of
+        the one key every account shared (before 0010), by token: each is opened, given its
+        fingerprint under its account's own key (computed from its number, which never leaves
+        the vault), and sealed anew under a fresh data key, bound to its account and to the
+        metadata its row holds with that fingerprint (which its old seals did not bind, or
+        bound with the old fingerprint), and wrapped under the current KEK, in a transaction
+        of its own that holds its row. A card another
         transaction holds (a re-seal in another vault process, a forward taking its CVC) is
         passed over for the next pass; one that does not open is passed over and logged, in
         one line for the pass, as a re-wrap does."""
@@ -1595,10 +1604,18 @@ class VaultService:
             card = await repo.card_to_reseal(token)
             if card is None:
                 return False
-            # The metadata the row holds now is what the new seals bind: checked by the old
-            # seals only if they bound it (`verify_binding`).
-            metadata = card_metadata(card)
-            opened = open_card(ring, token, card.account_id, card.sealed, metadata=metadata)
+            # The metadata the row holds now is checked by the old seals only if they bound it
+            # (`verify_binding`); the new seals bind it with the fingerprint the account's own.
+            opened = open_card(
+                ring, token, card.account_id, card.sealed, metadata=card_metadata(card)
+            )
+            refingerprinted = replace(
+                card,
+                summary=replace(
+                    card.summary, fingerprint=fingerprint(ring, card.account_id, opened.number)
+                ),
+                fingerprint_scope=FingerprintScope.ACCOUNT,
+            )
             cvc = opened.cvc if card.cvc_held(now) else None
             cvc_key = None
             if cvc is not None:
@@ -1607,9 +1624,13 @@ class VaultService:
                 stored_hour = self._stored_cvc_hour(card.sealed.cvc_ciphertext, card.cvc_expires_at)
                 cvc_key, created = self._cvc_key(ring, stored_hour, now)
             resealed = seal_card(
-                ring, token, card.account_id, opened.number, cvc, cvc_key, metadata=metadata
-            )
-            await repo.save_reseal(token, resealed, card.cvc_expires_at)
+                ring, token, card.account_id, opened.number, cvc, cvc_key,
+                metadata=card_metadata(refingerprinted),
+            )  # fmt: skip
+            await repo.save_reseal(
+                token, resealed, card.cvc_expires_at,
+                fingerprint=refingerprinted.summary.fingerprint,
+            )  # fmt: skip
             await repo.insert_audit_event(
                 self._event(AuditAction.RESEAL, requester, "reseal", replace(card, sealed=resealed))
             )

@@ -50,6 +50,12 @@ cards = Table(
     # Only a format the vault knows (vault migrations 0007, 0008): it refuses any other as
     # tampered.
     CheckConstraint("seal_format IN (1, 2, 3)", name="seal_format"),
+    # Whose fingerprints the card's is comparable with (`remit.vault.crypto.FingerprintScope`,
+    # vault migration 0010). The default, as for `seal_format`, is the scope of the cards
+    # written before it was kept, and of those a vault of that version still writes during an
+    # upgrade: one key for every account.
+    Column("fingerprint_scope", SmallInteger, nullable=False, server_default="1"),
+    CheckConstraint("fingerprint_scope IN (1, 2)", name="fingerprint_scope"),
     # Re-wrapping walks the cards not deleted still wrapped under an old key version, in
     # (key version, token) pages; every other query of the key version reads those cards too.
     Index(
@@ -58,13 +64,14 @@ cards = Table(
         "token",
         postgresql_where="deleted_at IS NULL",
     ),
-    # The re-seal walks the cards not deleted still sealed in a format before the newest, by
-    # token (vault migration 0008); once they are all re-sealed the index is empty, and each
-    # pass of the vault's background reads nothing.
+    # The re-seal walks the cards not deleted still sealed in a format before the newest, or
+    # whose fingerprint is not their account's alone, by token (vault migrations 0008, 0010);
+    # once they are all re-sealed the index is empty, and each pass of the vault's background
+    # reads nothing.
     Index(
         "ix_cards_live_to_reseal",
         "token",
-        postgresql_where="deleted_at IS NULL AND seal_format < 3",
+        postgresql_where="deleted_at IS NULL AND (seal_format < 3 OR fingerprint_scope < 2)",
     ),
     # The sweep of unreferenced cards walks the cards not yet deleted, oldest first.
     Index("ix_cards_live_created", "created_at", "token", postgresql_where="deleted_at IS NULL"),

@@ -13,6 +13,7 @@ from remit.core.secrets import Secret
 from remit.vault.crypto import (
     CVC_KEY_MARKER,
     CardBinding,
+    FingerprintScope,
     KeyRing,
     SealedCard,
     SealFormat,
@@ -20,9 +21,11 @@ from remit.vault.crypto import (
     cvc_key_hour,
     cvc_key_hour_start,
     fingerprint,
+    fingerprint_in_scope,
     new_key_ring,
     open_card,
     open_cvc_under_cvc_key,
+    platform_fingerprint,
     rewrap,
     seal_card,
     sealed_cvc_hour,
@@ -196,10 +199,34 @@ def test_rewrapping_moves_the_data_key_to_the_current_version_without_changing_t
 def test_fingerprints_are_keyed_stable_and_distinct() -> None:
     ring = new_key_ring("card-kek", NOW)
     other_ring = new_key_ring("card-kek", NOW)
-    assert fingerprint(ring, NUMBER) == fingerprint(ring, Secret("4242424242424242"))
-    assert fingerprint(ring, NUMBER) != fingerprint(ring, Secret("5555555555554444"))
-    assert fingerprint(ring, NUMBER) != fingerprint(other_ring, NUMBER)
-    assert len(fingerprint(ring, NUMBER)) == 16
+    visa = fingerprint(ring, "acct_1", NUMBER)
+    assert visa == fingerprint(ring, "acct_1", Secret("4242424242424242"))
+    assert visa != fingerprint(ring, "acct_1", Secret("5555555555554444"))
+    assert visa != fingerprint(other_ring, "acct_1", NUMBER)
+    assert len(visa) == 16
+
+
+def test_the_same_number_has_unrelated_fingerprints_in_two_accounts() -> None:
+    ring = new_key_ring("card-kek", NOW)
+    in_one = fingerprint(ring, "acct_1", NUMBER)
+    assert in_one != fingerprint(ring, "acct_2", NUMBER)
+    # Neither is the fingerprint every account shared before (one key for all).
+    assert platform_fingerprint(ring, NUMBER) not in {in_one, fingerprint(ring, "acct_2", NUMBER)}
+    # The account id is length-prefixed in the key's derivation: ids that run together differ.
+    assert fingerprint(ring, "acct_1", NUMBER) != fingerprint(ring, "acct_1/", NUMBER)
+    assert fingerprint(ring, "", NUMBER) != fingerprint(ring, "acct_1", NUMBER)
+    # A rotation adds key versions, never a fingerprint key: fingerprints do not change.
+    assert fingerprint(ring.with_new_version(NOW), "acct_1", NUMBER) == in_one
+
+
+def test_a_fingerprint_in_its_scope_is_the_platform_or_the_account_one() -> None:
+    ring = new_key_ring("card-kek", NOW)
+    assert fingerprint_in_scope(ring, FingerprintScope.ACCOUNT, "acct_1", NUMBER) == fingerprint(
+        ring, "acct_1", NUMBER
+    )
+    assert fingerprint_in_scope(
+        ring, FingerprintScope.PLATFORM, "acct_1", NUMBER
+    ) == platform_fingerprint(ring, NUMBER)
 
 
 def test_key_rings_never_show_key_material_in_their_repr() -> None:
