@@ -172,6 +172,54 @@ def test_the_highest_risk_card_is_blocked_unless_an_allow_rule_trusts_it(
     assert after.outcome.rule == rule["id"]
 
 
+def test_a_fingerprint_trusted_in_one_account_trusts_nothing_in_another(
+    client: stripe.StripeClient, platform: RunningPlatform
+) -> None:
+    """A card's fingerprint is its account's own: the same card in another account has
+    another, so a list of one account's fingerprints matches its own payments alone."""
+    error = blocked(client, "pm_card_riskLevelHighest")
+    assert error.error is not None
+    ours = _fingerprint(client, error.error.charge or "")
+    trusted = client.v1.radar.value_lists.create(
+        params={"alias": "trusted", "name": "Trusted cards", "item_type": "card_fingerprint"}
+    )
+    client.v1.radar.value_list_items.create(params={"value_list": trusted.id, "value": ours})
+    add_rule(client, "Allow if :card_fingerprint: in @trusted")
+    # Entered again in this account, the card has the same fingerprint: the rule allows it.
+    assert pay(client, "pm_card_riskLevelHighest").status == "succeeded"
+
+    other = create_account(platform.core, token=platform.internal_token)
+    theirs_client = stripe.StripeClient(
+        other.secret_key, base_addresses={"api": platform.api_base}, max_network_retries=0
+    )
+    their_error = blocked(theirs_client, "pm_card_riskLevelHighest")
+    assert their_error.error is not None
+    theirs = _fingerprint(theirs_client, their_error.error.charge or "")
+    assert theirs != ours
+    # The other account trusting this account's fingerprint trusts nothing of its own.
+    their_list = theirs_client.v1.radar.value_lists.create(
+        params={"alias": "trusted", "name": "Trusted cards", "item_type": "card_fingerprint"}
+    )
+    theirs_client.v1.radar.value_list_items.create(
+        params={"value_list": their_list.id, "value": ours}
+    )
+    add_rule(theirs_client, "Allow if :card_fingerprint: in @trusted")
+    still = blocked(theirs_client, "pm_card_riskLevelHighest")
+    assert still.error is not None
+    charge = theirs_client.v1.charges.retrieve(still.error.charge or "")
+    assert charge.outcome is not None
+    assert (charge.outcome.type, charge.outcome.reason) == ("blocked", "highest_risk_level")
+
+
+def _fingerprint(client: stripe.StripeClient, charge_id: str) -> str:
+    charge = client.v1.charges.retrieve(charge_id)
+    assert charge.payment_method_details is not None
+    assert charge.payment_method_details.card is not None
+    fingerprint = charge.payment_method_details.card.fingerprint
+    assert fingerprint
+    return fingerprint
+
+
 def test_the_elevated_risk_card_is_authorized_with_an_elevated_risk_level(
     client: stripe.StripeClient,
 ) -> None:

@@ -126,6 +126,32 @@ async def test_a_test_id_becomes_a_chargeable_payment_method_of_the_account(core
     assert core.acquirer.requests[-1].card_number == "4242424242424242"
 
 
+async def test_a_card_has_one_fingerprint_in_an_account_and_another_in_each_other(
+    core: Core,
+) -> None:
+    """As Stripe's: the same card added to two accounts has two fingerprints, so no account
+    can find its cardholders among another's, nor read what fingerprint a number has there."""
+    ours, again = [
+        await core.payment_methods.create(
+            core.account_id, NewPaymentMethod(vault_token=await _vault_token(core))
+        )
+        for _ in range(2)
+    ]
+    theirs = await core.payment_methods.create(
+        core.other_account_id,
+        NewPaymentMethod(vault_token=await _vault_token(core, account=core.other_account_id)),
+    )
+    assert ours.card.fingerprint == again.card.fingerprint
+    assert theirs.card.fingerprint != ours.card.fingerprint
+    # Stripe's test ids too: one card per account, each with its account's fingerprint.
+    visa = (await core.payment_methods.to_charge(core.account_id, "pm_card_visa")).method
+    other_visa = (
+        await core.payment_methods.to_charge(core.other_account_id, "pm_card_visa")
+    ).method
+    assert visa.card.fingerprint == ours.card.fingerprint
+    assert other_visa.card.fingerprint == theirs.card.fingerprint
+
+
 async def test_a_token_is_single_use_and_test_tokens_are_not(core: Core) -> None:
     token = await core.payment_methods.create_token(
         core.account_id, await _vault_token(core), name="Ada", address={"postal_code": "94107"}
