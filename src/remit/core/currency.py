@@ -1,14 +1,25 @@
-"""The currencies remit accepts, with each one's minor-unit exponent.
+"""The currencies remit accepts, with each one's minor-unit exponent and the granularity
+Stripe holds their amounts to.
 
-Exponents follow ISO 4217 (`jpy` has no minor unit, `kwd` has three decimals), so an amount of
-`1000` means 10.00 usd, 1000 jpy and 1.000 kwd. Stripe layers special cases on a few of these
-(it treats `isk` and `huf` amounts as two-decimal for backwards compatibility, for example);
-those rules are not modelled here.
+Exponents are those of Stripe's API, which follows ISO 4217 (`jpy` has no minor unit, `kwd` has
+three decimals) but for `isk`: ISO gives the króna no minor unit, while Stripe takes `isk`
+amounts in hundredths, for backwards compatibility. An amount of `1000` therefore means 10.00
+usd, 1000 jpy, 1.000 kwd and 10 isk. `huf` and `twd` are two-decimal on Stripe's API as well.
+
+An amount must also be a whole number of what can be paid, which is coarser than the minor unit
+in a few currencies (Stripe's currencies page, "special cases"):
+
+- A payment, its capture or a refund (`charge_amount_step`): an `isk` amount is a multiple of
+  100 (whole krónur: 100 is 1 kr), and a three-decimal one a multiple of 10 (5.124 kwd has to be
+  sent as 5120 or 5130), which Stripe refuses otherwise with
+  `invalid_charge_amount_no_decimal_compatible`.
 """
 
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
+
+from remit.core.errors import RemitError, invalid
 
 SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
     {
@@ -32,6 +43,9 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
         "idr": 2,
         "ils": 2,
         "inr": 2,
+        # ISO's exponent is 0; Stripe's API takes hundredths, charged in whole krónur only
+        # (`charge_amount_step`).
+        "isk": 2,
         "kes": 2,
         "lkr": 2,
         "mad": 2,
@@ -60,7 +74,6 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
         "clp": 0,
         "djf": 0,
         "gnf": 0,
-        "isk": 0,
         "jpy": 0,
         "kmf": 0,
         "krw": 0,
@@ -73,7 +86,7 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
         "xaf": 0,
         "xof": 0,
         "xpf": 0,
-        # Three decimals
+        # Three decimals, charged in hundredths only (`charge_amount_step`)
         "bhd": 3,
         "jod": 3,
         "kwd": 3,
@@ -86,6 +99,42 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
 def minor_unit_exponent(currency: str) -> int:
     """Decimal places of `currency`'s minor unit; KeyError for an unsupported currency."""
     return SUPPORTED_CURRENCIES[currency]
+
+
+# What an amount must be a multiple of, in minor units, where that is more than 1 (a currency
+# not listed here: any whole number of minor units).
+CHARGE_STEPS: Final[Mapping[str, int]] = MappingProxyType(
+    {"isk": 100, "bhd": 10, "jod": 10, "kwd": 10, "omr": 10, "tnd": 10}
+)
+
+FRACTIONAL_CHARGE_AMOUNT: Final = "invalid_charge_amount_no_decimal_compatible"
+
+
+def charge_amount_step(currency: str) -> int:
+    """What an amount charged, captured or refunded in `currency` must be a multiple of, in
+    minor units: 100 for `isk`, 10 for a three-decimal currency, else 1."""
+    return CHARGE_STEPS.get(currency, 1)
+
+
+def require_whole_charge_amount(amount_minor: int, currency: str, param: str) -> None:
+    """Refuse, as Stripe does (`invalid_charge_amount_no_decimal_compatible`), an amount to
+    charge, capture or refund in `currency` that is not a multiple of its `charge_amount_step`.
+    `param` names the amount in the request (`amount`, `amount_to_capture`)."""
+    step = charge_amount_step(currency)
+    if amount_minor % step:
+        raise fractional_charge_amount(amount_minor, currency, param)
+
+
+def fractional_charge_amount(amount_minor: int, currency: str, param: str) -> RemitError:
+    step = charge_amount_step(currency)
+    lower = amount_minor - amount_minor % step
+    nearest = " or ".join(str(near) for near in (lower, lower + step) if near > 0)
+    return invalid(
+        f"Invalid {param} ({amount_minor}): an amount in {currency} must be a multiple of "
+        f"{step}, such as {nearest}.",
+        param,
+        code=FRACTIONAL_CHARGE_AMOUNT,
+    )
 
 
 def major_units_text(amount_minor: int, currency: str) -> str:

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Final, assert_never
 
 from remit.core import confirm_rules
+from remit.core.currency import require_whole_charge_amount
 from remit.core.errors import ErrorKind, RemitError
 from remit.payments.minimum_charge import require_minimum_charge
 
@@ -505,6 +506,7 @@ def _updated(intent: PaymentIntent, event: Updated) -> PaymentIntent:
         # A new currency can leave the amount below that currency's minimum just as a new
         # amount can, so the pair the intent ends with is what is checked.
         require_minimum_charge(updated.amount_minor, updated.currency)
+        require_whole_charge_amount(updated.amount_minor, updated.currency, "amount")
     if event.payment_method_id is not None:
         # A new payment method has to be confirmed again before it is charged.
         updated = replace(

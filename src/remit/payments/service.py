@@ -22,7 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remit.core.clock import Clock, SystemClock
-from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.currency import SUPPORTED_CURRENCIES, require_whole_charge_amount
 from remit.core.errors import ErrorKind, RemitError, invalid, not_found
 from remit.core.ids import new_id, random_token
 from remit.core.metadata import merged_metadata, updated_metadata
@@ -401,6 +401,7 @@ def validate_new_intent(new: NewPaymentIntent) -> None:
     if new.currency not in SUPPORTED_CURRENCIES:
         raise invalid(f"Invalid currency: {new.currency}.", "currency", code="invalid_currency")
     require_minimum_charge(new.amount_minor, new.currency)
+    require_whole_charge_amount(new.amount_minor, new.currency, "amount")
     _refuse_too_large(new.amount_minor)
     require_a_usable_payment_method_type(new)
     refuse_invalid_payment_descriptors(new.statement_descriptor, new.statement_descriptor_suffix)
@@ -1780,6 +1781,11 @@ class PaymentsService:
             )
             # Check legality and amount now, before the network is involved.
             transition(intent, Captured(at=now, amount_minor=amount))
+            if amount_to_capture is not None and amount != intent.amount_capturable_minor:
+                # A partial capture. The whole authorization is capturable as it stands, even
+                # one made before its currency's granularity was enforced; and once the
+                # network has approved a capture, its amount is recorded whatever it is.
+                require_whole_charge_amount(amount, intent.currency, "amount_to_capture")
             charges = ChargeRepository(db)
             assert intent.latest_charge_id is not None
             charge = await charges.get(record.account_id, intent.latest_charge_id, for_update=True)
@@ -2619,6 +2625,9 @@ class PaymentsService:
                     code="charge_already_refunded",
                     param=named,
                 )
+            if amount_minor is not None:
+                # Not the whole rest (no amount given): whatever it is, it can be refunded.
+                require_whole_charge_amount(amount_minor, charge.currency, "amount")
             amount = charge.refundable_minor if amount_minor is None else amount_minor
             if amount > charge.refundable_minor:
                 # Whatever the charge's other refunds reserve now: one of them may fail later.

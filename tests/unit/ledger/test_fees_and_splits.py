@@ -28,6 +28,7 @@ DEFAULT = Pricing()
         (1_000, "jpy", 29),  # 29 yen + 0.30 yen = 29.3 -> 29: no fixed fee to speak of
         (1_500, "jpy", 44),  # 43.5 + 0.3 = 43.8 -> 44
         (1_000, "kwd", 329),  # 1.000 KWD: 29 fils + 0.300 KWD
+        (50_000, "isk", 1_480),  # 500 kr in hundredths: 14.50 kr + 0.30 kr, not 1,450 kr
         (10, "usd", 10),  # never more than the amount itself
         (0, "usd", 0),
     ],

@@ -77,6 +77,7 @@ def test_nothing_uncaptured_can_be_disputed() -> None:
         ("eur", 1500),  # 15.00 EUR
         ("jpy", 15),  # ¥15, not ¥1,500
         ("kwd", 15_000),  # 15.000 KWD, not 1.500
+        ("isk", 1500),  # 15 kr in Stripe's hundredths of a króna, not 1,500 kr
     ],
 )
 def test_the_dispute_fee_is_fifteen_major_units_of_its_currency(currency: str, fee: int) -> None:

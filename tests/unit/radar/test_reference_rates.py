@@ -27,6 +27,7 @@ FIFTY_THOUSAND_DOLLARS = [
     ("kwd", 15_400_000),  # KD 15,400.000
     ("thb", 1_775_000_00),  # 1,775,000.00 baht
     ("jpy", 7_450_000),  # 7,450,000 yen
+    ("isk", 7_000_000_00),  # 7,000,000 kr, in Stripe's hundredths of a króna
     ("idr", 780_000_000_00),  # Rp 780,000,000.00
 ]
 
@@ -48,6 +49,7 @@ def test_fifty_thousand_dollars_in_any_currency_is_about_fifty_thousand_in_usd(
         ("kwd", 100_001, True, False),  # 100.001 dinars, about $324
         ("jpy", 200_000, True, True),  # 200,000 yen, about $1,340
         ("kwd", 400_000, True, True),  # 400.000 dinars, about $1,300
+        ("isk", 200_000, True, False),  # 2,000 kr in hundredths, about $14, not $1,420
         ("usd", 90_000, False, False),  # 900.00 usd
         ("idr", 100_000, False, False),  # Rp 1,000.00, about 6 cents
     ],
