@@ -1,6 +1,6 @@
 """Amounts Stripe's API holds to whole units coarser than the minor unit, over REST with the
 official SDK: `isk` is charged in whole krónur (100 of its hundredths), a three-decimal currency
-in whole hundredths."""
+in whole hundredths, and `huf` and `twd` are paid out in whole forints and dollars."""
 
 from typing import Any
 
@@ -69,3 +69,15 @@ def test_isk_500_charges_five_kronur_and_a_refund_of_a_fraction_of_one_is_a_400(
     refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
     assert refund.amount == 100
 
+
+def test_a_huf_payout_of_a_fraction_of_a_forint_is_a_400_naming_amount(
+    client: stripe.StripeClient,
+) -> None:
+    _paid(client, 100_000, "huf")
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.payouts.create(params={"amount": 12_345, "currency": "huf"})
+    assert (raised.value.http_status, raised.value.param) == (400, "amount")
+    assert raised.value.error is not None
+    assert "multiple of 100" in str(raised.value.error.message)
+    payout = client.v1.payouts.create(params={"amount": 12_300, "currency": "huf"})
+    assert (payout.amount, payout.currency) == (12_300, "huf")

@@ -13,6 +13,8 @@ in a few currencies (Stripe's currencies page, "special cases"):
   100 (whole krónur: 100 is 1 kr), and a three-decimal one a multiple of 10 (5.124 kwd has to be
   sent as 5120 or 5130), which Stripe refuses otherwise with
   `invalid_charge_amount_no_decimal_compatible`.
+- A payout (`payout_amount_step`): `huf` and `twd` are paid out in whole forints and dollars,
+  so a multiple of 100 of their hundredths; `isk` in whole krónur, as it is charged.
 """
 
 from collections.abc import Mapping
@@ -39,7 +41,7 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
         "eur": 2,
         "gbp": 2,
         "hkd": 2,
-        "huf": 2,
+        "huf": 2,  # paid out in whole forints (`payout_amount_step`)
         "idr": 2,
         "ils": 2,
         "inr": 2,
@@ -65,7 +67,7 @@ SUPPORTED_CURRENCIES: Final[Mapping[str, int]] = MappingProxyType(
         "sgd": 2,
         "thb": 2,
         "try": 2,
-        "twd": 2,
+        "twd": 2,  # paid out in whole dollars (`payout_amount_step`)
         "usd": 2,
         "uyu": 2,
         "zar": 2,
@@ -106,6 +108,7 @@ def minor_unit_exponent(currency: str) -> int:
 CHARGE_STEPS: Final[Mapping[str, int]] = MappingProxyType(
     {"isk": 100, "bhd": 10, "jod": 10, "kwd": 10, "omr": 10, "tnd": 10}
 )
+PAYOUT_STEPS: Final[Mapping[str, int]] = MappingProxyType({"huf": 100, "isk": 100, "twd": 100})
 
 FRACTIONAL_CHARGE_AMOUNT: Final = "invalid_charge_amount_no_decimal_compatible"
 
@@ -114,6 +117,12 @@ def charge_amount_step(currency: str) -> int:
     """What an amount charged, captured or refunded in `currency` must be a multiple of, in
     minor units: 100 for `isk`, 10 for a three-decimal currency, else 1."""
     return CHARGE_STEPS.get(currency, 1)
+
+
+def payout_amount_step(currency: str) -> int:
+    """What an amount paid out in `currency` must be a multiple of, in minor units: 100 for
+    `huf`, `twd` and `isk`, else 1."""
+    return PAYOUT_STEPS.get(currency, 1)
 
 
 def require_whole_charge_amount(amount_minor: int, currency: str, param: str) -> None:

@@ -13,7 +13,9 @@ if the funds came back, the failure or cancel) are linked to it and net to zero 
 not pay. Manual payouts are taken to draw the oldest funds first, so the oldest candidates
 they account for are left out of the automatic payout. Should their amounts end in the middle
 of a row, the automatic payout keeps that row, the least it can keep while still covering its
-whole amount.
+whole amount. So does one that pays out less than the whole balance because its currency is
+paid out in whole units (`payout_amount_step`: 970.70 huf is paid out as 970 huf): the 0.70
+left available goes out with a later payout, in a row this one keeps.
 """
 
 from collections.abc import Sequence

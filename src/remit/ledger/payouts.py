@@ -14,6 +14,11 @@ fpx balance finds it empty and is refused 400 balance_insufficient, as Stripe re
 its source balance does not cover. They go to the account's bank account: remit keeps no
 external accounts, so a payout naming a `destination` is refused 404 resource_missing.
 
+A payout is a whole number of what a bank pays (`payout_amount_step`): in `huf` and `twd`,
+two-decimal on the API, a multiple of 100 (whole forints and dollars), as in `isk`. A manual
+payout of another amount is refused; an automatic one pays the largest such amount the balance
+holds and leaves the rest available for a later payout.
+
 The simulated bank: a payout stays `pending` for `SUBMISSION_DELAY` (it can be canceled then),
 goes `in_transit`, and on its `arrival_date` (standard: midnight UTC of the day two days after
 creation, for Stripe's arrival_date is a date; instant: at once) becomes `paid`, or `failed`
@@ -26,12 +31,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import exists, select
+from sqlalchemy import case, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.tables import accounts
-from remit.core.currency import SUPPORTED_CURRENCIES
+from remit.core.currency import PAYOUT_STEPS, SUPPORTED_CURRENCIES, payout_amount_step
 from remit.core.errors import ErrorKind, echoed, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
@@ -206,6 +211,15 @@ async def create_payout(
         )
     if currency not in SUPPORTED_CURRENCIES:
         raise ledger_invalid(f"Invalid currency: {currency}.", "currency", code="invalid_currency")
+    step = payout_amount_step(currency)
+    if amount % step:
+        lower = amount - amount % step
+        nearest = " or ".join(str(near) for near in (lower, lower + step) if near > 0)
+        raise ledger_invalid(
+            f"Invalid amount ({amount}): a payout in {currency} must be a multiple of {step} "
+            f"(whole units of the currency), such as {nearest}.",
+            "amount",
+        )
     _refuse_invalid_descriptor(statement_descriptor)
     if destination is not None:
         raise _no_external_account(destination)
@@ -458,7 +472,9 @@ async def accounts_owed_automatic_payout(db: AsyncConnection, *, now: datetime) 
         .where(
             accounts.c.automatic_payouts.is_(True),
             la.name == AVAILABLE,
-            la.posted_balance_minor - la.pending_outgoing_minor > 0,
+            # At least one whole payout's worth (`payout_amount_step`): a smaller rest waits.
+            la.posted_balance_minor - la.pending_outgoing_minor
+            >= case(dict(PAYOUT_STEPS), value=la.currency, else_=1),
             _no_automatic_payout_since(_day_start(now)),
         )
         .order_by(la.account_id)
@@ -470,7 +486,9 @@ async def create_automatic_payouts(
     db: AsyncConnection, account_id: str, *, now: datetime
 ) -> list[Payout]:
     """Pay out the account's positive available balance in each currency, at most once per
-    currency and UTC day; the balance transactions paid out are linked to the payout."""
+    currency and UTC day; the balance transactions paid out are linked to the payout. Where
+    payouts are in whole units coarser than the minor unit (`payout_amount_step`), the balance
+    is paid out rounded down to them, and what is left stays available."""
     journal_repo = JournalRepository(db)
     # The account's turn serialises this with its postings and with any other worker doing
     # the same account; what the unlocked look said is checked again under it.
@@ -481,14 +499,16 @@ async def create_automatic_payouts(
         return []
     created: list[Payout] = []
     for held in await journal_repo.ledger_accounts_named(account_id, [AVAILABLE]):
-        if held.spendable_minor <= 0:
+        step = payout_amount_step(held.currency)
+        amount = held.spendable_minor - held.spendable_minor % step
+        if amount <= 0:
             continue
         if await _automatic_payout_since(db, account_id, held.currency, _day_start(now)):
             continue
         payout = await create_payout(
             db,
             account_id=account_id,
-            amount=held.spendable_minor,
+            amount=amount,
             currency=held.currency,
             now=now,
             automatic=True,

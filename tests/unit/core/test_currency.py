@@ -1,5 +1,5 @@
 """Each currency's decimals as Stripe's API has them, amounts written in major units with
-them, and the granularity Stripe holds charges and refunds to."""
+them, and the granularity Stripe holds charges, refunds and payouts to."""
 
 import pytest
 
@@ -8,6 +8,7 @@ from remit.core.currency import (
     SUPPORTED_CURRENCIES,
     charge_amount_step,
     major_units_text,
+    payout_amount_step,
     require_whole_charge_amount,
 )
 from remit.core.errors import ErrorKind, RemitError
@@ -69,6 +70,14 @@ def test_charges_in_isk_are_whole_kronur_and_in_three_decimals_whole_hundredths(
     currency: str, step: int
 ) -> None:
     assert charge_amount_step(currency) == step
+
+
+@pytest.mark.parametrize(
+    ("currency", "step"),
+    [("huf", 100), ("twd", 100), ("isk", 100), ("usd", 1), ("jpy", 1), ("kwd", 1)],
+)
+def test_payouts_in_huf_twd_and_isk_are_whole_major_units(currency: str, step: int) -> None:
+    assert payout_amount_step(currency) == step
 
 
 @pytest.mark.parametrize(
