@@ -21,6 +21,12 @@ row is held to its posting (`postings.py`, `payouts.py` write them):
   its fee what they put into fees; any other row's net is the posting's available leg and its
   fee its fees leg (the legs a refund release lets go of, negated: a void records the legs it
   releases);
+- its `fee_details` add up to its fee, each in the row's currency (a charge's fee raised with
+  its details left alone, or a detail moved to another currency, is a finding);
+- a payout it is listed under (`payout_id`) exists and pays out the row's currency. An
+  automatic payout's rows are not held to sum to its amount: they need not (a manual payout may
+  have drawn on a row it keeps, and one in whole units leaves a part of a row available,
+  `payout_contents`);
 - its charge is the one the ledger transaction names (for a refund_failure, the one the hold or
   refund it undoes names), and a payout's row names none;
 - a charge's row is available exactly when `txn_..:available` moved its net to available (or
@@ -91,6 +97,7 @@ WITH legs AS (
 )
 SELECT bt.account_id, bt.id, bt.ledger_transaction_id, bt.type, bt.amount, bt.fee, bt.net,
     bt.currency, bt.status, bt.source_id, bt.charge_id, bt.reporting_category,
+    bt.fee_details, bt.payout_id, po.id AS payout_found, po.currency AS payout_currency,
     t.kind, t.metadata ->> 'charge' AS named_charge,
     origin.metadata ->> 'charge' AS origin_charge,
     own.pending AS own_pending, own.available AS own_available, own.fees AS own_fees,
@@ -99,6 +106,7 @@ SELECT bt.account_id, bt.id, bt.ledger_transaction_id, bt.type, bt.amount, bt.fe
 FROM balance_transactions AS bt
 LEFT JOIN ledger_transactions AS t
     ON t.account_id = bt.account_id AND t.id = bt.ledger_transaction_id
+LEFT JOIN payouts AS po ON po.account_id = bt.account_id AND po.id = bt.payout_id
 LEFT JOIN ledger_transactions AS origin
     ON origin.account_id = t.account_id
     AND origin.id = coalesce(t.pending_transaction_id, t.metadata ->> 'reverses')
@@ -251,6 +259,8 @@ def _row_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
                 row, _int(row.amount) - _int(row.fee), _int(row.net), "net is not amount less fee"
             )
         )
+    found += _fee_detail_problems(row)
+    found += _payout_problems(row)
     if row.charge_id != _expected_charge(row):
         found.append(
             _mismatch(
@@ -259,6 +269,56 @@ def _row_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
         )
     found += _status_problems(row)
     return found
+
+
+def _fee_detail_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
+    """The row's `fee_details` against its fee and currency: what Stripe shows as the fee's
+    breakdown must be the fee, in the row's currency."""
+    details = row.fee_details
+    if not isinstance(details, list) or not all(
+        isinstance(detail, dict)
+        and type(detail.get("amount")) is int
+        and isinstance(detail.get("currency"), str)
+        for detail in details
+    ):
+        return [_mismatch(row, 0, 0, "fee_details is not a list of amounts in a currency")]
+    found: list[Difference] = []
+    total = sum(int(detail["amount"]) for detail in details)
+    if total != _int(row.fee):
+        found.append(
+            _mismatch(row, _int(row.fee), total, f"fee_details add up to {total}, not its fee")
+        )
+    for detail in details:
+        if detail["currency"] != row.currency:
+            found.append(
+                _mismatch(
+                    row,
+                    0,
+                    0,
+                    f"a fee detail of {detail['amount']} is in {detail['currency']}, not the "
+                    f"row's {row.currency}",
+                )
+            )
+    return found
+
+
+def _payout_problems(row: Row[tuple[object, ...]]) -> list[Difference]:
+    """The payout the row is listed under, if any: one of the account's, in the row's
+    currency."""
+    if row.payout_id is None:
+        return []
+    if row.payout_found is None:
+        return [_mismatch(row, 0, 0, f"listed under payout {row.payout_id}, which does not exist")]
+    if row.payout_currency != row.currency:
+        return [
+            _mismatch(
+                row,
+                0,
+                0,
+                f"listed under payout {row.payout_id}, which pays out {row.payout_currency}",
+            )
+        ]
+    return []
 
 
 def _status_problems(row: Row[tuple[object, ...]]) -> list[Difference]:

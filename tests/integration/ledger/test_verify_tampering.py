@@ -8,9 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.core.clock import FixedClock
-from remit.ledger import journal
+from remit.ledger import journal, payouts
 from remit.ledger import postings as ledger
 from remit.ledger.domain import Posting, TransactionRequest
+from remit.ledger.objects import Payout
 from remit.ledger.verify import DifferenceKind, VerifyReport, verify_ledger
 from tests.integration.ledger.ledger_steps import (
     charge_available_at_once,
@@ -177,7 +178,8 @@ async def captured(engine: AsyncEngine, account_id: str, clock: FixedClock) -> s
 async def test_a_charges_amount_and_fee_raised_together(
     core_engine: AsyncEngine, account_id: str, clock: FixedClock
 ) -> None:
-    """Its net, all Stripe's view adds up, is unchanged."""
+    """Its net, all Stripe's view adds up, is unchanged; its fee no longer is its fee_details'
+    sum either."""
     txn_id = await captured(core_engine, account_id, clock)
     assert (await verified(core_engine, account_id, clock)).ok
     await tamper(
@@ -190,10 +192,12 @@ async def test_a_charges_amount_and_fee_raised_together(
     assert {(d.kind, d.expected_minor, d.actual_minor) for d in report.differences} == {
         (DifferenceKind.BALANCE_TRANSACTION_MISMATCH, 59, 159),
         (DifferenceKind.BALANCE_TRANSACTION_MISMATCH, 1000, 1100),
+        (DifferenceKind.BALANCE_TRANSACTION_MISMATCH, 159, 59),
     }
     assert {d.description.split(": ")[1].split(" ")[0] for d in report.differences} == {
         "fee",
         "amount",
+        "fee_details",
     }
 
 
@@ -504,3 +508,105 @@ async def test_a_disputes_withdrawal_of_a_failed_refund_deleted(
         "dp_1:re_1:dispute: no balance transaction shows it" in d.description
         for d in report.differences
     ), report.differences
+
+
+@pytest.mark.parametrize(
+    ("fee_details", "expected", "actual", "said"),
+    [
+        ("""'[{"amount": 60, "currency": "usd", "description": "Remit processing fees",
+           "type": "stripe_fee"}]'""", 59, 60, "fee_details add up to 60, not its fee"),
+        ("'[]'", 59, 0, "fee_details add up to 0, not its fee"),
+        ("""'[{"amount": 59, "currency": "eur", "description": "Remit processing fees",
+           "type": "stripe_fee"}]'""", 0, 0, "a fee detail of 59 is in eur, not the row's usd"),
+        ("""'[{"amount": "59", "currency": "usd"}]'""", 0, 0,
+         "fee_details is not a list of amounts in a currency"),
+        ("'{}'", 0, 0, "fee_details is not a list of amounts in a currency"),
+    ],
+)  # fmt: skip
+async def test_a_charges_fee_details_no_longer_its_fee(
+    core_engine: AsyncEngine,
+    account_id: str,
+    clock: FixedClock,
+    fee_details: str,
+    expected: int,
+    actual: int,
+    said: str,
+) -> None:
+    """Stripe shows `fee_details` as the fee's breakdown: rewritten alone, with the fee, net and
+    amount left as the ledger moved them, they are a finding of their own."""
+    txn_id = await captured(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET fee_details = {fee_details} "  # noqa: S608
+        f"WHERE id = '{txn_id}'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert (finding.kind, finding.expected_minor, finding.actual_minor) == (
+        DifferenceKind.BALANCE_TRANSACTION_MISMATCH,
+        expected,
+        actual,
+    )
+    assert finding.description.endswith(said)
+    assert finding.transaction_id == "ch_1:capture"
+
+
+async def _paid_out_in_usd_and_eur(
+    engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> tuple[Payout, Payout]:
+    async with engine.begin() as db:
+        for currency in ("usd", "eur"):
+            await ledger.record_charge_captured(
+                db,
+                account_id=account_id,
+                charge_id=f"ch_{currency}",
+                gross_minor=1000,
+                currency=currency,
+                now=clock.now(),
+                bypass_pending=True,
+            )
+        in_usd = await payouts.create_payout(
+            db, account_id=account_id, amount=500, currency="usd", now=clock.now()
+        )
+        in_eur = await payouts.create_payout(
+            db, account_id=account_id, amount=500, currency="eur", now=clock.now()
+        )
+    return in_usd, in_eur
+
+
+async def test_a_row_listed_under_a_payout_of_another_currency(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    _, in_eur = await _paid_out_in_usd_and_eur(core_engine, account_id, clock)
+    assert (await verified(core_engine, account_id, clock)).ok
+    await tamper(
+        core_engine,
+        account_id,
+        f"UPDATE balance_transactions SET payout_id = '{in_eur.id}' "  # noqa: S608
+        "WHERE account_id = :a AND source_id = 'ch_usd'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert (finding.kind, finding.currency, finding.transaction_id) == (
+        DifferenceKind.BALANCE_TRANSACTION_MISMATCH,
+        "usd",
+        "ch_usd:capture",
+    )
+    assert finding.description.endswith(f"listed under payout {in_eur.id}, which pays out eur")
+
+
+async def test_a_row_listed_under_a_payout_that_does_not_exist(
+    core_engine: AsyncEngine, account_id: str, clock: FixedClock
+) -> None:
+    await _paid_out_in_usd_and_eur(core_engine, account_id, clock)
+    await tamper(
+        core_engine,
+        account_id,
+        "UPDATE balance_transactions SET payout_id = 'po_missing' "
+        "WHERE account_id = :a AND source_id = 'ch_eur'",
+    )
+    report = await verified(core_engine, account_id, clock)
+    [finding] = report.differences
+    assert finding.kind is DifferenceKind.BALANCE_TRANSACTION_MISMATCH
+    assert finding.description.endswith("listed under payout po_missing, which does not exist")
