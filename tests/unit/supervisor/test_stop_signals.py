@@ -26,15 +26,16 @@ for stop_signal in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
 
 
 def _dispositions(*, sighup_ignored: bool) -> dict[str, str]:
-    def ignore_sighup() -> None:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Set either way: a test run started under `nohup` hands its children an ignored SIGHUP.
+    def set_sighup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if sighup_ignored else signal.SIG_DFL)
 
     ran = subprocess.run(
         [sys.executable, "-c", _DISPOSITIONS],
         capture_output=True,
         text=True,
         check=True,
-        preexec_fn=ignore_sighup if sighup_ignored else None,
+        preexec_fn=set_sighup,
         timeout=60,
     )
     return dict(line.split(" ", 1) for line in ran.stdout.splitlines())
