@@ -3,10 +3,20 @@
 Card numbers must never reach a log line, whatever code wrote it: the filter rewrites every
 record's final message, its traceback and its stack, masking each card number (typed whole, or
 in groups with spaces or dashes between them, as the vault accepts one) and the CVC and expiry
-typed right after it (`12/30 123`, `12/30/123`), keeping only the number's last four digits
-(`mask_card_numbers`), an expiry written after its name next to a card number and the CVC
-after it (`exp 12/30 123`), and each security code written after its name wherever it stands
-(`cvc=123`, `"cvc": "123"`, `cvc is 123`).
+typed right after it, keeping only the number's last four digits (`mask_card_numbers`): after
+spaces, dashes or slashes (`12/30 123`, `12/30/123`, `/1230/123`, `123/12/30`) or as the
+fields after it of a CSV line or a log format (`,12,30,123`, `|12/2030|123`, `;123;12/30`).
+Each security code written after its name is masked wherever it stands, in a text with a card
+number or without one (`cvc=123`, `"cvc": "123"`, `cvc is 123`), and an expiry written after
+its name at most a few words from a card number, before or after it, with the CVC typed right
+after it (`exp 12/30 123 4242424242424242`, `4242424242424242 for J Doe, exp 12/30`).
+A number with no name is taken for a CVC or an expiry only where one is typed: right after
+the card number (or after its CVC or expiry so typed), or right after an expiry written after
+its name near the card. Elsewhere in a text holding a card number it is kept, before the card
+(`retry 123 of 4242424242424242`) or with words or other numbers between them
+(`4242424242424242 declined, 123 retries left`): masking every 3-digit number in a line
+with a card would corrupt the order ids, amounts and counts quoted with it, and nothing tells
+a CVC typed away from its card, with no name, apart from them.
 Secrets that would let a reader act as someone are masked too: secret and restricted API keys
 (`sk_live_`, `sk_test_`, `rk_...`), webhook signing secrets (`whsec_`), PaymentIntent client
 secrets (`pi_..._secret_...`, whose intent id stays readable) and the user and password of a
@@ -127,10 +137,12 @@ def luhn_valid(digits: str) -> bool:
 def mask_card_numbers(text: str) -> str:
     """`text` with each card number in it replaced by `[card ****4242]`, the CVC and expiry
     typed right after it (either or both, in either order, the CVC maybe after a slash) with
-    it (`_cards_in` says which digits are one), each security code written after its name
-    masked (`mask_labelled_security_codes`), and an expiry written after its name next to a
-    card number, with the CVC after it (`mask_labelled_expiries_after_cards`); the rest of the
-    text, digits next to a card number included, is kept.
+    it (`_cards_in` says which digits are one), and those typed after it with commas,
+    semicolons, pipes or slashes between (`_end_of_typed_after`); each security code written
+    after its name masked (`mask_labelled_security_codes`), and an expiry written after its
+    name near a card number, with the CVC after it (`mask_labelled_expiries_near_cards`); the
+    rest of the text, digits next to a card number included, is kept (the module's docstring
+    says which numbers with no name are taken for a CVC).
 
     The masking chooses between two harms. This text is not only logged: gRPC and REST
     refusals, webhook response snippets shown to merchants and network messages stored on
@@ -147,38 +159,106 @@ def mask_card_numbers(text: str) -> str:
     digits or in more than 5 groups, joined to digits before it with no space, or followed
     with no space by digits that are neither its CVC nor an expiry."""
 
-    masked = mask_labelled_security_codes(_DIGIT_RUN.sub(_masked_run, text))
-    return mask_labelled_expiries_after_cards(masked)
+    masked = mask_labelled_security_codes(_masked_digit_runs(text))
+    return mask_labelled_expiries_near_cards(masked)
 
 
-def _masked_run(match: re.Match[str]) -> str:
-    """A run of `_DIGIT_RUN` with its card numbers masked. Where an expiry with a slash has 3
-    or 4 digits after another slash (`12/30/123`), they are read as the card's CVC only if the
-    card takes them as one (a Visa takes no 4 digits: `12/30/2026` is a date after it);
-    otherwise the run is read as though it stopped before the expiry, as it would without
-    them, and the rest is kept."""
+def _masked_digit_runs(text: str) -> str:
+    """`text` with the card numbers in each run of `_DIGIT_RUN` masked, and what a card ending
+    a run takes of the groups typed after it with other separators (`_end_of_typed_after`)."""
+    pieces, kept_from = [], 0
+    while (match := _DIGIT_RUN.search(text, kept_from)) is not None:
+        masked, card = _masked_run(match)
+        pieces += [text[kept_from : match.start()], masked]
+        kept_from = match.end() if card is None else _end_of_typed_after(text, match.end(), card)
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
+
+
+def _masked_run(match: re.Match[str]) -> tuple[str, "_Card | None"]:
+    """A run of `_DIGIT_RUN` with its card numbers masked, and the card whose mask ends it
+    (`_masked_groups`). Where an expiry with a slash has 3 or 4 digits after another slash
+    (`12/30/123`), they are read as the card's CVC only if the card takes them as one (a Visa
+    takes no 4 digits: `12/30/2026` is a date after it); otherwise the run is read as though
+    it stopped before the expiry, as it would without them, and the rest is kept."""
     text, after_slash = match.string, match.group("after_slash") or ""
     if match.group("cvc_after_expiry") is None:
         return _masked_span(text, match.start(), match.end(), after_slash)
-    masked = _masked_span(
+    masked, card = _masked_span(
         text, match.start(), match.end(), after_slash, match.start("slash_before_expiry")
     )
     # Were they taken, the text would end with a card's mask, not with them (and what follows).
     if not masked.endswith(text[match.start("cvc_after_expiry") : match.end()]):
-        return masked
+        return masked, card
     expiry = max(match.start("expiry"), match.start("slash_before_expiry"))
-    return _masked_span(text, match.start(), expiry, "") + text[expiry : match.end()]
+    before, _ = _masked_span(text, match.start(), expiry, "")
+    return before + text[expiry : match.end()], None
+
+
+# One group typed after a card with another separator than a run's: a comma, semicolon or
+# pipe, as CSV files and log formats put them (`4242424242424242,12,30,123`,
+# `4242424242424242|12/2030|123`), or a slash (`4242424242424242/1230/123`,
+# `4242424242424242 123/12/30`); then an expiry written with a slash (M/YY, MM/YY, MM/YYYY)
+# or 2 to 4 digits, and no more: a field that goes on as a date, time, decimal or word
+# (`2026-12-07`, `12:30`, `12.50`, `30d`) is none. Separators and digits share no character,
+# and at most 3 steps are tried after a card: constant time.
+_TYPED_AFTER_STEP: Final = re.compile(
+    r" *(?P<separator>[,;|/]) *"
+    r"(?:(?P<month>0?[1-9]|1[0-2]) */ *(?P<year>(?:20)?[0-9]{2})|(?P<group>[0-9]{2,4}))"
+    r"(?![0-9a-zA-Z_]|[.:-][0-9])"
+)
+_SLASH_AND_DIGIT: Final = re.compile(r" */ *[0-9]")
+
+
+def _end_of_typed_after(text: str, end: int, card: "_Card") -> int:
+    """Where what `card`, whose mask ends a run at `end` in `text`, takes of the groups typed
+    after it with other separators (`_TYPED_AFTER_STEP`) ends: the most of them that are, with
+    what it took in the run, its CVC and expiry (`_cvc_and_expiry_taken`), and after which no
+    slash and digit go on (a date or a ratio: `12/30/2026`, `12/30/456`). Groups after a
+    slash are taken only with the CVC among what the card took (an expiry alone after a slash
+    may start a date: `4242424242424242/12/30` is kept, as `4242424242424242 12/30/2026` is)
+    and when they do not end with a month and a 4-digit year after a slash, written as a
+    date's are (`4242424242424242 123/12/2026`: the CVC is masked, `/12/2026` kept)."""
+    steps: list[re.Match[str]] = []
+    for _ in range(_MOST_GROUPS_TYPED_AFTER):
+        step = _TYPED_AFTER_STEP.match(text, steps[-1].end() if steps else end)
+        if step is None:
+            break
+        steps.append(step)
+    for count in range(len(steps), 0, -1):
+        taken = steps[:count]
+        typed = [*card.typed_after, *(_typed_after_step(step) for step in taken)]
+        if len(typed) > _cvc_and_expiry_taken(card.number, typed) or _SLASH_AND_DIGIT.match(
+            text, taken[-1].end()
+        ):
+            continue
+        if any(step.group("separator") == "/" for step in taken) and (
+            _cvc_and_expiry_taken(card.number, typed, cvc=False) == len(typed)
+            or (taken[-1].group("separator") == "/" and len(taken[-1].group("year") or "") == 4)
+        ):
+            continue
+        return taken[-1].end()
+    return end
+
+
+def _typed_after_step(step: re.Match[str]) -> str:
+    """The group of a `_TYPED_AFTER_STEP`, an expiry with a slash read as `_masked_groups`
+    reads one (`1/30` as `0130`)."""
+    if step.group("group") is not None:
+        return step.group("group")
+    return step.group("month").zfill(2) + step.group("year")[-2:]
 
 
 def _masked_span(
     text: str, start: int, end: int, after_slash: str, slash_before_expiry: int = -1
-) -> str:
-    """`text[start:end]`, a run of `_DIGIT_RUN`, with its card numbers masked; `after_slash`
-    its digits after a slash at its end, `slash_before_expiry` where a slash stands between a
-    card and its expiry (read as a space: the expiry is the group after it)."""
+) -> tuple[str, "_Card | None"]:
+    """`text[start:end]`, a run of `_DIGIT_RUN`, with its card numbers masked, and the card
+    whose mask ends it; `after_slash` its digits after a slash at its end,
+    `slash_before_expiry` where a slash stands between a card and its expiry (read as a
+    space: the expiry is the group after it)."""
     run = text[start:end]
     if len(run) - run.count(" ") - run.count("-") - run.count("/") < _CARD_LENGTHS.start:
-        return run
+        return run, None
     if slash_before_expiry >= 0:
         at = slash_before_expiry - start
         run = f"{run[:at]} {run[at + 1 :]}"
@@ -190,10 +270,11 @@ def _masked_span(
         run = run[: len(run) - len(date_start)]
     pieces, kept_from = [], 0
     for date in _DATE.finditer(run):
-        pieces += [_masked_groups(run[kept_from : date.start()]), date.group(0)]
+        pieces += [_masked_groups(run[kept_from : date.start()])[0], date.group(0)]
         kept_from = date.end()
-    pieces += [_masked_groups(run[kept_from:], after_slash), date_start]
-    return "".join(pieces)
+    last, card = _masked_groups(run[kept_from:], after_slash)
+    pieces += [last, date_start]
+    return "".join(pieces), None if date_start else card
 
 
 def _date_started_at_end(run: str, text: str, end: int) -> str:
@@ -222,11 +303,13 @@ def _date_started_at_end(run: str, text: str, end: int) -> str:
     return last if goes_on.match(text, end) else ""
 
 
-def _masked_groups(run: str, after_slash: str = "") -> str:
-    """`run` (digits, spaces and dashes) with the groups of each card number in it replaced.
-    Cards found from different groups that overlap are masked as one (`_merged`).
-    `after_slash`: digits written after the run with a slash (`4242424242424242/123`), masked
-    with a card before them when they are what was typed after it."""
+def _masked_groups(run: str, after_slash: str = "") -> tuple[str, "_Card | None"]:
+    """`run` (digits, spaces and dashes) with the groups of each card number in it replaced,
+    and the card whose mask ends it, if one does and it is the card the mask shows (then what
+    is typed after the run may be its CVC or expiry). Cards found from different groups that
+    overlap are masked as one (`_merged`). `after_slash`: digits written after the run with a
+    slash (`4242424242424242/123`), masked with a card before them when they are what was
+    typed after it."""
     text = f"{run}/{after_slash}" if after_slash else run
     groups = [(group.start(), group.end()) for group in _GROUP.finditer(run)]
     # An expiry with a slash (`12/30`, `12/2030`, `1/30`) is one group, read as its month of 2
@@ -241,42 +324,47 @@ def _masked_groups(run: str, after_slash: str = "") -> str:
         typed.append(after_slash)
     digits = "".join(typed)
     if len(digits) < _CARD_LENGTHS.start:
-        return text
+        return text, None
     sizes = [len(group) for group in typed]
-    pieces, kept_from = [], 0
-    for first, last, last4 in _merged(_cards_in(digits, sizes, slashed)):
-        pieces += [text[kept_from : groups[first][0]], f"[card ****{last4}]"]
+    pieces, kept_from, ending = [], 0, None
+    for first, last, shown in _merged(_cards_in(digits, sizes, slashed)):
+        pieces += [text[kept_from : groups[first][0]], f"[card ****{shown.last4}]"]
         kept_from = groups[last][1]
+        ending = shown if last == shown.last else None
     pieces.append(text[kept_from:])
-    return "".join(pieces)
+    return "".join(pieces), ending if kept_from == len(text) else None
 
 
 class _Card(NamedTuple):
     first: int  # the group the card number starts in
     last: int  # the last group it or what was typed after it takes
-    last4: str
-    took_after: bool  # whether it took a CVC or expiry typed after it
+    number: str
+    typed_after: tuple[str, ...]  # the CVC and expiry typed after it that it took, as typed
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
 
 
-def _merged(cards: Iterable[_Card]) -> list[tuple[int, int, str]]:
+def _merged(cards: Iterable[_Card]) -> list[tuple[int, int, _Card]]:
     """`cards` (in the order of the groups they start in) with those that overlap masked as
-    one: its first group, last group and the last four digits it shows. Of two overlapping,
+    one: its first group, last group and the card whose last four it shows. Of two overlapping,
     one passes the Luhn check by chance; the one ending last shows its last four (the other
     may be digits typed before the card: `1234 4242 4242 4242 4242`), unless the one before
     took a CVC or expiry typed after it: the later one's digits run through it and are no
     card's, and its last four may be the CVC's or the expiry's own."""
-    masked: list[tuple[int, int, str]] = []
+    masked: list[tuple[int, int, _Card]] = []
     open_to_later = False  # whether the last masked shows a card that took nothing after it
     for card in cards:
         if masked and card.first <= masked[-1][1]:
-            first, last, last4 = masked[-1]
+            first, last, shown = masked[-1]
             if card.last > last:
                 if open_to_later:
-                    last4, open_to_later = card.last4, not card.took_after
-                masked[-1] = (first, card.last, last4)
+                    shown, open_to_later = card, not card.typed_after
+                masked[-1] = (first, card.last, shown)
         else:
-            masked.append((card.first, card.last, card.last4))
-            open_to_later = not card.took_after
+            masked.append((card.first, card.last, card))
+            open_to_later = not card.typed_after
     return masked
 
 
@@ -321,8 +409,8 @@ def _cards_in(digits: str, sizes: list[int], expiries: set[int]) -> Iterator[_Ca
         if as_whole is not None and (typed_on is None or as_whole[1] - start <= _MOST_CARDS_LENGTH):
             found = as_whole
         if found is not None:
-            last, end = found
-            yield _Card(first, last, digits[end - 4 : end], took_after=end < ends[last])
+            last, end, typed_after = found
+            yield _Card(first, last, digits[start:end], typed_after)
 
 
 def _card_of_whole_groups(
@@ -331,14 +419,16 @@ def _card_of_whole_groups(
     start: int,
     reach: list[int],
     passes_luhn: Callable[[int, int], bool],
-) -> tuple[int, int] | None:
+) -> tuple[int, int, tuple[str, ...]] | None:
     """The last group taken by a card number that starts at `start` and ends with one of
-    `reach` (the groups after it too, when they are its CVC and expiry), and where it ends."""
+    `reach` (the groups after it too, when they are its CVC and expiry), where it ends, and
+    the groups it took after it."""
     for last in reach:
         end = ends[last]
         if end - start in _CARD_LENGTHS and passes_luhn(start, end):
             typed = _groups_after(digits, ends, last)
-            return last + _cvc_and_expiry_taken(digits[start:end], typed), end
+            taken = _cvc_and_expiry_taken(digits[start:end], typed)
+            return last + taken, end, tuple(typed[:taken])
     return None
 
 
@@ -349,10 +439,11 @@ def _card_typed_on(
     start: int,
     reach: list[int],
     passes_luhn: Callable[[int, int], bool],
-) -> tuple[int, int] | None:
+) -> tuple[int, int, tuple[str, ...]] | None:
     """The last group taken by a card number starting at `start` that ends inside a group of
     `reach`, its CVC or expiry going on to that group's end (and the groups after it too, when
-    they are the rest of its CVC and expiry), and where the card ends."""
+    they are the rest of its CVC and expiry), where the card ends, and what it took after it
+    (the rest of its last group first)."""
     lengths = _LENGTHS_BY_FIRST_DIGIT.get(digits[start], _NO_LENGTHS)
     for last in reach:
         for length in lengths:
@@ -361,7 +452,7 @@ def _card_typed_on(
                 typed = [digits[end : ends[last]], *_groups_after(digits, ends, last)]
                 taken = _cvc_and_expiry_taken(digits[start:end], typed[:_MOST_GROUPS_TYPED_AFTER])
                 if taken:
-                    return last + taken - 1, end
+                    return last + taken - 1, end, tuple(typed[:taken])
     return None
 
 
@@ -373,18 +464,20 @@ def _groups_after(digits: str, ends: list[int], last: int) -> list[str]:
     ]
 
 
-def _cvc_and_expiry_taken(number: str, typed: list[str]) -> int:
+def _cvc_and_expiry_taken(number: str, typed: list[str], *, cvc: bool = True) -> int:
     """How many of the groups `typed` right after the card number `number` are its CVC (3
-    digits, 4 for an Amex) and its expiry, in either order, each at most once: the month
-    (01-12) alone, with the year's last two digits in the same group or the next, or a year
-    20YY. (`4242424242424242 5000` reads as a card number, then something else.) The most
-    such groups that follow each other from the first; at most 3, so constant time."""
+    digits, 4 for an Amex; none when not `cvc`) and its expiry, in either order, each at most
+    once: the month (01-12) alone, with the year in the same group (its last two digits) or
+    the next (its last two, or 20YY), or a year 20YY. (`4242424242424242 5000` reads as a
+    card number, then something else.) The most such groups that follow each other from the
+    first; at most 3 (of at most 6 groups), so constant time."""
     amex = len(number) == 15 and number.startswith(_FOUR_DIGIT_CVC_PREFIXES)
 
     def expiry_sizes(at: int) -> tuple[int, ...]:  # how many groups an expiry at `at` takes
         group = typed[at]
         if len(group) == 2 and "01" <= group <= "12":
-            return (1, 2) if at + 1 < len(typed) and len(typed[at + 1]) == 2 else (1,)
+            year = typed[at + 1] if at + 1 < len(typed) else ""
+            return (1, 2) if len(year) == 2 or (len(year) == 4 and year[:2] == "20") else (1,)
         if len(group) == 4 and ("01" <= group[:2] <= "12" or group[:2] == "20"):
             return (1,)
         return ()
@@ -399,7 +492,7 @@ def _cvc_and_expiry_taken(number: str, typed: list[str]) -> int:
             most = max(most, size + most_from(at + size, cvc_left, False))
         return most
 
-    return most_from(0, True, True)
+    return most_from(0, cvc, True)
 
 
 def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:
@@ -467,44 +560,67 @@ def mask_labelled_security_codes(text: str) -> str:
     return _LABELLED_SECURITY_CODE.sub(r"\1[cvc]", text)
 
 
-# An expiry written after its name next to a card number, as a sentence or a form gives it:
+# An expiry written after its name near a card number, as a sentence or a form gives it:
 # `4242424242424242 exp 12/2030`, `card 4242424242424242, expiry: 12/30`, `... expires on
-# 1230`, after the card's labelled security code too (`4242424242424242 cvc 123 exp 12/30`),
-# and 3 or 4 digits typed right after it, the card's CVC (`exp 12/30 123`, `exp 12/30/123`).
-# Found after the card's mask (`mask_card_numbers` masks the card first), so that an expiry
-# with no card before it is kept (`exp 12/30` alone, `card[exp_month]=12`): it is no secret
-# on its own, and an ordinary date may be written so. The name must be a word of its own
-# (`expected 12/30` is none).
+# 1230`, `exp 12/30 4242424242424242`, with a few words between them too (`exp 12/30 cvc 123
+# card 4242424242424242`, `4242424242424242 for J Doe, exp 12/30`), and 3 or 4 digits typed
+# right after it, the card's CVC (`exp 12/30 123`, `exp 12/30/123`). Found after the card's
+# mask (`mask_card_numbers` masks the card first), so that an expiry with no card near it is
+# kept (`exp 12/30` alone, `card[exp_month]=12`): it is no secret on its own, and an
+# ordinary date may be written so. Between the card and the expiry stand at most 4 words
+# (letters only, or a security code's name with its masked code) and separators, never a
+# number nor another card's mask: `4242424242424242 then 12/30/2026 exp 12/30` has a date
+# between them, which the expiry may be about as well. The name must be a word of its own
+# (`expected 12/30` is none), and starts with `e` or `v`, matched first, as
+# `_SECURITY_CODE_NAME` is. Words are taken whole (`++`) and separators share no character
+# with them, so a match is tried in time linear in the separators.
 _CARD_MASK: Final = r"\[card \*{4}[0-9]{4}\]"
 _BETWEEN_CARD_AND_NAME: Final = r"""[\s,;:|&()\[\]{}"'=/-]*"""
+_MOST_WORDS_BETWEEN_CARD_AND_EXPIRY: Final = 4
+_WORDS_BETWEEN_CARD_AND_EXPIRY: Final = (
+    rf"(?:{_BETWEEN_CARD_AND_NAME}"
+    rf"(?:{_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS}\[cvc\]"
+    rf"|[a-z]++(?![0-9_])))"
+    rf"{{0,{_MOST_WORDS_BETWEEN_CARD_AND_EXPIRY}}}{_BETWEEN_CARD_AND_NAME}"
+)
 _EXPIRY_NAME: Final = (
-    r"(?<![a-z0-9_])(?:exp(?:iry|ires|iration)?\.?(?:[ _-]?date)?|valid[ _-]?(?:thru|through))"
+    r"[ev](?<![a-z0-9_].)"
+    r"(?:(?<=e)xp(?:iry|ires|iration)?\.?(?:[ _-]?date)?|(?<=v)alid[ _-]?(?:thru|through))"
     r"(?![a-z])"
 )
-_LABELLED_EXPIRY_AFTER_CARD: Final = re.compile(
-    rf"(?P<before>{_CARD_MASK}{_BETWEEN_CARD_AND_NAME}"
-    rf"(?:{_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS}\[cvc\]"
-    rf"{_BETWEEN_CARD_AND_NAME})?"
-    rf"{_EXPIRY_NAME}(?:{_SECURITY_CODE_SEPARATOR}|[,.])*(?:(?:is|was|on){_SECURITY_CODE_SEPARATOR}+)?)"
+_LABELLED_EXPIRY: Final = (
+    rf"(?P<name>{_EXPIRY_NAME}(?:{_SECURITY_CODE_SEPARATOR}|[,.])*"
+    rf"(?:(?:is|was|on){_SECURITY_CODE_SEPARATOR}+)?)"
     r"(?:(?:0?[1-9]|1[0-2])(?: */ *| *- *| +)(?:20)?[0-9]{2}|(?:0[1-9]|1[0-2])(?:20)?[0-9]{2})"
     r"(?![0-9])"
-    r"(?:(?P<before_cvc> *[/,-] *| +)(?P<cvc>[0-9]{3,4})(?![0-9]))?",
+    r"(?:(?P<before_cvc> *[/,-] *| +)(?P<cvc>[0-9]{3,4})(?![0-9]))?"
+)
+_LABELLED_EXPIRY_AFTER_CARD: Final = re.compile(
+    rf"(?P<card>{_CARD_MASK}{_WORDS_BETWEEN_CARD_AND_EXPIRY}){_LABELLED_EXPIRY}",
+    re.IGNORECASE | re.ASCII,
+)
+_LABELLED_EXPIRY_BEFORE_CARD: Final = re.compile(
+    rf"(?P<card>){_LABELLED_EXPIRY}(?={_WORDS_BETWEEN_CARD_AND_EXPIRY}{_CARD_MASK})",
     re.IGNORECASE | re.ASCII,
 )
 
 
-def mask_labelled_expiries_after_cards(text: str) -> str:
-    """`text` with each expiry written after its name next to a masked card number
-    (`[card ****4242] exp 12/30`) replaced, the name kept (`exp [expiry]`), and the CVC typed
-    right after it too (`exp [expiry] [cvc]`)."""
+def mask_labelled_expiries_near_cards(text: str) -> str:
+    """`text` with each expiry written after its name near a masked card number (`[card
+    ****4242] exp 12/30`, `exp 12/30 [card ****4242]`) replaced, the name kept (`exp
+    [expiry]`), and the CVC typed right after it too (`exp [expiry] [cvc]`)."""
     if "[card ****" not in text:
+        return text
+    lowered = text.lower()
+    if "exp" not in lowered and "valid" not in lowered:
         return text
 
     def replace(match: re.Match[str]) -> str:
         cvc = f"{match.group('before_cvc')}[cvc]" if match.group("cvc") else ""
-        return f"{match.group('before')}[expiry]{cvc}"
+        return f"{match.group('card')}{match.group('name')}[expiry]{cvc}"
 
-    return _LABELLED_EXPIRY_AFTER_CARD.sub(replace, text)
+    masked = _LABELLED_EXPIRY_AFTER_CARD.sub(replace, text)
+    return _LABELLED_EXPIRY_BEFORE_CARD.sub(replace, masked)
 
 
 _MASK: Final = "********"

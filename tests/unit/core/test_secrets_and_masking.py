@@ -723,3 +723,217 @@ def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
     assert f"ValueError: bad form: {masked}" in text
     assert "=987" not in text
     assert PAN not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # An expiry typed MMYY after a slash, then a slash and the CVC.
+        (f"{PAN}/1230/123", "[card ****4242]"),
+        (f"card {PAN}/1230/123 declined", "card [card ****4242] declined"),
+        (f"{PAN} / 1230 / 123", "[card ****4242]"),
+        (f"{PAN}/123/1230", "[card ****4242]"),
+        (f"{PAN} 1230 123", "[card ****4242]"),
+        # Card, expiry and CVC as fields of a CSV line or a log format.
+        (f"{PAN}|12|30|123", "[card ****4242]"),
+        (f"{PAN},12,30,123", "[card ****4242]"),
+        (f"{PAN};12/30;123", "[card ****4242]"),
+        (f"{PAN}, 12, 30, 123", "[card ****4242]"),
+        (f"{PAN}|1230|123", "[card ****4242]"),
+        (f"{PAN},12/30,123", "[card ****4242]"),
+        (f"{PAN};123;12/30", "[card ****4242]"),
+        (f"{PAN},123", "[card ****4242]"),
+        ("4242 4242 4242 4242|123", "[card ****4242]"),
+        (f"{PAN} 12/30;123", "[card ****4242]"),
+        # The year written whole, as Stripe's exp_year is.
+        (f"{PAN},12,2030,123", "[card ****4242]"),
+        (f"{PAN};12/2030;123", "[card ****4242]"),
+        (f"{PAN} 12 2030 123", "[card ****4242]"),
+        ("378282246310005|12|30|1234", "[card ****0005]"),
+        # What follows them is kept.
+        (f"row {PAN},12,30,123,usd,1999", "row [card ****4242],usd,1999"),
+        (f"{PAN}|12|30|123|ok", "[card ****4242]|ok"),
+        (f"{PAN},123 4242 4242 4242 4242", "[card ****4242] [card ****4242]"),
+    ],
+)
+def test_a_cvc_and_expiry_after_a_card_with_other_separators_are_masked_with_it(
+    text: str, masked: str
+) -> None:
+    assert mask_card_numbers(text) == masked
+    assert "123" not in masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (f"{PAN} 123/12/30", "[card ****4242]"),
+        (f"card {PAN} 123/12/30 declined", "card [card ****4242] declined"),
+        (f"{PAN}/123/12/30", "[card ****4242]"),
+        (f"{PAN}-123/12/30", "[card ****4242]"),
+        (f"{PAN} 123 / 12/30", "[card ****4242]"),
+        (f"{PAN} 123/1/30", "[card ****4242]"),
+        (f"{PAN}|123|12/30", "[card ****4242]"),
+        (f"{PAN}123/12/30", "[card ****4242]"),  # the CVC typed on with no space
+        ("378282246310005 1234/12/30", "[card ****0005]"),
+    ],
+)
+def test_an_expiry_after_a_cards_cvc_and_a_slash_is_masked_with_it(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # No CVC or expiry of the card: amounts, ids, timestamps, dates.
+        (f"{PAN},5000,usd", "[card ****4242],5000,usd"),
+        (f"{PAN},1999,2026-12-01", "[card ****4242],1999,2026-12-01"),
+        (f"{PAN}|2026-12-07T16:02:41Z|1999", "[card ****4242]|2026-12-07T16:02:41Z|1999"),
+        (f"{PAN},12.50,usd", "[card ****4242],12.50,usd"),
+        (f"{PAN}|12:30:01|ok", "[card ****4242]|12:30:01|ok"),
+        (f"{PAN},30d,123", "[card ****4242],30d,123"),
+        (f"{PAN},pi_123,1999", "[card ****4242],pi_123,1999"),
+        (f"{PAN};12/30/2026;x", "[card ****4242];12/30/2026;x"),
+        (f"{PAN},123,12/30/2026", "[card ****4242],12/30/2026"),
+        (f"{PAN}|5000/123", "[card ****4242]|5000/123"),
+        # An expiry alone after a slash may start a date, as before; a month and a 4-digit
+        # year after the CVC are written as a date's are.
+        (f"{PAN}/12/30", "[card ****4242]/12/30"),
+        (f"{PAN} 123/12/2026", "[card ****4242]/12/2026"),
+        # Commas never join groups into a card: amounts and lists.
+        ("amounts 1000,2000,3000,4000,5000", "amounts 1000,2000,3000,4000,5000"),
+        ("total 1,234,567,890,123,456", "total 1,234,567,890,123,456"),
+        ("ids 12,30,123", "ids 12,30,123"),
+    ],
+)
+def test_what_no_card_takes_after_it_is_kept_whatever_the_separator(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+def test_a_card_in_a_csv_or_log_line_is_masked_with_its_cvc_and_expiry() -> None:
+    rng = random.Random(1230123)
+    cards = ("4242424242424242", "5555555555554444", "378282246310005", "6011111111111117")
+    for _ in range(1000):
+        card = rng.choice(cards)
+        cvc = "".join(rng.choice("0123456789") for _ in range(4 if len(card) == 15 else 3))
+        month, year = f"{rng.randint(1, 12):02d}", f"{rng.randint(26, 40)}"
+        separator = rng.choice([",", ";", "|", ", ", " | "])
+        fields = rng.choice(
+            [
+                [month, year, cvc],
+                [month, f"20{year}", cvc],
+                [f"{month}/{year}", cvc],
+                [f"{month}{year}", cvc],
+                [cvc, f"{month}/{year}"],
+                [cvc],
+            ]
+        )
+        typed = separator.join([card, *fields])
+        if rng.random() < 0.3:  # slashes instead: an expiry MMYY and the CVC, or the reverse
+            slashed = [f"{card}/{month}{year}/{cvc}", f"{card}/{cvc}/{month}/{year}"]
+            # (Not an Amex's CVC that reads as a year before a month and a day, `2026/12/31`:
+            # that is kept whole as a date, as dates after a card are.)
+            if cvc[:2] not in ("19", "20"):
+                slashed.append(f"{card} {cvc}/{month}/{year}")
+            typed = rng.choice(slashed)
+        after = rng.choice(["", f"{separator}usd", f"{separator}ok.", " declined"])
+        text = f"ref 1234567{separator}{typed}{after}"
+        assert mask_card_numbers(text) == (
+            f"ref 1234567{separator}[card ****{card[-4:]}]{after}"
+        ), text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # A labelled expiry before the card, with the CVC typed right after it.
+        (f"exp 12/30 {PAN}", "exp [expiry] [card ****4242]"),
+        (f"exp 12/30 123 {PAN}", "exp [expiry] [cvc] [card ****4242]"),
+        (f"exp 12/30/123 {PAN}", "exp [expiry]/[cvc] [card ****4242]"),
+        (
+            f"exp 12/30 cvc 123 card {PAN}",
+            "exp [expiry] cvc [cvc] card [card ****4242]",
+        ),
+        (
+            f"name J Doe exp 12/30 123 {PAN}",
+            "name J Doe exp [expiry] [cvc] [card ****4242]",
+        ),
+        (f"expiry: 12/2030, card: {PAN}", "expiry: [expiry], card: [card ****4242]"),
+        (
+            f'{{"exp": "12/30", "cvc": "123", "number": "{PAN}"}}',
+            '{"exp": "[expiry]", "cvc": "[cvc]", "number": "[card ****4242]"}',
+        ),
+        (
+            "valid thru 12/30 name J Doe 4242 4242 4242 4242",
+            "valid thru [expiry] name J Doe [card ****4242]",
+        ),
+        # After the card, with a few words between them.
+        (f"{PAN} for J Doe, exp 12/30 123", "[card ****4242] for J Doe, exp [expiry] [cvc]"),
+        (f"card {PAN} (visa) expires 1230.", "card [card ****4242] (visa) expires [expiry]."),
+    ],
+)
+def test_a_labelled_expiry_a_few_words_from_a_card_is_masked_with_the_cvc_after_it(
+    text: str, masked: str
+) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"cvc 123 and then, much later in the line, order 55 failed for card {PAN}",
+        f"{PAN} declined at 12:00:01 for order 55 (attempt 2 of 5); cvc is 123",
+        f"retry: security code 123 / 99 attempts / card={PAN}",
+        f"{{'cvc': '123', 'meta': {{'order': 55}}, 'number': '{PAN}'}}",
+        f"card[cvc]=123&amount=1000&card[number]={PAN}",
+    ],
+)
+def test_a_labelled_cvc_never_survives_anywhere_in_a_text_with_a_card(text: str) -> None:
+    masked = mask_card_numbers(text)
+    assert "123" not in masked
+    assert "[cvc]" in masked
+    assert PAN not in masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # An unlabelled number that is not typed right after the card or a labelled expiry
+        # near it is no CVC: before the card, or with words between.
+        f"retry 123 of {PAN}",
+        f"123 {PAN}",
+        f"{PAN} declined, 123 retries left",
+        f"{PAN} then 12/30/2026 exp 12/30",
+        # Too far from the card (5 words), or with a number between them.
+        f"exp 12/30 and a b c d {PAN}",
+        f"exp 12/30 for order 1234 {PAN}",
+        f"expected 12/30 123 {PAN}",
+        "exp 12/30 123, no card here",
+    ],
+)
+def test_unlabelled_numbers_away_from_a_card_are_left_alone(text: str) -> None:
+    masked = mask_card_numbers(text)
+    assert masked == text.replace(PAN, "[card ****4242]")
+
+
+def test_long_texts_of_cards_with_separators_and_labelled_expiries_are_masked_whole() -> None:
+    """Inputs that would make a backtracking regex take time quadratic in their length."""
+    csv = f"{PAN},12,30,123;" * 5_000
+    assert mask_card_numbers(csv) == "[card ****4242];" * 5_000
+    slashed = f"{PAN}/1230/123 {PAN} 123/12/30 " * 3_000
+    assert mask_card_numbers(slashed) == "[card ****4242] " * 6_000
+    commas = f"{PAN}" + ",123" * 50_000
+    assert mask_card_numbers(commas) == "[card ****4242]" + ",123" * 49_999
+    separators = "=" * 100_000
+    assert mask_card_numbers(f"exp 12/30 {separators} {PAN}") == (
+        f"exp [expiry] {separators} [card ****4242]"
+    )
+    words = "abc " * 25_000
+    assert mask_card_numbers(f"exp 12/30 {words}{PAN}") == f"exp 12/30 {words}[card ****4242]"
+    long_word = "a" * 100_000
+    assert mask_card_numbers(f"{PAN} {long_word} exp 12/30") == (
+        f"[card ****4242] {long_word} exp [expiry]"
+    )
+    expiries = "exp 12/30 " * 10_000
+    assert mask_card_numbers(f"{expiries}{PAN}") == (
+        f"{expiries[:-10]}exp [expiry] [card ****4242]"
+    )
