@@ -518,25 +518,24 @@ def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:
     return passes
 
 
-# A security code written after its name, as a form body, JSON, a repr or a sentence gives
-# it: `cvc=123`, `card[cvc]=123`, `card%5Bcvc%5D=123`, `"cvc": "123"`, `CVV2: 1234`,
-# `security code 123`. The name must start a word or follow an escape (`%5B`, an encoded
-# `[`), so that `acid 123` keeps its number; what follows it is separators (`cvc_check:
-# pass`, `cvc_check=1` are no codes) and at most two of a few words that say the code comes
-# next (`cvc is 123`, `security code was 1234`, `cvc number: 123`; not any word: `the cvc was
-# wrong; 123 retries` keeps its count), then the code, 3 or 4 digits and no more (`cvc 12345`
-# is something else). Every name starts with `c` or `s`, matched first, and the letter after it
-# is checked next, before the lookbehinds that check it starts a word: a pattern opening with
-# a set of characters is scanned for in C, and most `c`s and `s`s in a text fail at the next
-# letter: nearly three times as fast on a log text as a pattern opening with the lookbehinds.
-# Separators, those words and digits share no character, so a match is tried in time linear
-# in the separators, whatever the text.
+# A security code written after its name, as a form body, JSON, a repr or a sentence gives it:
+# `cvc=123`, `card[cvc]=123`, `card%5Bcvc%5D=123`, `"cvc": "123"`, `CVV2: 1234`, `security code
+# 123`, `cvc #123`, `cvc-123`, `cvc(123)`. The name must start a word or follow an escape (`%5B`, an
+# encoded `[`), so that `acid 123` keeps its number; what follows it is separators (`cvc_check:
+# pass`, `cvc_check=1` are no codes) and at most two of a few words that say the code comes next
+# (`cvc is 123`, `security code was 1234`, `cvc number: 123`; not any word: `the cvc was wrong; 123
+# retries` keeps its count), then the code, 3 or 4 digits and no more (`cvc 12345` is something
+# else). Every name starts with `c` or `s`, matched first, and the letter after it is checked next,
+# before the lookbehinds that check it starts a word: a pattern opening with a set of characters is
+# scanned for in C, and most `c`s and `s`s in a text fail at the next letter: nearly three times as
+# fast on a log text as a pattern opening with the lookbehinds. Separators, those words and digits
+# share no character, so a match is tried in time linear in the separators, whatever the text.
 _SECURITY_CODE_NAME: Final = (
     r"[cs](?=[aveis])(?:(?<![a-z0-9_].)|(?<=%[0-9a-f]{2}.))"
     r"(?:(?<=c)(?:ard[ _-]?(?:cvc2?|cvv2?|csc|cid)|vc2?|vv2?|sc|id)"
     r"|(?<=s)ecurity(?:[ _+-]|%20)?code)"
 )
-_SECURITY_CODE_SEPARATOR: Final = r"""(?:[\s=:"'\\\]]|%(?:2[027]|3[ad]|5d))"""
+_SECURITY_CODE_SEPARATOR: Final = r"""(?:[\s=:"'\\\]#(-]|%(?:2[02378]|3[ad]|5d))"""
 _SECURITY_CODE_FOLLOWS: Final = (
     rf"(?:(?:is|was|number|num|no|code|value|entered|provided|given){_SECURITY_CODE_SEPARATOR}+)"
     r"{0,2}"

@@ -431,6 +431,14 @@ def test_a_slash_does_not_join_other_numbers(text: str) -> None:
         ('{\\"cvc\\": \\"123\\"}', '{\\"cvc\\": \\"[cvc]\\"}'),
         ("cvc\t123", "cvc\t[cvc]"),
         ("cvc=123&cvv=456", "cvc=[cvc]&cvv=[cvc]"),
+        ("cvc #123", "cvc #[cvc]"),
+        ("CVV#1234", "CVV#[cvc]"),
+        ("cvc-123", "cvc-[cvc]"),
+        ("cvc - 123", "cvc - [cvc]"),
+        ("cvc(123)", "cvc([cvc])"),
+        ("security code (123)", "security code ([cvc])"),
+        ("cvc%23123", "cvc%23[cvc]"),
+        ("cvc%28123%29", "cvc%28[cvc]%29"),
     ],
 )
 def test_a_security_code_written_after_its_name_is_masked(text: str, masked: str) -> None:
@@ -448,6 +456,8 @@ def test_a_security_code_written_after_its_name_is_masked(text: str, masked: str
         "cvc_check=unchecked&address_line1_check=pass",
         "address_line1_check: 123",
         "cvc_check=123",
+        "cvc-check 123",
+        "cvc(s) 123",
         "acid 123",  # a name inside a word
         "decided 1234",
         "xcvc=123",
