@@ -26,6 +26,7 @@ AUDIT_ACTIONS = (
     "put_back_cvc",
     "update_details",
     "declare_key_version_lost",
+    "check_fingerprints",
 )
 # Events a page unless --limit says otherwise, and the most the vault lists in one.
 DEFAULT_AUDIT_LIMIT = 20

@@ -77,6 +77,10 @@ class AuditAction(Enum):
     # A key version missing from the key ring declared lost for good (or the declaration
     # refused); the version is the event's key version.
     DECLARE_KEY_VERSION_LOST = "declare_key_version_lost"
+    # A batch of an account's cards whose held fingerprints were checked against their own
+    # (`remit.vault.fingerprint_checks`): one event per batch, counting each answer and naming
+    # the first few cards opened for it, as a listing's left-out cards are.
+    CHECK_FINGERPRINTS = "check_fingerprints"
 
 
 @dataclass(frozen=True)

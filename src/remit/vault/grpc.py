@@ -24,6 +24,7 @@ from remit.vault.domain import (
     ListedCard,
     StoredCredential,
 )
+from remit.vault.fingerprint_checks import FingerprintCheck
 from remit.vault.service import NewCardDetails, VaultService
 from remit_api.common.v1 import common_pb2
 from remit_api.vault.v1 import vault_pb2, vault_pb2_grpc
@@ -38,6 +39,10 @@ _ACTIONS = {
     action: vault_pb2.AuditAction.Value(f"AUDIT_ACTION_{action.name}") for action in AuditAction
 }
 _ACTIONS_FROM_PROTO = {number: action for action, number in _ACTIONS.items()}
+_FINGERPRINT_CHECKS = {
+    check: vault_pb2.FingerprintCheck.Value(f"FINGERPRINT_CHECK_{check.name}")
+    for check in FingerprintCheck
+}
 DEFAULT_CARD_LISTING = 100
 
 
@@ -207,6 +212,25 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             card=card_details_message(updated.summary),
             billing_details=billing_details_message(dict(updated.billing_details)),
             changed=updated.changed,
+        )
+
+    async def CheckCardFingerprints(
+        self, request: vault_pb2.CheckCardFingerprintsRequest, context: Context
+    ) -> vault_pb2.CheckCardFingerprintsResponse:
+        checked = await self._service.check_fingerprints(
+            _account(request),
+            [(card.vault_token, card.fingerprint) for card in request.cards],
+            requester=_requester(request),
+        )
+        return vault_pb2.CheckCardFingerprintsResponse(
+            cards=[
+                vault_pb2.CheckedFingerprint(
+                    vault_token=card.vault_token,
+                    check=_FINGERPRINT_CHECKS[card.check],
+                    fingerprint=card.fingerprint,
+                )
+                for card in checked
+            ]
         )
 
     async def ListCardsCreatedBefore(

@@ -13,7 +13,7 @@ stay in autocommit; every other unit of work is a transaction on the engine.
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -66,6 +66,7 @@ from remit.vault.domain import (
     OutboundAuthorization,
     StoredCard,
 )
+from remit.vault.fingerprint_checks import CheckedFingerprint, FingerprintCheck, check_fingerprint
 from remit.vault.forward_replay import request_digest
 from remit.vault.forwarding import Destination
 from remit.vault.forwards_in_flight import forward_may_still_commit_for
@@ -103,6 +104,8 @@ DEFAULT_RESEAL_BATCH: Final = 100
 MAX_RESEAL_BATCH: Final = 1000
 TEST_CARD_YEARS_AHEAD: Final = 5
 MAX_CARD_LISTING: Final = 1000
+# The most cards one fingerprint check takes (`VaultService.check_fingerprints`).
+MAX_FINGERPRINT_CHECKS: Final = 500
 # A listing call reads at most this many cards per card it may list (its `limit`), however
 # many it leaves out, and names at most `NAMED_LEFT_OUT` of those in its audit and log.
 SCANNED_PER_LISTED: Final = 10
@@ -1044,6 +1047,44 @@ class VaultService:
                 return scan
             last = scan.scanned_through
             after = (last.created_at, last.token)
+
+    async def check_fingerprints(
+        self, account_id: str, held: Sequence[tuple[str, str]], *, requester: str
+    ) -> list[CheckedFingerprint]:
+        """What each held (vault token, fingerprint) is to its card of `account_id`, in the
+        order given (`remit.vault.fingerprint_checks`). Audited as one event for the batch:
+        how many cards had each answer, and the first few of those opened to tell that their
+        fingerprint was replaced; a card of another account, or none, is answered UNKNOWN as
+        a card that does not exist, and counted with those."""
+        if not 1 <= len(held) <= MAX_FINGERPRINT_CHECKS:
+            raise invalid(f"Give 1 to {MAX_FINGERPRINT_CHECKS} cards to check.", "cards")
+        async with self._engine.begin() as db:
+            found = await SqlVaultRepository(db).get_cards(sorted({token for token, _ in held}))
+        ring = self._keys.load()
+        checked = [
+            check_fingerprint(ring, account_id, token, fingerprint, found.get(token))
+            for token, fingerprint in held
+        ]
+        counts = ", ".join(
+            f"{sum(1 for c in checked if c.check is check)} {check.value}"
+            for check in FingerprintCheck
+        )
+        opened = [c.vault_token for c in checked if c.opened]
+        purpose = f"check_fingerprints: {len(checked)} cards ({counts})"
+        if opened:
+            purpose += f"; opened {_first_tokens(opened)}"
+        await self._audit(
+            AuditEvent(
+                id=new_id("vae"),
+                created_at=self._clock.now(),
+                action=AuditAction.CHECK_FINGERPRINTS,
+                requester=requester,
+                purpose=purpose,
+                succeeded=True,
+                account_id=account_id,
+            )
+        )
+        return checked
 
     async def _card(self, account_id: str, token: str) -> StoredCard:
         async with self._statement() as repo:

@@ -30,6 +30,50 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FingerprintCheck:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FingerprintCheckEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FingerprintCheck.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FINGERPRINT_CHECK_UNSPECIFIED: _FingerprintCheck.ValueType  # 0
+    FINGERPRINT_CHECK_CURRENT: _FingerprintCheck.ValueType  # 1
+    """The card's fingerprint is its account's own, and the one held."""
+    FINGERPRINT_CHECK_REPLACED: _FingerprintCheck.ValueType  # 2
+    """The one held is the card's fingerprint under the key every account shared; its account's
+    own (`fingerprint`) replaced it.
+    """
+    FINGERPRINT_CHECK_PENDING: _FingerprintCheck.ValueType  # 3
+    """The card still has the fingerprint every account shared: the vault has not re-sealed it
+    yet. Ask again later.
+    """
+    FINGERPRINT_CHECK_UNKNOWN: _FingerprintCheck.ValueType  # 4
+    """No answer: no such card of the account, a card deleted before it had its account's
+    fingerprint (its number is gone), a card that could not be opened, or a held fingerprint
+    that is neither of the card's.
+    """
+
+class FingerprintCheck(_FingerprintCheck, metaclass=_FingerprintCheckEnumTypeWrapper):
+    """How a held fingerprint stands against its card's."""
+
+FINGERPRINT_CHECK_UNSPECIFIED: FingerprintCheck.ValueType  # 0
+FINGERPRINT_CHECK_CURRENT: FingerprintCheck.ValueType  # 1
+"""The card's fingerprint is its account's own, and the one held."""
+FINGERPRINT_CHECK_REPLACED: FingerprintCheck.ValueType  # 2
+"""The one held is the card's fingerprint under the key every account shared; its account's
+own (`fingerprint`) replaced it.
+"""
+FINGERPRINT_CHECK_PENDING: FingerprintCheck.ValueType  # 3
+"""The card still has the fingerprint every account shared: the vault has not re-sealed it
+yet. Ask again later.
+"""
+FINGERPRINT_CHECK_UNKNOWN: FingerprintCheck.ValueType  # 4
+"""No answer: no such card of the account, a card deleted before it had its account's
+fingerprint (its number is gone), a card that could not be opened, or a held fingerprint
+that is neither of the card's.
+"""
+Global___FingerprintCheck: _TypeAlias = FingerprintCheck  # noqa: Y015
+
 class _AuditAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -72,6 +116,11 @@ class _AuditActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActi
     """A key version missing from the key ring was declared lost (succeeded), or the declaration
     was refused (not succeeded); the version is the event's key version.
     """
+    AUDIT_ACTION_CHECK_FINGERPRINTS: _AuditAction.ValueType  # 17
+    """A batch of an account's cards whose held fingerprints were checked against their own
+    (`CheckCardFingerprints`): one event per batch, counting each answer; the cards opened to
+    tell a replaced fingerprint are named in the purpose, the first few of them.
+    """
 
 class AuditAction(_AuditAction, metaclass=_AuditActionEnumTypeWrapper):
     """What an audit event records."""
@@ -111,6 +160,11 @@ metadata (succeeded), or the change was refused (not succeeded).
 AUDIT_ACTION_DECLARE_KEY_VERSION_LOST: AuditAction.ValueType  # 16
 """A key version missing from the key ring was declared lost (succeeded), or the declaration
 was refused (not succeeded); the version is the event's key version.
+"""
+AUDIT_ACTION_CHECK_FINGERPRINTS: AuditAction.ValueType  # 17
+"""A batch of an account's cards whose held fingerprints were checked against their own
+(`CheckCardFingerprints`): one event per batch, counting each answer; the cards opened to
+tell a replaced fingerprint are named in the purpose, the first few of them.
 """
 Global___AuditAction: _TypeAlias = AuditAction  # noqa: Y015
 
@@ -156,6 +210,111 @@ class CardDetails(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CardDetails: _TypeAlias = CardDetails  # noqa: Y015
+
+@_typing.final
+class CheckCardFingerprintsRequest(_message.Message):
+    """The cards of one account whose fingerprints the caller holds, to check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CARDS_FIELD_NUMBER: _builtins.int
+    REQUESTER_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    requester: _builtins.str
+    """Who is asking, e.g. "worker" (audit log)."""
+    @_builtins.property
+    def cards(self) -> _containers.RepeatedCompositeFieldContainer[Global___HeldFingerprint]:
+        """1 to 500 cards."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        cards: _abc.Iterable[Global___HeldFingerprint] | None = ...,
+        requester: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "cards", b"cards", "requester", b"requester"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCardFingerprintsRequest: _TypeAlias = CheckCardFingerprintsRequest  # noqa: Y015
+
+@_typing.final
+class HeldFingerprint(_message.Message):
+    """A card by its vault token, and the fingerprint the caller holds for it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    vault_token: _builtins.str
+    fingerprint: _builtins.str
+    def __init__(
+        self,
+        *,
+        vault_token: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint", "vault_token", b"vault_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HeldFingerprint: _TypeAlias = HeldFingerprint  # noqa: Y015
+
+@_typing.final
+class CheckCardFingerprintsResponse(_message.Message):
+    """One answer per card asked about, in the order asked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cards(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckedFingerprint]: ...
+    def __init__(
+        self,
+        *,
+        cards: _abc.Iterable[Global___CheckedFingerprint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards", b"cards"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCardFingerprintsResponse: _TypeAlias = CheckCardFingerprintsResponse  # noqa: Y015
+
+@_typing.final
+class CheckedFingerprint(_message.Message):
+    """What a held fingerprint is to its card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VAULT_TOKEN_FIELD_NUMBER: _builtins.int
+    CHECK_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    vault_token: _builtins.str
+    check: Global___FingerprintCheck.ValueType
+    fingerprint: _builtins.str
+    """The card's fingerprint in its account, for CURRENT and REPLACED; empty otherwise."""
+    def __init__(
+        self,
+        *,
+        vault_token: _builtins.str = ...,
+        check: Global___FingerprintCheck.ValueType = ...,
+        fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "fingerprint", b"fingerprint", "vault_token", b"vault_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckedFingerprint: _TypeAlias = CheckedFingerprint  # noqa: Y015
 
 @_typing.final
 class TokenizeCardRequest(_message.Message):

@@ -110,6 +110,11 @@ class VaultServiceStub:
                 request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.SerializeToString,
                 response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.FromString,
                 _registered_method=True)
+        self.CheckCardFingerprints = channel.unary_unary(
+                '/remit_api.vault.v1.VaultService/CheckCardFingerprints',
+                request_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsRequest.SerializeToString,
+                response_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsResponse.FromString,
+                _registered_method=True)
 
 
 class VaultServiceServicer:
@@ -247,6 +252,19 @@ class VaultServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckCardFingerprints(self, request, context):
+        """Checks the fingerprints a caller holds for some of an account's cards against each card's
+        fingerprint now, for the core to move its copies onto the account's own fingerprint (vault
+        migration 0010): a held fingerprint that the card had under the key every account shared,
+        which its account's own replaced, is answered REPLACED with the account's. The vault works
+        that out from the card's number, which never leaves it; it never tells a card's shared
+        fingerprint, only whether the one held is it. Audited as one event per call (how many cards
+        of each answer), never one per card. INVALID_ARGUMENT for no cards, or more than 500.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VaultServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -324,6 +342,11 @@ def add_VaultServiceServicer_to_server(servicer, server):
                     servicer.UpdateCardDetails,
                     request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.FromString,
                     response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.SerializeToString,
+            ),
+            'CheckCardFingerprints': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCardFingerprints,
+                    request_deserializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsRequest.FromString,
+                    response_serializer=remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -732,6 +755,33 @@ class VaultService:
             '/remit_api.vault.v1.VaultService/UpdateCardDetails',
             remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsRequest.SerializeToString,
             remit__api_dot_vault_dot_v1_dot_vault__pb2.UpdateCardDetailsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCardFingerprints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/remit_api.vault.v1.VaultService/CheckCardFingerprints',
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsRequest.SerializeToString,
+            remit__api_dot_vault_dot_v1_dot_vault__pb2.CheckCardFingerprintsResponse.FromString,
             options,
             channel_credentials,
             insecure,

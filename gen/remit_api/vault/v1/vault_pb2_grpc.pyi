@@ -106,6 +106,15 @@ class VaultServiceStub:
     `vault_test_card_shared`) for a test id's card, which every payment method made of that
     test id shares.
     """
+    CheckCardFingerprints: _grpc.UnaryUnaryMultiCallable[_vault_pb2.CheckCardFingerprintsRequest, _vault_pb2.CheckCardFingerprintsResponse]
+    """Checks the fingerprints a caller holds for some of an account's cards against each card's
+    fingerprint now, for the core to move its copies onto the account's own fingerprint (vault
+    migration 0010): a held fingerprint that the card had under the key every account shared,
+    which its account's own replaced, is answered REPLACED with the account's. The vault works
+    that out from the card's number, which never leaves it; it never tells a card's shared
+    fingerprint, only whether the one held is it. Audited as one event per call (how many cards
+    of each answer), never one per card. INVALID_ARGUMENT for no cards, or more than 500.
+    """
 
 @_typing.type_check_only
 class VaultServiceAsyncStub(VaultServiceStub):
@@ -175,6 +184,15 @@ class VaultServiceAsyncStub(VaultServiceStub):
     not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
     `vault_test_card_shared`) for a test id's card, which every payment method made of that
     test id shares.
+    """
+    CheckCardFingerprints: _aio.UnaryUnaryMultiCallable[_vault_pb2.CheckCardFingerprintsRequest, _vault_pb2.CheckCardFingerprintsResponse]  # type: ignore[assignment]
+    """Checks the fingerprints a caller holds for some of an account's cards against each card's
+    fingerprint now, for the core to move its copies onto the account's own fingerprint (vault
+    migration 0010): a held fingerprint that the card had under the key every account shared,
+    which its account's own replaced, is answered REPLACED with the account's. The vault works
+    that out from the card's number, which never leaves it; it never tells a card's shared
+    fingerprint, only whether the one held is it. Audited as one event per call (how many cards
+    of each answer), never one per card. INVALID_ARGUMENT for no cards, or more than 500.
     """
 
 class VaultServiceServicer:
@@ -317,6 +335,20 @@ class VaultServiceServicer:
         not authenticate (refused as tampered, never re-sealed); FAILED_PRECONDITION (code
         `vault_test_card_shared`) for a test id's card, which every payment method made of that
         test id shares.
+        """
+
+    def CheckCardFingerprints(
+        self,
+        request: _vault_pb2.CheckCardFingerprintsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vault_pb2.CheckCardFingerprintsResponse, _abc.Awaitable[_vault_pb2.CheckCardFingerprintsResponse]]:
+        """Checks the fingerprints a caller holds for some of an account's cards against each card's
+        fingerprint now, for the core to move its copies onto the account's own fingerprint (vault
+        migration 0010): a held fingerprint that the card had under the key every account shared,
+        which its account's own replaced, is answered REPLACED with the account's. The vault works
+        that out from the card's number, which never leaves it; it never tells a card's shared
+        fingerprint, only whether the one held is it. Audited as one event per call (how many cards
+        of each answer), never one per card. INVALID_ARGUMENT for no cards, or more than 500.
         """
 
 def add_VaultServiceServicer_to_server(servicer: VaultServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
