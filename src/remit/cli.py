@@ -50,6 +50,7 @@ _SUBCOMMAND_DESTS = (
     "held_requests_command",
     "jobs_command",
     "balance_release_failures_command",
+    "card_fingerprints_command",
 )
 
 
@@ -467,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_held_request_commands(commands)
     _add_job_commands(commands)
     _add_balance_release_failure_commands(commands)
+    _add_card_fingerprint_commands(commands)
 
     for role in PROCESS_ROLES:
         if role == "vault":
@@ -773,6 +775,37 @@ def _add_job_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     _add_platform_flags(failed)
 
 
+def _add_card_fingerprint_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+) -> None:
+    group = commands.add_parser(
+        "card-fingerprints", help="the core's copies of card fingerprints (vault migration 0010)"
+    )
+    actions = group.add_subparsers(dest="card_fingerprints_command", required=True)
+    convert = actions.add_parser(
+        "convert",
+        help="give payment methods, tokens and Radar lists each account's own fingerprints now",
+        description=(
+            "Since vault migration 0010 a card's fingerprint is its account's own; the payment "
+            "methods and tokens made before the vault re-sealed their card hold the fingerprint "
+            "every account shared, as do the Radar card_fingerprint list items and velocity "
+            "counters made of it. The worker converts them every ten minutes; this runs one "
+            "pass now: it asks the vault about each payment method and token not yet known to "
+            "hold its account's fingerprint (the vault answers from the card's number, which "
+            "never leaves it), rewrites those whose fingerprint was replaced, and the "
+            "account's Radar list items and counters of the old one, in batches of 500. It "
+            "reads the core database itself and calls the vault: a core database not migrated "
+            "to this version (remit migrate) is refused. Safe to run again, or beside the "
+            "worker. Prints counts only. Exits 0 when every payment method and token holds "
+            "its account's fingerprint, 1 when some are left (cards the vault has not "
+            "re-sealed yet: run remit vault reseal-cards first; or cards it could not answer "
+            "for), 2 on a schema not at this version's or a call the vault refused, 75 when "
+            "the database or the vault was out of reach."
+        ),
+    )
+    _add_platform_flags(convert)
+
+
 def _add_balance_release_failure_commands(
     commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
 ) -> None:
@@ -981,6 +1014,10 @@ def _run_command(args: argparse.Namespace, config: PlatformConfig) -> int:
         if args.balance_release_failures_command == "list":
             return release_failures.list_command(config, limit=args.limit, out=sys.stdout)
         return release_failures.retry_command(config, txn_id=args.id, out=sys.stdout)
+    if args.command == "card-fingerprints":
+        from remit.payment_methods.fingerprints_command import convert_fingerprints_command
+
+        return convert_fingerprints_command(config, out=sys.stdout)
     if args.command == "radar":
         return _radar_command(args, config)
     if args.command == "accounts" and args.accounts_command == "create":

@@ -11,9 +11,11 @@ to do next. The codes:
 0  the command did what it was asked, and found nothing wrong
 1  it ran and found something wrong (`ledger verify`, `reconcile`: mismatches, ledger
    differences; `held-requests list`: requests held unfinished; `jobs failed`: jobs failed for
-   good; `balance-release-failures list`: due funds set aside), or what it tried did not take
-   (`webhooks resend`: the endpoint refused the delivery; `held-requests retry`: the request is
-   still held; `balance-release-failures retry`: the database refused the move again)
+   good; `balance-release-failures list`: due funds set aside; `card-fingerprints convert`:
+   payment methods or tokens left with a fingerprint not their account's), or what it tried
+   did not take (`webhooks resend`: the endpoint refused the delivery; `held-requests retry`:
+   the request is still held; `balance-release-failures retry`: the database refused the move
+   again)
 2  it refused its input (bad arguments, a malformed or future date, an unknown id, a state
    that forbids it, a setting missing or malformed, a database that refuses the URL's user,
    password or database name), or a service it calls (the core, the vault, the acquirer, the
@@ -55,7 +57,8 @@ EXIT_INTERRUPTED: Final = 130
 
 EXIT_CODES_HELP: Final = (
     "Exit codes: 0 done, nothing wrong found; 1 it ran and found something wrong (ledger "
-    "verify, reconcile, held requests, failed jobs or set-aside releases listed) or what it "
+    "verify, reconcile, held requests, failed jobs or set-aside releases listed, card "
+    "fingerprints left to convert) or what it "
     "retried did not take (webhooks resend, held-requests retry, balance-release-failures "
     "retry); 2 refused: bad "
     "arguments, an unknown id, a state that forbids it, a setting missing or wrong, or a "

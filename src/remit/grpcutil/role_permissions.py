@@ -12,7 +12,9 @@ than it already needed:
   settlement reports for reconciliation (and looks operations up, as the payment path does,
   to place an item on its settlement day) and changes a saved card's expiry and billing
   details in the vault when its payment method is updated; the worker lists and deletes vault
-  cards no payment method references (`remit.payment_methods.vault_sweep`).
+  cards no payment method references (`remit.payment_methods.vault_sweep`), and checks the
+  fingerprints the core holds against the cards' own (`remit.payment_methods.
+  fingerprint_conversion`).
 - vault: authorizations forwarded to the acquirer (`remit.vault.forwarding`).
 - acquirer: nothing; it calls no one.
 - admin: every method of every service, reflection included (the CLI's commands: API keys,
@@ -94,7 +96,7 @@ ALLOWED: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
         ACQUIRER_SERVICE: _PAYMENT_PATH_ACQUIRER | {"GetSettlementReport"},
     },
     WORKER: {
-        VAULT_SERVICE: _PAYMENT_PATH_VAULT | {"ListCardsCreatedBefore"},
+        VAULT_SERVICE: _PAYMENT_PATH_VAULT | {"ListCardsCreatedBefore", "CheckCardFingerprints"},
         ACQUIRER_SERVICE: _PAYMENT_PATH_ACQUIRER,
     },
     VAULT: {ACQUIRER_SERVICE: frozenset({"Authorize"})},

@@ -1,10 +1,11 @@
 """PaymentMethod and Token persistence inside the caller's transaction."""
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, union, update
+from sqlalchemy import exists, func, select, text, union, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -146,6 +147,30 @@ def _token_from_row(row: Row[tuple[object, ...]]) -> Token:
         used=m["used"],
         test_id=m["test_id"],
     )
+
+
+@dataclass(frozen=True)
+class HeldFingerprintRow:
+    """A payment method's or token's card, by the fingerprint it holds, not yet known to be
+    its account's own (`fingerprint_scope` 1)."""
+
+    id: str
+    account_id: str
+    vault_token: str
+    fingerprint: str
+
+
+# The rows a conversion sets to the account's fingerprint (`checked`): each only if it still
+# holds the fingerprint the vault was asked about and was not converted meanwhile.
+_RECORD_CHECKED = """
+UPDATE {table} AS t SET fingerprint = checked.fingerprint, fingerprint_scope = 2
+FROM unnest(CAST(:ids AS text[]), CAST(:held AS text[]), CAST(:fingerprints AS text[]))
+    AS checked(id, held, fingerprint)
+WHERE t.account_id = :account_id AND t.id = checked.id AND t.fingerprint = checked.held
+    AND t.fingerprint_scope = 1
+"""
+
+_FINGERPRINT_TABLES = {"payment_methods": payment_methods, "tokens": tokens}
 
 
 class SqlPaymentMethodRepository:
@@ -363,6 +388,45 @@ class SqlPaymentMethodRepository:
         """Whether any payment method or token at all exists, of any account."""
         query = select(exists().select_from(payment_methods) | exists().select_from(tokens))
         return bool((await self._sa.execute(query)).scalar_one())
+
+    async def fingerprints_to_convert(
+        self, table: str, *, after: str | None, limit: int
+    ) -> Sequence[HeldFingerprintRow]:
+        """Up to `limit` rows of `table` ("payment_methods" or "tokens") whose fingerprint is
+        not known to be their account's own, by id after `after` (through the partial index
+        of those rows, core migration 0088)."""
+        t = _FINGERPRINT_TABLES[table]
+        query = (
+            select(t.c.id, t.c.account_id, t.c.vault_token, t.c.fingerprint)
+            .where(t.c.fingerprint_scope == 1)
+            .order_by(t.c.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(t.c.id > after)
+        rows = await self._sa.execute(query)
+        return [
+            HeldFingerprintRow(row.id, row.account_id, row.vault_token, row.fingerprint)
+            for row in rows
+        ]
+
+    async def record_account_fingerprints(
+        self, table: str, account_id: str, checked: Sequence[tuple[str, str, str]]
+    ) -> int:
+        """Set each (id, fingerprint held, account's fingerprint) row of `table` to its
+        account's fingerprint, known to be so (`_RECORD_CHECKED`); how many changed."""
+        if not checked:
+            return 0
+        result = await self._sa.execute(
+            text(_RECORD_CHECKED.format(table=_FINGERPRINT_TABLES[table].name)),
+            {
+                "account_id": account_id,
+                "ids": [row[0] for row in checked],
+                "held": [row[1] for row in checked],
+                "fingerprints": [row[2] for row in checked],
+            },
+        )
+        return int(result.rowcount)
 
     async def vault_sweep_watermark(self, name: str) -> tuple[datetime, str] | None:
         """The (created_at, vault token) of the last card the named sweep finished with."""

@@ -1,4 +1,17 @@
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, Table, Text, false
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    Table,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from remit.storage.schema import core_metadata
@@ -34,6 +47,19 @@ payment_methods = Table(
     Index("ix_payment_methods_account_customer", "account_id", "customer_id"),
     # Whether anything still holds a vault card, before the card is deleted at the vault.
     Index("ix_payment_methods_vault_token", "vault_token"),
+    # Whether `fingerprint` is known to be the account's own (2), or is as the vault gave it,
+    # which before vault migration 0010 was the fingerprint every account shared (1). The
+    # conversion (`remit.payment_methods.fingerprint_conversion`) checks the rows of 1 with the
+    # vault, rewrites their fingerprint if the account's replaced it, and sets 2 (core
+    # migration 0088).
+    Column("fingerprint_scope", SmallInteger, nullable=False, server_default="1"),
+    CheckConstraint("fingerprint_scope IN (1, 2)", name="fingerprint_scope"),
+    # What the conversion has left: empty once every row is checked.
+    Index(
+        "ix_payment_methods_fingerprint_to_convert",
+        "id",
+        postgresql_where=text("fingerprint_scope = 1"),
+    ),
 )
 
 tokens = Table(
@@ -58,6 +84,10 @@ tokens = Table(
     Column("test_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_tokens_vault_token", "vault_token"),
+    # As a payment method's (core migration 0088).
+    Column("fingerprint_scope", SmallInteger, nullable=False, server_default="1"),
+    CheckConstraint("fingerprint_scope IN (1, 2)", name="fingerprint_scope"),
+    Index("ix_tokens_fingerprint_to_convert", "id", postgresql_where=text("fingerprint_scope = 1")),
 )
 
 # How far the worker's sweep of unreferenced vault cards has got (`remit.payment_methods.

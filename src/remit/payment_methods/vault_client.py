@@ -6,7 +6,7 @@ The core never asks for, receives or could receive a card number through this cl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -28,6 +28,20 @@ TEST_CARD_SHARED: Final = "vault_test_card_shared"
 TIMEOUT_S: Final = 10.0
 _BRANDS: Final = enum_wire_values(common_pb2.CardBrand.DESCRIPTOR)
 _FUNDING: Final = enum_wire_values(common_pb2.CardFunding.DESCRIPTOR)
+# The most cards one fingerprint check takes (`remit.vault.service.MAX_FINGERPRINT_CHECKS`).
+MAX_FINGERPRINT_CHECKS: Final = 500
+_FINGERPRINT_CHECKS: Final = enum_wire_values(vault_pb2.FingerprintCheck.DESCRIPTOR)
+
+
+@dataclass(frozen=True)
+class CheckedFingerprint:
+    """What a fingerprint the core holds is to its card (vault.v1.CheckedFingerprint):
+    `check` is "current", "replaced", "pending" or "unknown" (None for an answer this version
+    does not know); `fingerprint`, the card's in its account, for the first two."""
+
+    vault_token: str
+    check: str | None
+    fingerprint: str | None
 
 
 class CardVault(Protocol):
@@ -158,6 +172,31 @@ class GrpcCardVault:
             if reply.HasField("scanned_through")
             else None,
         )
+
+    async def check_fingerprints(
+        self, account_id: str, held: Sequence[tuple[str, str]]
+    ) -> list[CheckedFingerprint]:
+        """What each (vault token, fingerprint held) of the account's is to its card, in the
+        order given (vault.v1.CheckCardFingerprints): at most `MAX_FINGERPRINT_CHECKS`."""
+        reply = await answer_of(
+            self._stub.CheckCardFingerprints(
+                vault_pb2.CheckCardFingerprintsRequest(
+                    account_id=account_id,
+                    cards=[
+                        vault_pb2.HeldFingerprint(vault_token=token, fingerprint=fingerprint)
+                        for token, fingerprint in held
+                    ],
+                    requester=self.requester,
+                ),
+                timeout=TIMEOUT_S,
+            )
+        )
+        return [
+            CheckedFingerprint(
+                card.vault_token, _FINGERPRINT_CHECKS.get(card.check), card.fingerprint or None
+            )
+            for card in reply.cards
+        ]
 
 
 def _stored_vault_card(card: vault_pb2.ListedCard) -> StoredVaultCard:

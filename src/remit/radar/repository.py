@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, false, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -499,6 +499,66 @@ def _counter_values(counter: Counter) -> dict[str, object]:
         "last_postal_check": counter.last_postal_check,
         "last_declined_at": counter.last_declined_at,
     }
+
+
+_REPLACE_LISTED_FINGERPRINTS = text(
+    # An item whose list holds the new fingerprint already is the same card twice: dropped.
+    # The update leaves out the rows the delete takes (one statement sees one snapshot).
+    "WITH replaced AS (SELECT * FROM unnest(CAST(:old_keys AS text[]),"
+    " CAST(:new_values AS text[]), CAST(:new_keys AS text[])) AS r(old_key, new_value, new_key)),"
+    " items AS (SELECT i.id, i.value_list_id, r.new_value, r.new_key"
+    " FROM radar_value_list_items AS i"
+    " JOIN radar_value_lists AS l ON l.id = i.value_list_id"
+    " JOIN replaced AS r ON r.old_key = i.value_key"
+    " WHERE l.account_id = :account_id AND l.item_type = 'card_fingerprint'),"
+    " dropped AS (DELETE FROM radar_value_list_items AS i USING items"
+    " WHERE i.id = items.id AND EXISTS (SELECT 1 FROM radar_value_list_items AS n"
+    " WHERE n.value_list_id = items.value_list_id AND n.value_key = items.new_key)"
+    " RETURNING i.id),"
+    " moved AS (UPDATE radar_value_list_items AS i"
+    " SET value = items.new_value, value_key = items.new_key FROM items"
+    " WHERE i.id = items.id AND i.id NOT IN (SELECT id FROM dropped) RETURNING i.id)"
+    " SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM dropped)"
+)
+_MOVE_CARD_COUNTERS = text(
+    # A card whose new fingerprint has counters already (it was used again since) keeps
+    # those; the old ones age out of every window.
+    "UPDATE radar_counters AS c SET key = r.new_key"
+    " FROM unnest(CAST(:old_keys AS text[]), CAST(:new_keys AS text[])) AS r(old_key, new_key)"
+    " WHERE c.account_id = :account_id AND c.dimension = :dimension AND c.key = r.old_key"
+    " AND NOT EXISTS (SELECT 1 FROM radar_counters AS n WHERE n.account_id = :account_id"
+    " AND n.dimension = :dimension AND n.key = r.new_key)"
+)
+
+
+async def replace_card_fingerprints(
+    db: AsyncConnection, account_id: str, replaced: Mapping[str, str]
+) -> int:
+    """Rewrite the account's Radar data held under a card's old fingerprint (`replaced`: old
+    to new, as the vault answered them) to its new one: the items of its `card_fingerprint`
+    lists, and the card's velocity counters. How many list items changed."""
+    if not replaced:
+        return 0
+    olds, news = list(replaced), list(replaced.values())
+    items = await db.execute(
+        _REPLACE_LISTED_FINGERPRINTS,
+        {
+            "account_id": account_id,
+            "old_keys": [value_key(old, ItemType.CARD_FINGERPRINT) for old in olds],
+            "new_values": news,
+            "new_keys": [value_key(new, ItemType.CARD_FINGERPRINT) for new in news],
+        },
+    )
+    await db.execute(
+        _MOVE_CARD_COUNTERS,
+        {
+            "account_id": account_id,
+            "dimension": Dimension.CARD.value,
+            "old_keys": olds,
+            "new_keys": news,
+        },
+    )
+    return int(items.scalar_one())
 
 
 class CounterRepository:

@@ -26,6 +26,8 @@ from remit.core.clock import Clock
 from remit.grpcutil.internal_auth import InternalAccess, internal_channel
 from remit.ledger.checkpoint_task import checkpoint_task
 from remit.ledger.jobs import ledger_tasks
+from remit.payment_methods import fingerprint_conversion
+from remit.payment_methods.fingerprint_conversion import FingerprintConversion
 from remit.payment_methods.vault_client import GrpcCardVault
 from remit.payment_methods.vault_sweep import UnreferencedCardSweep
 from remit.payments.disputing import DECIDE_DISPUTE_JOB, OPEN_DISPUTE_JOB, DisputesService
@@ -167,6 +169,24 @@ def build_worker(
 
     periodic.append(
         Periodic(VAULT_SWEEP_TASK, VAULT_SWEEP_INTERVAL_S, sweep_unreferenced_vault_cards)
+    )
+    # The upgrade past vault migration 0010 converges by itself in the core too: each run asks
+    # the vault about the rows not yet known to hold their account's fingerprint.
+    conversion = FingerprintConversion(GrpcCardVault(vault_channel, requester="worker"), engine)
+
+    async def convert_once() -> None:
+        await conversion.run()
+
+    async def convert_card_fingerprints() -> None:
+        # Copies would ask the vault about the same rows: one at a time.
+        await run_alone(engine, fingerprint_conversion.TASK, convert_once)
+
+    periodic.append(
+        Periodic(
+            fingerprint_conversion.TASK,
+            fingerprint_conversion.INTERVAL_S,
+            convert_card_fingerprints,
+        )
     )
     on_stop.append(vault_channel.close)
 

@@ -15,6 +15,7 @@ from remit.accounts.service import AccountsService
 from remit.accounts.tables import admin_idempotency_keys
 from remit.config import from_env
 from remit.core.clock import FixedClock
+from remit.payment_methods import fingerprint_conversion
 from remit.payments.domain import Status
 from remit.payments.idempotency import find
 from remit.payments.service import EXPIRE_JOB, EXPIRY_RETRY_AFTER, PaymentsService
@@ -79,6 +80,14 @@ async def test_the_worker_sweeps_unreferenced_vault_cards_periodically(
         intervals = {task.name: task.interval_s for task in worker.periodic}
         assert intervals["vault-unreferenced-card-sweep"] == VAULT_SWEEP_INTERVAL_S
         assert len(intervals) == len(worker.periodic)  # names are unique
+
+
+async def test_the_worker_converts_the_core_s_card_fingerprints_periodically(
+    databases: WorkerDatabases, tmp_path: Path
+) -> None:
+    async with built_worker(databases, tmp_path) as worker:
+        intervals = {task.name: task.interval_s for task in worker.periodic}
+        assert intervals[fingerprint_conversion.TASK] == fingerprint_conversion.INTERVAL_S
 
 
 async def test_deliveries_run_in_slots_of_their_own_apart_from_the_payment_jobs(
