@@ -11,7 +11,9 @@ than it already needed:
   (`remit.payments.network`, `remit.payment_methods.vault_client`); the core also reads
   settlement reports for reconciliation (and looks operations up, as the payment path does,
   to place an item on its settlement day) and changes a saved card's expiry and billing
-  details in the vault when its payment method is updated; the worker lists and deletes vault
+  details in the vault when its payment method is updated; both check a fingerprint an
+  idempotency key recorded a card by against the card's own (`remit.payment_methods.service`,
+  a key recorded before vault migration 0010); the worker lists and deletes vault
   cards no payment method references (`remit.payment_methods.vault_sweep`), and checks the
   fingerprints the core holds against the cards' own (`remit.payment_methods.
   fingerprint_conversion`).
@@ -92,7 +94,7 @@ ALLOWED: Final[Mapping[str, Mapping[str, frozenset[str]]]] = {
     CORE: {
         # The core also changes a saved card's expiry and billing details
         # (`remit.payment_methods.service`, on a payment method's update).
-        VAULT_SERVICE: _PAYMENT_PATH_VAULT | {"UpdateCardDetails"},
+        VAULT_SERVICE: _PAYMENT_PATH_VAULT | {"UpdateCardDetails", "CheckCardFingerprints"},
         ACQUIRER_SERVICE: _PAYMENT_PATH_ACQUIRER | {"GetSettlementReport"},
     },
     WORKER: {

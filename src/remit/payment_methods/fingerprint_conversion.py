@@ -29,12 +29,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.payment_methods.repository import HeldFingerprintRow, SqlPaymentMethodRepository
-from remit.payment_methods.vault_client import MAX_FINGERPRINT_CHECKS, CheckedFingerprint
+from remit.payment_methods.vault_client import MAX_FINGERPRINT_CHECKS, FingerprintVault
 from remit.radar.repository import replace_card_fingerprints
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,6 @@ BATCH_SIZE: Final = MAX_FINGERPRINT_CHECKS
 TABLES: Final = ("payment_methods", "tokens")
 TASK: Final = "card-fingerprint-conversion"
 INTERVAL_S: Final = 600.0
-
-
-class FingerprintVault(Protocol):
-    async def check_fingerprints(
-        self, account_id: str, held: Sequence[tuple[str, str]]
-    ) -> list[CheckedFingerprint]: ...
 
 
 @dataclass(frozen=True)

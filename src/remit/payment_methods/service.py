@@ -22,10 +22,11 @@ the payment method an intent's create or confirmation makes of the card it is gi
 """
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -56,7 +57,9 @@ from remit.payment_methods.repository import (
     METHOD_SPENT_ELSEWHERE,
     SqlPaymentMethodRepository,
 )
-from remit.payment_methods.vault_client import TEST_CARD_SHARED, CardVault
+from remit.payment_methods.vault_client import TEST_CARD_SHARED, CardVault, FingerprintVault
+from remit.payments import idempotency
+from remit.payments.idempotency import IdempotencyMismatchError
 from remit.payments.keyed import Done, Keyed, KeyedCall, Replay, run_keyed, value_of
 from remit.storage import fastsql
 from remit.storage.engine import single_statement
@@ -71,6 +74,7 @@ MAX_LIST_LIMIT = 100
 # one batch stay small whatever the customer holds.
 DETACH_BATCH = 500
 T = TypeVar("T")
+R = TypeVar("R")
 _MAX_EXPIRY_YEARS_AHEAD = 50
 # Where a payment names the tok_ its new payment method spends (Stripe's payment_method_data).
 _DATA_TOKEN_PARAM = "payment_method_data[card][token]"  # noqa: S105 (a parameter name)
@@ -165,9 +169,13 @@ class PaymentMethodsService:
         clock: Clock | None = None,
         hooks: PaymentMethodHooks | None = None,
         customer_hooks: CustomerHooks | None = None,
+        fingerprint_checks: FingerprintVault | None = None,
     ) -> None:
         self._engine = engine
         self._vault = vault
+        # Tells whether a key recorded a card by the fingerprint every account shared before
+        # vault migration 0010 (`_by_recorded_card`); without it, such a retry is refused.
+        self._fingerprint_checks = fingerprint_checks
         self._clock = clock or SystemClock()
         self.hooks: PaymentMethodHooks = hooks or NoPaymentMethodHooks()
         # For the customers a detach changes (their default payment method cleared).
@@ -193,7 +201,9 @@ class PaymentMethodsService:
             return await self._handed_over(
                 account_id,
                 new.vault_token,
-                lambda: self._insert_once(account_id, _by_card(keyed, card), card, new),
+                lambda: self._by_recorded_card(
+                    account_id, keyed, card, lambda k: self._insert_once(account_id, k, card, new)
+                ),
             )
         if new.token_id is not None:
             return await self._create_from_token(account_id, keyed, new.token_id, new)
@@ -468,7 +478,9 @@ class PaymentMethodsService:
         return await self._handed_over(
             account_id,
             new.vault_token,
-            lambda: pay(_call_by_card(call, card), named),
+            lambda: self._call_by_recorded_card(
+                account_id, call, card, lambda by_card: pay(by_card, named)
+            ),
             keeps_card=lambda outcome: paid_with(outcome) == named.method.id,
         )
 
@@ -805,9 +817,69 @@ class PaymentMethodsService:
                 await SqlPaymentMethodRepository(db).insert_token(token)
                 return token
 
-            return await run_keyed(self._engine, _by_card(keyed, card), self._clock.now(), insert)
+            return await self._by_recorded_card(
+                account_id,
+                keyed,
+                card,
+                lambda by_card: run_keyed(self._engine, by_card, self._clock.now(), insert),
+            )
 
         return await self._handed_over(account_id, vault_token, create)
+
+    async def _by_recorded_card(
+        self,
+        account_id: str,
+        keyed: Keyed[T] | None,
+        card: VaultCard,
+        attempt: Callable[[Keyed[T] | None], Awaitable[R]],
+    ) -> R:
+        """`attempt` under `keyed` identified by its card (`_call_by_recorded_card`)."""
+        if keyed is None:
+            return await attempt(None)
+        return await self._call_by_recorded_card(
+            account_id, keyed.call, card, lambda call: attempt(replace(keyed, call=call))
+        )
+
+    async def _call_by_recorded_card(
+        self,
+        account_id: str,
+        call: KeyedCall,
+        card: VaultCard,
+        attempt: Callable[[KeyedCall], Awaitable[R]],
+    ) -> R:
+        """`attempt` under `call` identified by its card (`_call_by_card`), or, if its key was
+        recorded with the card's fingerprint every account shared, as recorded. A key recorded
+        before the vault gave the card its account's own fingerprint (vault migration 0010)
+        knows it by the shared one, and the card stored anew for the retry has the account's:
+        the same request would be refused as another. On that refusal the recorded fingerprint
+        is read back, and if the vault says it is this card's shared one (never telling it),
+        the call goes as the key recorded it. Only then: a retry costs nothing more."""
+        try:
+            return await attempt(_call_by_card(call, card))
+        except IdempotencyMismatchError:
+            recorded = await self._recorded_shared_fingerprint(account_id, call, card)
+            if recorded is None:
+                raise
+        return await attempt(_call_by_card(call, card, fingerprint=recorded))
+
+    async def _recorded_shared_fingerprint(
+        self, account_id: str, call: KeyedCall, card: VaultCard
+    ) -> str | None:
+        """The fingerprint `call`'s key recorded its card by, if the key recorded this very
+        request with the card's shared fingerprint in place of its account's."""
+        if self._fingerprint_checks is None:
+            return None
+        async with self._engine.begin() as db:
+            record = await idempotency.find(db, call.account_id, call.key)
+        if record is None or record.endpoint != call.endpoint:
+            return None
+        recorded = _card_fingerprint_of(record.request_body, call.request_body, card)
+        if recorded is None or recorded == card.card.fingerprint:
+            return None
+        checked = await self._fingerprint_checks.check_fingerprints(
+            account_id, [(card.vault_token, recorded)]
+        )
+        return recorded if [c.check for c in checked] == ["replaced"] else None
 
     def _new_token(
         self, account_id: str, card: VaultCard, *, name: str | None, address: dict[str, str],
@@ -849,12 +921,33 @@ def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:
     return replace(keyed, call=_call_by_card(keyed.call, card))
 
 
-def _call_by_card(call: KeyedCall, card: VaultCard) -> KeyedCall:
-    """The call identified by its card: fingerprint and expiry stand in for the vault token,
-    which is new each time the facade tokenizes the same card."""
+def _call_by_card(call: KeyedCall, card: VaultCard, *, fingerprint: str | None = None) -> KeyedCall:
+    """The call identified by its card: fingerprint (the card's, unless another is given) and
+    expiry stand in for the vault token, which is new each time the facade tokenizes the same
+    card."""
+    return replace(call, request_body=call.request_body + _card_identity(card, fingerprint))
+
+
+def _card_identity(card: VaultCard, fingerprint: str | None) -> bytes:
     summary = card.card
-    identity = f"\x00card {summary.fingerprint} {summary.exp_month}/{summary.exp_year}"
-    return replace(call, request_body=call.request_body + identity.encode())
+    named = summary.fingerprint if fingerprint is None else fingerprint
+    return f"\x00card {named} {summary.exp_month}/{summary.exp_year}".encode()
+
+
+_RECORDED_FINGERPRINT: Final = re.compile(rb"\x00card ([0-9A-Za-z]+) ")
+
+
+def _card_fingerprint_of(recorded: bytes, request_body: bytes, card: VaultCard) -> str | None:
+    """The fingerprint a key's recorded request body names its card by, if it is this call's
+    request (`request_body`) with `card`'s expiry: only the fingerprint may differ."""
+    if not recorded.startswith(request_body):
+        return None
+    identity = recorded[len(request_body) :]
+    found = _RECORDED_FINGERPRINT.match(identity)
+    if found is None:
+        return None
+    fingerprint = found.group(1).decode()
+    return fingerprint if identity == _card_identity(card, fingerprint) else None
 
 
 def _copyable(source: PaymentMethod) -> PaymentMethod:

@@ -44,6 +44,14 @@ class CheckedFingerprint:
     fingerprint: str | None
 
 
+class FingerprintVault(Protocol):
+    async def check_fingerprints(
+        self, account_id: str, held: Sequence[tuple[str, str]]
+    ) -> list[CheckedFingerprint]:
+        """What each (vault token, fingerprint held) of the account's is to its card."""
+        ...
+
+
 class CardVault(Protocol):
     async def resolve_test_card(self, account_id: str, test_id: str) -> VaultCard: ...
     async def card_details(self, account_id: str, vault_token: str) -> VaultCard: ...

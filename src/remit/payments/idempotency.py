@@ -106,9 +106,15 @@ def _another_key(stored_key: str) -> str:
     return f"Try using a key other than '{client_key}' if you meant to execute a different request."
 
 
-def idempotency_mismatch(key: str) -> RemitError:
+class IdempotencyMismatchError(RemitError):
+    """A key first used with other parameters (`idempotency_mismatch`): the same request may
+    have been recorded in another form, which a caller that knows it may try
+    (`remit.payment_methods.service`, a card known by its fingerprint)."""
+
+
+def idempotency_mismatch(key: str) -> IdempotencyMismatchError:
     """`key` (as stored) was first used with other parameters."""
-    return RemitError(
+    return IdempotencyMismatchError(
         message=(
             "Keys for idempotent requests can only be used with the same parameters they were "
             f"first used with. {_another_key(key)}"

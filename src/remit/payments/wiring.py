@@ -87,6 +87,7 @@ def build_payments(
         time,
         hooks=object_events,
         customer_hooks=object_events,
+        fingerprint_checks=GrpcCardVault(vault_channel),
     )
     customers = CustomersService(engine, payment_methods, time, hooks=object_events)
     hooks = payment_hooks(time)

@@ -137,12 +137,10 @@ _CALL_SITES = {
     WORKER: ("payments/network.py", "payment_methods/vault_client.py"),
     VAULT: ("vault/forwarding.py",),
 }
-# Calls a call-site module holds for one role only: the vault sweep and the fingerprint
-# conversion run in the worker alone, and a payment method's update, which changes its card's
-# details at the vault, in the core.
+# Calls a call-site module holds for one role only: the vault sweep runs in the worker alone,
+# and a payment method's update, which changes its card's details at the vault, in the core.
 _ONLY_BY = {
     (VAULT_SERVICE, "ListCardsCreatedBefore"): WORKER,
-    (VAULT_SERVICE, "CheckCardFingerprints"): WORKER,
     (VAULT_SERVICE, "UpdateCardDetails"): CORE,
 }
 # Modules that build stubs for the call sites above, and make no call themselves.
