@@ -9,7 +9,8 @@ the transaction of the failure (`disputing.take_failed_refund`).
 
 Only a failure after success concerns a dispute: a refund that fails or is canceled before it
 settles holds the dispute back until it does (`expected_disputes`), and a disputed charge takes
-no new refund.
+no new refund. A failure after success before the charge's dispute opened stages its job again
+instead (`expected_disputes` too), which opens it for what the charge then holds.
 """
 
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -4,11 +4,11 @@ decides a submitted one as Stripe's test mode does.
 
 Opening a dispute is one transaction of the worker's job (`OPEN_DISPUTE_JOB`, staged with the
 capture's outcome by `remit.payments.expected_disputes`, and again by the settlement of a
-refund it waited for): under the charge's lock it makes the dispute, names it on the charge,
-tells of it (charge.dispute.created, then charge.dispute.funds_withdrawn) and takes its amount
-and fee from the merchant's balance, the ledger last. The job runs again after a crash, or
-twice at once: the charge's lock and its `dispute_id` make the second run find the dispute and
-do nothing.
+refund it waited for, or by the failure of a succeeded refund before a dispute opened): under
+the charge's lock it makes the dispute, names it on the charge, tells of it
+(charge.dispute.created, then charge.dispute.funds_withdrawn) and takes its amount and fee from
+the merchant's balance, the ledger last. The job runs again after a crash, or twice at once:
+the charge's lock and its `dispute_id` make the second run find the dispute and do nothing.
 
 A refund of the charge made before the dispute opened may fail after it did: the money the
 failure gives back to the merchant goes to the dispute (`take_failed_refund`, in the
@@ -115,6 +115,8 @@ class DisputesService:
             return
         disputed_minor = charge.refundable_minor
         if disputed_minor <= 0:
+            # Unless a refund the acquirer made fails afterwards: its failure stages this job
+            # again (`expected_disputes.ExpectedDisputes.refund_changed`).
             log.info("the charge %s was refunded in full: no dispute is opened", charge_id)
             return
         now = self._now()

@@ -232,17 +232,22 @@ async def test_a_charge_refunded_in_part_before_the_job_runs_is_disputed_for_the
 
 
 async def _job_runs_while_a_refund_is_pending(
-    engine: AsyncEngine, disputes: DisputesService, account_id: str, *, refused: bool
+    engine: AsyncEngine,
+    disputes: DisputesService,
+    account_id: str,
+    *,
+    refused: bool,
+    amount: int | None = 1000,
 ) -> Refund:
-    """A 5000 payment of the dispute card refunded 1000, its dispute's job run while the
-    acquirer holds the refund: nothing is opened then. The refund, settled afterwards
-    (`refused`: failed), stages the job again."""
+    """A 5000 payment of the dispute card refunded `amount` (None: all of it), its dispute's
+    job run while the acquirer holds the refund: nothing is opened then. The refund, settled
+    afterwards (`refused`: failed), stages the job again."""
     network = RefundsHeldAtTheAcquirer()
     payments = payments_with_core_hooks(engine, network)
     intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
     # The refund is recorded, and its money taken from the balance, before the acquirer
     # answers: the job runs while it is pending.
-    refunding = asyncio.create_task(refund_intent(payments, account_id, "part", intent.id, 1000))
+    refunding = asyncio.create_task(refund_intent(payments, account_id, "part", intent.id, amount))
     await asyncio.wait_for(network.arrived.wait(), 10)
     await _run_dispute_jobs(engine, disputes)
     assert await disputes.list_disputes(account_id, limit=10) == ([], False)
@@ -476,6 +481,72 @@ async def test_a_charge_refunded_in_full_before_the_job_runs_is_not_disputed(
     # Only the refund left available: nothing was taken from the merchant twice.
     assert [(a.amount, a.currency) for a in balance.available] == [(-5000, "usd")]
     await _ledger_verified(core_engine, account_id)
+
+
+async def _disputed_in_full_with_its_fee(
+    engine: AsyncEngine, disputes: DisputesService, account_id: str
+) -> None:
+    """The 5000 charge's one dispute is of all it captured: the failed refund's money came
+    back, and the dispute took it and its fee."""
+    ((dispute, moved),), _ = await disputes.list_disputes(account_id, limit=10)
+    assert dispute.amount_minor == 5000
+    assert dispute.status is DisputeStatus.NEEDS_RESPONSE
+    (withdrawal,) = moved
+    assert (withdrawal.amount, withdrawal.fee, withdrawal.net) == (-5000, 1500, -6500)
+    assert await _event_types(engine, account_id) == [
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+    ]
+    # The refund took 5000, its failure gave it back, the dispute took 5000 and its fee.
+    assert await _available(engine, account_id) == [(-5000 - 1500, "usd")]
+    await _ledger_verified(engine, account_id)
+
+
+async def test_a_refund_in_full_failing_after_the_job_found_it_succeeded_is_disputed_in_full(
+    core_engine: AsyncEngine,
+    payments: PaymentsService,
+    disputes: DisputesService,
+    account_id: str,
+) -> None:
+    # The worker was behind: the merchant refunded all the payment, and the job then opened
+    # no dispute. The acquirer reports afterwards that the refund failed: the cardholder has
+    # the money neither way, and disputes all they paid.
+    intent = await pay(payments, account_id, "disputed", pm="pm_dispute", amount=5000)
+    refunded = await refund_intent(payments, account_id, "all", intent.id, None)
+    assert isinstance(refunded, Done)
+    assert refunded.value.status is RefundStatus.SUCCEEDED
+    await _run_dispute_jobs(core_engine, disputes)
+    assert await disputes.list_disputes(account_id, limit=10) == ([], False)
+
+    await _refund_fails_after_it_succeeded(core_engine, refunded.value)
+    # Staged by the capture, by the refund's settlement, and once more by its failure.
+    assert intent.latest_charge_id is not None
+    staged = {"account_id": account_id, "charge_id": intent.latest_charge_id}
+    assert await _dispute_jobs(core_engine) == [staged] * 3
+    await _run_dispute_jobs(core_engine, disputes)
+
+    charge, _ = await payments.get_charge(account_id, intent.latest_charge_id)
+    assert charge.disputed
+    await _disputed_in_full_with_its_fee(core_engine, disputes, account_id)
+
+
+async def test_a_refund_in_full_failing_after_its_settlement_staged_the_job_is_disputed_in_full(
+    core_engine: AsyncEngine, disputes: DisputesService, account_id: str
+) -> None:
+    # The refund was pending when the job first ran; its success staged the job again, under
+    # the refund's key, and that run found the charge refunded in full. Its later failure
+    # still stages the job once more.
+    refund = await _job_runs_while_a_refund_is_pending(
+        core_engine, disputes, account_id, refused=False, amount=None
+    )
+    assert (refund.status, refund.amount_minor) == (RefundStatus.SUCCEEDED, 5000)
+    assert await disputes.list_disputes(account_id, limit=10) == ([], False)
+
+    await _refund_fails_after_it_succeeded(core_engine, refund)
+    staged = {"account_id": account_id, "charge_id": refund.charge_id}
+    assert await _dispute_jobs(core_engine) == [staged] * 3
+    await _run_dispute_jobs(core_engine, disputes)
+    await _disputed_in_full_with_its_fee(core_engine, disputes, account_id)
 
 
 async def test_a_payment_with_an_ordinary_card_stages_no_dispute(
