@@ -21,8 +21,14 @@ Existing rows are backfilled, as every amount is derivable from what was recorde
 Everything else released nothing. The column has a constant default, so adding it rewrites no
 row; the backfill updates only the rows that released something. An acquirer of the earlier
 version still running after this ran records 0 for the releases it makes: stop it before
-upgrading. Such a capture is not lost, but its settlement row says it released nothing, and
-reconciliation shows the difference from the ledger's release.
+upgrading. A capture of less than was authorized that it makes is recorded, but its settlement
+row says it released nothing, and reconciliation shows the difference from the ledger's
+release. And if the core did not learn that capture's outcome, it settles it by looking its
+reference up; an acquirer of this version reports the 0 recorded, and the core compares what a
+capture released (`remit.payments.lookup_expectations`): it refuses the record and applies
+nothing, and the request stays held at its recovery point (`remit held-requests list`), every
+retry refused alike, until an operator sets the operation's `released_minor` as the backfill
+below would.
 
 Revision ID: 0005_released_remainders
 Revises: 0004_settlement_grace
