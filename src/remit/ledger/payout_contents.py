@@ -1,12 +1,15 @@
 """Which balance transactions an automatic payout pays out.
 
-An automatic payout takes the whole available balance of a currency, and listing balance
-transactions with `payout=po_...` answers the rows it paid out: they sum to its amount (with
-the payout's own row, to zero). Its candidates are the available rows no payout has taken yet,
-funds a failed automatic payout returned included (`payout_failure` rows stay unlinked for
-that reason), and so is a refund still waiting for the acquirer: its hold took the money out
-of what the payout could take, and its row (the same once the refund posts) is available from
-the refund's creation.
+An automatic payout takes the available balance of a currency: all of it, or, in a currency
+paid out in whole units, all of it rounded down to a whole unit (below). Listing balance
+transactions with `payout=po_...` answers the rows it paid out. When it paid out whole rows,
+they sum to its amount (with the payout's own row, to zero). A row it paid out only in part is
+one it keeps (below): its rows then sum to more than its amount, and a later payout that pays
+out the part of a whole unit it left lists rows that sum to less than its own. Its candidates
+are the available rows no payout has taken yet, funds a failed automatic payout returned
+included (`payout_failure` rows stay unlinked for that reason), and so is a refund still
+waiting for the acquirer: its hold took the money out of what the payout could take, and its
+row (the same once the refund posts) is available from the refund's creation.
 
 A manual payout takes money without saying which rows it takes; its own rows (the payout and,
 if the funds came back, the failure or cancel) are linked to it and net to zero when it does
