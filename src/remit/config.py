@@ -974,6 +974,28 @@ def migrator_wait_s(environ: Mapping[str, str] | None = None) -> float:
     )
 
 
+# What an operator sets to upgrade a database that holds isk amounts stored before isk became
+# two-decimal (`remit.storage.isk_amounts_guard`), and the one value it takes.
+STORED_ISK_AMOUNTS = "REMIT_STORED_ISK_AMOUNTS"
+ISK_AMOUNTS_READ_AS_HUNDREDTHS = "read-as-hundredths"
+
+
+def stored_isk_amounts_read_as_hundredths(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the operator has decided that the isk amounts a database holds from before isk
+    was counted in hundredths of a króna be read as hundredths from now on (they settled them
+    first, or converted them: README, Upgrading). Unset, an upgrade that finds such amounts
+    stops; REMIT_STORED_ISK_AMOUNTS=read-as-hundredths lets it through."""
+    env = os.environ if environ is None else environ
+    raw = env.get(STORED_ISK_AMOUNTS) or ""
+    if raw == "":
+        return False
+    if raw != ISK_AMOUNTS_READ_AS_HUNDREDTHS:
+        raise ConfigError(
+            f"{STORED_ISK_AMOUNTS} must be {ISK_AMOUNTS_READ_AS_HUNDREDTHS!r} or unset, got {raw!r}"
+        )
+    return True
+
+
 DEFAULT_PORTS = {"api": 7420, "core": 7421, "vault": 7422, "acquirer": 7423}
 
 

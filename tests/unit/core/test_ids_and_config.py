@@ -20,6 +20,7 @@ from remit.config import (
     migration_lock_attempts,
     migration_lock_timeout_s,
     migrator_wait_s,
+    stored_isk_amounts_read_as_hundredths,
     vault_sweep_grace_s,
     vault_sweep_max_deletions,
     vault_sweep_max_unreferenced_share,
@@ -155,6 +156,21 @@ def test_a_migrator_waits_an_hour_for_another_unless_configured_otherwise() -> N
 def test_a_migrator_wait_out_of_range_or_malformed_names_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="REMIT_MIGRATOR_WAIT_S"):
         migrator_wait_s({"REMIT_MIGRATOR_WAIT_S": value})
+
+
+def test_stored_isk_amounts_are_read_as_hundredths_only_once_the_operator_says_so() -> None:
+    assert stored_isk_amounts_read_as_hundredths({}) is False
+    assert stored_isk_amounts_read_as_hundredths({"REMIT_STORED_ISK_AMOUNTS": ""}) is False
+    assert (
+        stored_isk_amounts_read_as_hundredths({"REMIT_STORED_ISK_AMOUNTS": "read-as-hundredths"})
+        is True
+    )
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "true", "Read-As-Hundredths", "whole-kronur"])
+def test_any_other_decision_on_stored_isk_amounts_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="REMIT_STORED_ISK_AMOUNTS must be 'read-as-hundredths'"):
+        stored_isk_amounts_read_as_hundredths({"REMIT_STORED_ISK_AMOUNTS": value})
 
 
 def test_one_core_process_is_reached_on_the_core_port() -> None:
