@@ -32,6 +32,50 @@ def test_exponents_are_those_of_stripes_api(currency: str, exponent: int) -> Non
     assert SUPPORTED_CURRENCIES[currency] == exponent
 
 
+# The exponent each currency's stored amounts were written with. A stored row does not say its
+# unit, so changing one of these (or dropping a currency) changes the meaning of every amount
+# already stored in it: isk went from 0 to 2, and came with a migration that stops the upgrade
+# of a database holding isk amounts until its operator decides what they become (core 0088,
+# acquirer 0007, `remit.storage.isk_amounts_guard`; README, Upgrading). Changing an exponent
+# in `remit.core.currency` needs a guard like it and an upgrade note beside that one, and only
+# then a change here. A currency added is no such change.
+_STORED_EXPONENTS = {
+    **dict.fromkeys(
+        (
+            "aed", "ars", "aud", "bdt", "brl", "cad", "chf", "cny", "cop", "czk", "dkk", "egp",
+            "eur", "gbp", "hkd", "huf", "idr", "ils", "inr", "isk", "kes", "lkr", "mad", "mxn",
+            "myr", "ngn", "nok", "nzd", "pen", "php", "pkr", "pln", "qar", "ron", "sar", "sek",
+            "sgd", "thb", "try", "twd", "usd", "uyu", "zar",
+        ),
+        2,
+    ),
+    **dict.fromkeys(
+        (
+            "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+            "vuv", "xaf", "xof", "xpf",
+        ),
+        0,
+    ),
+    **dict.fromkeys(("bhd", "jod", "kwd", "omr", "tnd"), 3),
+}  # fmt: skip
+
+
+# isk amounts stored before exponent 2 were whole krónur; the upgrade to it stops on them
+# (`remit.storage.isk_amounts_guard`). Another exponent for isk needs another such guard.
+def test_isk_is_counted_in_hundredths_as_stored_since_the_guard() -> None:
+    assert SUPPORTED_CURRENCIES["isk"] == 2
+    assert _STORED_EXPONENTS["isk"] == 2
+
+
+def test_no_currency_changes_the_exponent_its_amounts_are_stored_with() -> None:
+    changed = {
+        currency: (exponent, SUPPORTED_CURRENCIES.get(currency))
+        for currency, exponent in _STORED_EXPONENTS.items()
+        if SUPPORTED_CURRENCIES.get(currency) != exponent
+    }
+    assert changed == {}
+
+
 @pytest.mark.parametrize(
     ("amount", "currency", "text"),
     [
