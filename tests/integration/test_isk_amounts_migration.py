@@ -1,4 +1,4 @@
-"""Core migration 0088 and acquirer migration 0007 stop the upgrade of a database that holds
+"""Core migration 0089 and acquirer migration 0007 stop the upgrade of a database that holds
 isk amounts stored while isk was counted in whole krónur, changing nothing, until the operator
 sets REMIT_STORED_ISK_AMOUNTS=read-as-hundredths; a database without any passes."""
 
@@ -18,8 +18,8 @@ from tests.support.commands import remit
 from tests.support.migration_modules import migration_module
 from tests.support.postgres import scratch_database
 
-CORE_BEFORE = "0087_event_order"
-CORE_AFTER = "0088_isk_amounts_in_hundredths"
+CORE_BEFORE = "0088_card_fingerprint_scope"
+CORE_AFTER = "0089_isk_amounts_in_hundredths"
 ACQUIRER_BEFORE = "0006_authorization_amounts"
 ACQUIRER_AFTER = "0007_isk_amounts_in_hundredths"
 
@@ -110,7 +110,7 @@ def test_a_core_database_with_an_isk_intent_is_not_upgraded_and_says_what_to_dec
     assert "a balance of 500 kr as 5 kr" in message
     assert "pay out every isk balance" in message
     assert "REMIT_STORED_ISK_AMOUNTS=read-as-hundredths" in message
-    assert "README, Upgrading, core migration 0088" in message
+    assert "README, Upgrading, core migration 0089" in message
     assert message.endswith("Nothing was changed.")
     assert _rows(core_before, "payment_intents") == intents
     assert _revision(core_before) == CORE_BEFORE

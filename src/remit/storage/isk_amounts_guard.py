@@ -6,7 +6,7 @@ was written in, so every isk amount stored before would be read as a hundredth o
 a balance of 500 kr as 5 kr, and paid out so. Multiplying them by 100 is no step an upgrade
 can take on its own: the ledger's postings are in its hash chain (and in the checkpoints kept
 outside the database), the balances must stay the sums of the postings, and the acquirer's
-records and settlement reports must keep agreeing with the core's. So a migration (core 0088,
+records and settlement reports must keep agreeing with the core's. So a migration (core 0089,
 acquirer 0007) stops the upgrade of a database holding any isk amount, naming the tables that
 hold them, until the operator has decided what they become (README, Upgrading) and says so with
 REMIT_STORED_ISK_AMOUNTS=read-as-hundredths. A database with none passes, and nothing is

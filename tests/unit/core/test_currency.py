@@ -35,7 +35,7 @@ def test_exponents_are_those_of_stripes_api(currency: str, exponent: int) -> Non
 # The exponent each currency's stored amounts were written with. A stored row does not say its
 # unit, so changing one of these (or dropping a currency) changes the meaning of every amount
 # already stored in it: isk went from 0 to 2, and came with a migration that stops the upgrade
-# of a database holding isk amounts until its operator decides what they become (core 0088,
+# of a database holding isk amounts until its operator decides what they become (core 0089,
 # acquirer 0007, `remit.storage.isk_amounts_guard`; README, Upgrading). Changing an exponent
 # in `remit.core.currency` needs a guard like it and an upgrade note beside that one, and only
 # then a change here. A currency added is no such change.

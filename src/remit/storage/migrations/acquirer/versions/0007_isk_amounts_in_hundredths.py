@@ -1,7 +1,7 @@
 """Upgrade an acquirer database holding isk amounts only once an operator has decided what
 they are.
 
-As core migration 0088 does for the core: isk is now counted in hundredths of a króna, where
+As core migration 0089 does for the core: isk is now counted in hundredths of a króna, where
 remit counted whole krónur before, so an authorization of 500 kr stored before would be read as
 5 kr, captured, refunded and reported in settlement so, no longer agreeing with what the
 cardholder was charged. The upgrade stops, changing nothing, if an authorization or an

@@ -8,21 +8,21 @@ nothing, if any table holding amounts holds one in isk, until the operator decid
 (README, Upgrading) and sets REMIT_STORED_ISK_AMOUNTS=read-as-hundredths
 (`remit.storage.isk_amounts_guard`). A database with none passes, and nothing is recorded.
 
-These are the tables with a currency at 0087, the ledger's accounts first: they are few (one
+These are the tables with a currency at 0088, the ledger's accounts first: they are few (one
 per merchant, name and currency), and every isk payment captured moved money on one. The
 ledger's postings and transactions have no currency of their own: their amounts are on those
 accounts. Events, webhook deliveries, jobs and idempotency keys hold copies of these objects.
 
 The downgrade changes nothing: this revision changed nothing either.
 
-Revision ID: 0088_isk_amounts_in_hundredths
-Revises: 0087_event_order
+Revision ID: 0089_isk_amounts_in_hundredths
+Revises: 0088_card_fingerprint_scope
 """
 
 from remit.storage.isk_amounts_guard import stop_on_stored_isk_amounts
 
-revision = "0088_isk_amounts_in_hundredths"
-down_revision = "0087_event_order"
+revision = "0089_isk_amounts_in_hundredths"
+down_revision = "0088_card_fingerprint_scope"
 branch_labels = None
 depends_on = None
 
@@ -40,7 +40,7 @@ TABLES_WITH_AMOUNTS = (
 
 
 def upgrade() -> None:
-    stop_on_stored_isk_amounts("core", TABLES_WITH_AMOUNTS, "core migration 0088")
+    stop_on_stored_isk_amounts("core", TABLES_WITH_AMOUNTS, "core migration 0089")
 
 
 def downgrade() -> None:
