@@ -24,9 +24,10 @@ from remit.core.payment_errors import (
 )
 from remit.payment_methods.grpc import payment_method_message
 from remit.payment_methods.repository import SqlPaymentMethodRepository
+from remit.payments.embedded_budget import EMBEDDED_ANSWER_BYTES
 from remit.payments.events import charge_json
 from remit.payments.grpc import refund_message
-from remit.payments.repository import ChargeRepository, RefundRepository
+from remit.payments.repository import ChargeRepository, ItemBudget, RefundRepository
 from remit.radar.decided import rules_as_decided
 from remit.radar.listed import listed_rules_by_id
 from remit.radar.messages import rule_message
@@ -48,14 +49,28 @@ class UnsupportedRelatedListError(LookupError):
     pass
 
 
-def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> Fetch:
+def database_fetch(
+    engine: AsyncEngine,
+    account_id: str,
+    *,
+    as_of: datetime,
+    embedded_bytes: int = EMBEDDED_ANSWER_BYTES,
+) -> Fetch:
     """Lists the related objects of one account that existed at `as_of`, latest schema: for
-    all the parents asked at once (a page and, for lists longer than a page, their counts)."""
+    all the parents asked at once (a page and, for lists longer than a page, their counts).
+
+    The lists this fetch answers take `embedded_bytes` at most together, counted as
+    remit.payments.embedded_budget counts the facade's lists: they travel in answers too
+    (GetEvent and ListEvents answer events rendered with them, and a webhook carries them), and
+    100 refunds at Stripe's metadata limits in 4-byte characters take ~11 MB, so that one
+    charge.refunded event could not reach the facade. The lists are cut between items, newest
+    first (`ItemBudget`): a list cut short says `has_more`, and its `url` lists the rest. One
+    fetch serves one event's rendering, whose lists share the budget, level by level."""
     existing = CreatedBounds(lte=as_of)
-    # Read in process, whole: no answer carries them over gRPC, so no byte budget cuts them
-    # (remit.payments.embedded_budget is for the facade's calls).
+    spent = 0
 
     async def fetch(need: Need, keys: Sequence[str]) -> Mapping[str, RelatedPage]:
+        nonlocal spent
         async with engine.begin() as db:
             if isinstance(need, RelatedObject) and need.resource == "rule":
                 # As each decided its charge, when the key names one, all read at once; one
@@ -79,8 +94,13 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
             match (need.resource, need.filter_param):
                 case ("charge", "payment_intent"):
                     charges = await ChargeRepository(db).first_pages_of_intents(
-                        account_id, keys, limit=MAX_EMBEDDED, created=existing
+                        account_id,
+                        keys,
+                        limit=MAX_EMBEDDED,
+                        created=existing,
+                        budget=ItemBudget(embedded_bytes - spent),
                     )
+                    spent += charges.answered_bytes
                     return {
                         intent_id: RelatedPage(
                             [charge_json(charge) for charge in page.first],
@@ -91,8 +111,13 @@ def database_fetch(engine: AsyncEngine, account_id: str, *, as_of: datetime) -> 
                     }
                 case ("refund", "charge"):
                     refunds = await RefundRepository(db).first_pages_of_charges(
-                        account_id, keys, limit=MAX_EMBEDDED, created=existing
+                        account_id,
+                        keys,
+                        limit=MAX_EMBEDDED,
+                        created=existing,
+                        budget=ItemBudget(embedded_bytes - spent),
                     )
+                    spent += refunds.answered_bytes
                     return {
                         charge_id: RelatedPage(
                             [to_json(refund_message(refund)) for refund in page.first],

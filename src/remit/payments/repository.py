@@ -1,7 +1,7 @@
 """Persistence of intents, charges and refunds in the caller's transaction; every query names
 the account, so one account can never reach another's objects."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -68,6 +68,8 @@ class FirstPages(Generic[T]):
 
     pages: dict[str, FirstPage[T]]
     left_out: list[str]
+    answered_bytes: int = 0
+    """With an `ItemBudget`, the bytes of the items answered, as it counts them."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ class Budget:
 
     bytes: int
     first_whole: bool = True
+
+
+@dataclass(frozen=True)
+class ItemBudget:
+    """How many bytes the items of one answer's lists may take together, cut between items
+    rather than between parents: for a rendering that shows every parent's list, as much of it
+    as fits (an event at a version before 2022-11-15, remit.payments.related). Each parent is
+    answered, in the order asked, with its newest items as long as they fit; a list cut short,
+    or left empty once the budget is spent, says `has_more` (and its `total_count` counts
+    every item), as Stripe's embedded lists do for the items past their first page."""
+
+    bytes: int
 
 
 Firsts = tuple[dict[str, tuple[list[Fields], bool]], list[str]]
@@ -365,16 +379,19 @@ class _AccountScoped:
         *,
         limit: int,
         created: CreatedBounds,
-        budget: Budget | None,
+        budget: Budget | ItemBudget | None,
     ) -> Firsts:
         """The newest `limit` rows of each of `parent_ids` (by the `parent` column), and
         whether it has more, in one query however many parents there are: each parent's rows
         are ranked newest first and only the first `limit` + 1 of each (the one past the page
         says `has_more`) come back. Every id answered has an entry, empty when it has no rows.
 
-        With a `budget`, the pages come back whole, in the order asked, as long as they fit its
+        With a `Budget`, the pages come back whole, in the order asked, as long as they fit its
         bytes, and the parents after them are left out (`_within_budget`): the database cuts
-        them, so the pages left out are never read into memory."""
+        them, so the pages left out are never read into memory. With an `ItemBudget`, every
+        parent has an entry, its rows cut where the budget runs out (`_items_within`); a
+        parent cut short, or past the cut, says it has more (`_first_pages` counts its rows,
+        and says none when it has none)."""
         found: dict[str, list[Fields]] = {parent_id: [] for parent_id in parent_ids}
         if not found:
             return {}, []
@@ -394,6 +411,14 @@ class _AccountScoped:
             )
             .subquery()
         )
+        if isinstance(budget, ItemBudget):
+            return await self._items_of_each(
+                _items_within(ranked, parent.name, asked, limit=limit, budget=budget),
+                parent.name,
+                asked,
+                limit=limit,
+                budget=budget,
+            )
         if budget is None:
             query = (
                 select(ranked)
@@ -416,6 +441,31 @@ class _AccountScoped:
         pages = {parent_id: (rows[:limit], len(rows) > limit) for parent_id, rows in found.items()}
         return pages, left_out
 
+    async def _items_of_each(
+        self, query: Select[Any], parent_name: str, asked: list[str], *, limit: int,
+        budget: ItemBudget,
+    ) -> Firsts:  # fmt: skip
+        """The rows `_items_within` answers, by parent: each parent's within the budget, and
+        whether it has more (past its page, or past the budget, where the parents after the
+        first one cut say so until `_first_pages` counts them)."""
+        found: dict[str, tuple[list[Fields], bool]] = {
+            parent_id: ([], False) for parent_id in asked
+        }
+        cut_at: int | None = None
+        for row in await self._db.execute(query):
+            m = row._mapping
+            rows, _ = found[m[parent_name]]
+            if m["rank_in_parent"] > limit:
+                found[m[parent_name]] = (rows, True)
+            elif m["item_bytes_through"] <= budget.bytes:
+                rows.append(m)
+            else:
+                cut_at = int(m["parent_position"])
+        if cut_at is not None:
+            for parent_id in asked[cut_at - 1 :]:
+                found[parent_id] = (found[parent_id][0], True)
+        return found, []
+
     async def _first_pages(
         self,
         account_id: str,
@@ -424,7 +474,7 @@ class _AccountScoped:
         *,
         limit: int,
         created: CreatedBounds,
-        budget: Budget | None,
+        budget: Budget | ItemBudget | None,
     ) -> tuple[dict[str, tuple[list[Fields], bool, int]], list[str]]:
         """`_first_of_each`, with how many rows each parent answered has in all: counted for
         the parents with more than a page, all of them in one more query."""
@@ -444,10 +494,11 @@ class _AccountScoped:
                 .group_by(parent)
             )
             totals = {str(row[0]): int(row[1]) for row in counted}
-        pages = {
-            parent_id: (rows, more, totals[parent_id] if more else len(rows))
-            for parent_id, (rows, more) in firsts.items()
-        }
+        pages: dict[str, tuple[list[Fields], bool, int]] = {}
+        for parent_id, (rows, more) in firsts.items():
+            # A parent past an `ItemBudget`'s cut may have no rows at all.
+            total = totals.get(parent_id, 0) if more else len(rows)
+            pages[parent_id] = (rows, total > len(rows), total)
         return pages, left_out
 
 
@@ -490,6 +541,43 @@ def _within_budget(
         .where(or_(through <= budget.bytes, past_the_budget))
         .order_by(sized.c.parent_position, sized.c.rank_in_parent)
     )
+
+
+def _items_within(
+    ranked: Subquery, parent_name: str, asked: list[str], *, limit: int, budget: ItemBudget
+) -> Select[Any]:
+    """The first `limit` + 1 rows of each parent of `ranked` (ranked within its parent), in
+    the order of `asked` and then within each parent's, as long as the rows before them fit
+    the budget's bytes: the first row past it comes back too, to say where the answer stops
+    (as remit.storage.answer_budget cuts a page). A row's bytes are those of its JSON text
+    (`json_bytes`); the row past a page (`has_more`) counts none, as it is not answered. Each
+    row says the position of its parent in `asked` (`parent_position`, from 1) and the bytes of
+    the rows through it (`item_bytes_through`), and its own (`item_bytes`)."""
+    parent = ranked.c[parent_name]
+    position = func.array_position(literal(asked, ARRAY(Text)), parent)
+    row_bytes = case((ranked.c.rank_in_parent <= limit, json_bytes(ranked)), else_=0)
+    in_order = (position, ranked.c.rank_in_parent)
+    sized = (
+        select(
+            ranked,
+            position.label("parent_position"),
+            row_bytes.label("item_bytes"),
+            func.sum(row_bytes).over(order_by=in_order, rows=(None, 0)).label("item_bytes_through"),
+        )
+        .where(ranked.c.rank_in_parent <= limit + 1)
+        .subquery()
+    )
+    before = sized.c.item_bytes_through - sized.c.item_bytes
+    return (
+        select(sized)
+        .where(before <= budget.bytes)
+        .order_by(sized.c.parent_position, sized.c.rank_in_parent)
+    )
+
+
+def _answered_bytes(pages: Iterable[tuple[list[Fields], bool, int]]) -> int:
+    """The bytes an `ItemBudget` counted of the rows answered (none without one)."""
+    return sum(int(row.get("item_bytes", 0)) for rows, _, _ in pages for row in rows)
 
 
 def _answered(last: Fields, budget: Budget) -> tuple[int, bool]:
@@ -610,7 +698,7 @@ class ChargeRepository(_AccountScoped):
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-        budget: Budget | None = None,
+        budget: Budget | ItemBudget | None = None,
     ) -> FirstPages[Charge]:
         """The newest `limit` charges of each PaymentIntent, whether it has more and how many
         it has, in two queries however many intents there are: for as many intents as fit
@@ -629,6 +717,7 @@ class ChargeRepository(_AccountScoped):
                 for intent_id, (rows, more, total) in pages.items()
             },
             left_out,
+            _answered_bytes(pages.values()),
         )
 
 
@@ -715,7 +804,7 @@ class RefundRepository(_AccountScoped):
         *,
         limit: int,
         created: CreatedBounds = ANY_TIME,
-        budget: Budget | None = None,
+        budget: Budget | ItemBudget | None = None,
     ) -> FirstPages[Refund]:
         """The newest `limit` refunds of each charge, whether it has more and how many it has,
         in two queries however many charges there are: for as many charges as fit `budget`
@@ -734,6 +823,7 @@ class RefundRepository(_AccountScoped):
                 for charge_id, (rows, more, total) in pages.items()
             },
             left_out,
+            _answered_bytes(pages.values()),
         )
 
 

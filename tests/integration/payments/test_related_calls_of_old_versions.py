@@ -345,3 +345,50 @@ async def _refund_after(
                    payment_intent_id=charge.payment_intent_id, amount_minor=1, currency="usd",
                    status=RefundStatus.SUCCEEDED, created_at=at, updated_at=at)
         )  # fmt: skip
+
+
+async def test_the_lists_an_event_embeds_are_cut_between_items_to_their_budget(
+    core_engine: AsyncEngine, payments: PaymentsService, account_id: str
+) -> None:
+    """What renders one event at an old version shares a byte budget among its lists: each
+    list in the order asked, newest first, as long as its items fit; a list cut short, or left
+    empty once the budget is spent, says `has_more` with its whole count. A list of none says
+    none, wherever it falls."""
+    start = datetime.now(UTC)
+    made = []
+    for n, count in enumerate((4, 5, 0, 3)):
+        intent = await pay(payments, account_id, f"pay-cut-{n}", amount=10_000)
+        charge_id = intent.latest_charge_id or ""
+        await _refunds(core_engine, account_id, intent.id, charge_id, count, start)
+        made.append(charge_id)
+    # The first charge's 4 refunds and the newest 2 of the second's fit, and not a third.
+    fitting = [f"re_{made[0]}_{n}" for n in range(4)] + [f"re_{made[1]}_{n}" for n in (4, 3)]
+    async with core_engine.begin() as db:
+        sizes = (
+            await db.execute(
+                text(
+                    "SELECT id, octet_length(row_to_json(r)::text) FROM refunds r"
+                    " WHERE id = ANY(:ids)"
+                ),
+                {"ids": [*fitting, f"re_{made[1]}_2"]},
+            )
+        ).all()
+    bytes_of = {str(row[0]): int(row[1]) for row in sizes}
+    budget = sum(bytes_of[refund_id] for refund_id in fitting) + bytes_of[f"re_{made[1]}_2"] // 2
+
+    fetch = database_fetch(
+        core_engine, account_id, as_of=start + timedelta(minutes=1), embedded_bytes=budget
+    )
+    pages = await fetch(REFUNDS_OF_CHARGE, made)
+    assert [(pages[c].has_more, pages[c].total_count) for c in made] == [
+        (False, 4), (True, 5), (False, 0), (True, 3)
+    ]  # fmt: skip
+    assert [refund["id"] for c in made for refund in pages[c].data] == [
+        *fitting[3::-1],
+        *fitting[4:],
+    ]
+    # The budget spent, a later level of the same rendering embeds none, and says so.
+    again = await fetch(REFUNDS_OF_CHARGE, [made[3], made[2]])
+    assert [(again[c].data, again[c].has_more) for c in (made[3], made[2])] == [
+        ([], True), ([], False)
+    ]  # fmt: skip
