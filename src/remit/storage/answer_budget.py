@@ -27,12 +27,18 @@ PAGE_ANSWER_BYTES: Final = FACADE_RECEIVE_BYTES // 4
 """4 MiB of a 16 MiB answer, counted as `json_bytes` counts. A row's JSON text runs above its
 protobuf message (names and timestamps spelled out, a string's bytes the same in both), so a
 page's answer takes less than this. Its REST rendering is JSON too (non-ASCII characters
-unescaped), and the versions that render an object larger add at most about as much again (an
-event's `previous_attributes` shown whole before 2015-01-26 repeat what the object held); the
-lists old versions embed are asked for in answers of their own (remit.rest.embedded_lists).
-ListCharges also answers the refunds its charges embed, within `EMBEDDED_ANSWER_BYTES` more:
-either way an answer stays well within the facade's limit, with room for the one object
-answered alone past the budget (~450 KB at most)."""
+unescaped), and the facade asks for the lists old versions embed in answers of their own
+(remit.rest.embedded_lists). ListCharges also answers the refunds its charges embed, within
+`EMBEDDED_ANSWER_BYTES` more: either way an answer stays well within the facade's limit, with
+room for the one object answered alone past the budget (~450 KB at most).
+
+A row does not measure what an event answers, though: the core renders it at an old version
+before answering (its `previous_attributes` whole before 2015-01-26, repeating what the object
+held; each charge with its refunds before 2022-11-15, up to 100 of them, which its row does not
+hold), and ListEvents answers each both as a message and as JSON unless asked for the JSON
+alone. So ListEvents cuts its page again by the bytes it answers, after rendering
+(remit.webhooks.grpc), against this same budget; the lists an event embeds are held to
+`EMBEDDED_ANSWER_BYTES` of their own (remit.payments.related)."""
 
 # Named apart from any table's columns, beside which they are selected.
 _THROUGH: Final = "answer_bytes_through_row"

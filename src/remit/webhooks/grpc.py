@@ -1,6 +1,6 @@
 """WebhooksService over gRPC: protobuf in, use case, protobuf out. Nothing else."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from remit.grpcutil.protoconv import (
 )
 from remit.grpcutil.server import ServiceRegistration
 from remit.payments.keyed_rpc import client_keyed, reply, serialized
+from remit.storage.answer_budget import PAGE_ANSWER_BYTES
 from remit.webhooks.delivery import encode_payload
 from remit.webhooks.domain import DeliveryAttempt, EndpointStatus, Event, WebhookEndpoint
 from remit.webhooks.event_types import UnknownEventTypeError, validate_type_filter
@@ -255,10 +256,12 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
     async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.GetEventResponse:
         call = call_context(context)
         event = await self._service.get_event(call.account_id, request.id)
-        (rendered,) = await self._as_the_account_saw_them(call.account_id, [event])
-        return pb.GetEventResponse(
-            event=event_message(rendered), event_json=rendered_json(rendered)
-        )
+        render = await self._as_the_account_saw_them(call.account_id, [event])
+        rendered = await render(event)
+        answer = pb.GetEventResponse(event_json=rendered_json(rendered))
+        if not request.json_only:
+            answer.event.CopyFrom(event_message(rendered))
+        return answer
 
     async def ListEvents(
         self, request: pb.ListEventsRequest, context: Context
@@ -274,28 +277,52 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServiceServicer):
             if request.HasField("delivery_success")
             else None,
         )
-        events, has_more = await self._service.list_events(call.account_id, where, _page(request))
-        rendered = await self._as_the_account_saw_them(call.account_id, events)
-        return pb.ListEventsResponse(
-            data=[event_message(item) for item in rendered],
-            has_more=has_more,
-            data_json=[rendered_json(item) for item in rendered],
-        )
+        page = _page(request)
+        events, has_more = await self._service.list_events(call.account_id, where, page)
+        render = await self._as_the_account_saw_them(call.account_id, events)
+        # A page before `ending_before` keeps the events nearest its cursor, as its rows were
+        # cut (remit.storage.answer_budget): it is answered from the oldest.
+        backwards = page.starting_after is None and page.ending_before is not None
+        answer = pb.ListEventsResponse()
+        answered_bytes = 0
+        for event in reversed(events) if backwards else events:
+            rendered = await render(event)
+            as_json = rendered_json(rendered)
+            message = None if request.json_only else event_message(rendered)
+            size = len(as_json) + (0 if message is None else message.ByteSize())
+            # The budget counts what is answered: an event rendered at an old version takes
+            # more than its row (the lists it embeds, its previous object whole), and a caller
+            # that does not ask for the JSON alone gets it twice. The first event is answered
+            # whatever it takes, so that each page moves on.
+            if answer.data_json and answered_bytes + size > PAGE_ANSWER_BYTES:
+                has_more = True
+                break
+            answered_bytes += size
+            answer.data_json.append(as_json)
+            if message is not None:
+                answer.data.append(message)
+        if backwards:
+            answer.data_json.reverse()
+            answer.data.reverse()
+        answer.has_more = has_more
+        return answer
 
     async def _as_the_account_saw_them(
         self, account_id: str, events: list[Event]
-    ) -> list[JsonObject]:
-        """Each event rendered at the account's version of the moment it happened, as its
+    ) -> Callable[[Event], Awaitable[JsonObject]]:
+        """Renders each of `events` at the account's version of the moment it happened, as its
         webhooks were (Stripe renders an event's data once, for the account, and never again);
-        an event from before remit kept that version is rendered at the account's current
-        one."""
+        an event from before remit kept that version at the account's current one. One at a
+        time, so that a page renders no more of them than it answers."""
         current = None
         if any(event.api_version is None for event in events):
             current = await self._service.account_api_version(account_id)
-        return [
-            await render_event(event, self._service.renderer, event.rendered_version(None, current))
-            for event in events
-        ]
+
+        async def render(event: Event) -> JsonObject:
+            version = event.rendered_version(None, current)
+            return await render_event(event, self._service.renderer, version)
+
+        return render
 
     async def ListDeliveryAttempts(
         self, request: pb.ListDeliveryAttemptsRequest, context: Context

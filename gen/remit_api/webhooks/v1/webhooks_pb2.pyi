@@ -782,16 +782,22 @@ class GetEventRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    JSON_ONLY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """evt_ id."""
+    json_only: _builtins.bool
+    """Answer event_json alone, leaving event unset: for a caller that shows only the JSON (the
+    REST facade), so that the event does not travel twice.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        json_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "json_only", b"json_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -842,6 +848,7 @@ class ListEventsRequest(_message.Message):
     TYPE_FIELD_NUMBER: _builtins.int
     TYPES_FIELD_NUMBER: _builtins.int
     DELIVERY_SUCCESS_FIELD_NUMBER: _builtins.int
+    JSON_ONLY_FIELD_NUMBER: _builtins.int
     limit: _builtins.int
     """Page size; 0 = default 10, at most 100."""
     starting_after: _builtins.str
@@ -850,6 +857,8 @@ class ListEventsRequest(_message.Message):
     """One event type; may end in ".*" (e.g. "payment_intent.*")."""
     delivery_success: _builtins.bool
     """Only events whose deliveries all succeeded (true) or not (false)."""
+    json_only: _builtins.bool
+    """Answer data_json alone, leaving data empty (see GetEventRequest.json_only)."""
     @_builtins.property
     def created(self) -> _common_pb2.CreatedFilter: ...
     @_builtins.property
@@ -866,10 +875,11 @@ class ListEventsRequest(_message.Message):
         type: _builtins.str | None = ...,
         types: _abc.Iterable[_builtins.str] | None = ...,
         delivery_success: _builtins.bool | None = ...,
+        json_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_delivery_success", b"_delivery_success", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "created", b"created", "delivery_success", b"delivery_success", "ending_before", b"ending_before", "starting_after", b"starting_after", "type", b"type"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delivery_success", b"_delivery_success", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "created", b"created", "delivery_success", b"delivery_success", "ending_before", b"ending_before", "limit", b"limit", "starting_after", b"starting_after", "type", b"type", "types", b"types"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_delivery_success", b"_delivery_success", "_ending_before", b"_ending_before", "_starting_after", b"_starting_after", "_type", b"_type", "created", b"created", "delivery_success", b"delivery_success", "ending_before", b"ending_before", "json_only", b"json_only", "limit", b"limit", "starting_after", b"starting_after", "type", b"type", "types", b"types"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__delivery_success: _TypeAlias = _typing.Literal["delivery_success"]  # noqa: Y015
     _WhichOneofArgType__delivery_success: _TypeAlias = _typing.Literal["_delivery_success", b"_delivery_success"]  # noqa: Y015
@@ -892,7 +902,9 @@ Global___ListEventsRequest: _TypeAlias = ListEventsRequest  # noqa: Y015
 
 @_typing.final
 class ListEventsResponse(_message.Message):
-    """One page, newest first."""
+    """One page, newest first: at most `limit` events, fewer (with has_more) when they would take
+    the answer past its byte budget, counted as they are answered.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -902,7 +914,9 @@ class ListEventsResponse(_message.Message):
     has_more: _builtins.bool
     @_builtins.property
     def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]:
-        """The events in the latest schema's types (see GetEventResponse.event)."""
+        """The events in the latest schema's types (see GetEventResponse.event); empty with
+        json_only.
+        """
 
     @_builtins.property
     def data_json(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:

@@ -5,7 +5,8 @@ happened, as its webhooks were, and `api_version` says which: not at `Stripe-Ver
 renders an event's data once and never again). The routes set `rendered_by_core`, so the facade
 does not render them a second time, nor expand them: see `_EXPANDABLE`. Each event is shown as
 the JSON the core rendered (the Event message cannot hold every version's shape: `request` was a
-string before 2017-05-25).
+string before 2017-05-25), which is all the facade asks for (`json_only`): an event rendered at
+an old version may take megabytes, and would otherwise travel twice.
 """
 
 import json
@@ -50,16 +51,15 @@ _EXPANDABLE_IN_A_LIST: Final = frozenset({"data", *(f"data.{field}" for field in
 
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     refuse_all_but(context.expand, _EXPANDABLE)
-    reply = await call(
-        deps.webhooks.GetEvent, pb.GetEventRequest(id=context.path["event"]), context
-    )
+    asked = pb.GetEventRequest(id=context.path["event"], json_only=True)
+    reply = await call(deps.webhooks.GetEvent, asked, context)
     return _as_rendered(reply.event, reply.event_json)
 
 
 async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
     refuse_all_but(context.expand, _EXPANDABLE_IN_A_LIST)
     page = PageRequest.from_params(context.params)
-    request = pb.ListEventsRequest(**page_fields(page))  # type: ignore[arg-type]
+    request = pb.ListEventsRequest(**page_fields(page), json_only=True)  # type: ignore[arg-type]
     event_type = context.optional_str("type")
     if event_type is not None:
         request.type = event_type
@@ -68,19 +68,23 @@ async def list_events(context: ApiContext, deps: Dependencies) -> JsonObject:
     if delivery_success is not None:
         request.delivery_success = delivery_success
     reply = await call(deps.webhooks.ListEvents, request, context)
-    # A core from before the rendered JSON travelled sends none.
-    data_json = list(reply.data_json) or [b""] * len(reply.data)
-    data: list[JsonValue] = [
-        _as_rendered(event, rendered) for event, rendered in zip(reply.data, data_json, strict=True)
-    ]
+    # The JSON alone, as asked; a core from before the rendered JSON travelled sends only
+    # the messages (and one from before `json_only`, both).
+    data: list[JsonValue] = (
+        [_shown(rendered) for rendered in reply.data_json]
+        if reply.data_json
+        else [to_json(event) for event in reply.data]
+    )
     return {"object": "list", "data": data, "has_more": reply.has_more, "url": PATH}
 
 
 def _as_rendered(event: pb.Event, rendered: bytes) -> JsonObject:
     """The event as the core rendered it; from a core that sends only the message, the
     message (right at every version since 2017-05-25)."""
-    if not rendered:
-        return to_json(event)
+    return _shown(rendered) if rendered else to_json(event)
+
+
+def _shown(rendered: bytes) -> JsonObject:
     shown = json.loads(rendered)
     assert isinstance(shown, dict)
     return cast(JsonObject, shown)
