@@ -89,6 +89,10 @@ class CardSummary:
     fingerprint: str
     funding: str
     country: str | None
+    # The vault said `fingerprint` is the account's own (vault migration 0010), as it never
+    # changes again; else it may be the one every account shared, for the worker's conversion
+    # to check (`remit.payment_methods.fingerprint_conversion`).
+    account_fingerprint: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import exists, func, select, text, union, update
 from sqlalchemy.dialects.postgresql import insert
@@ -84,6 +84,13 @@ _RECORD_FUTURE_USAGE_SETUP = Statement(
 )
 
 
+# `fingerprint_scope` (core migration 0088): as the vault gave it, which may be the fingerprint
+# every account shared; or known to be the account's own, told by the vault with the card or
+# checked with it by the conversion (`remit.payment_methods.fingerprint_conversion`).
+AS_GIVEN_SCOPE: Final = 1
+ACCOUNT_SCOPE: Final = 2
+
+
 def _card_values(card: CardSummary) -> dict[str, object]:
     return {
         "brand": card.brand,
@@ -93,6 +100,9 @@ def _card_values(card: CardSummary) -> dict[str, object]:
         "fingerprint": card.fingerprint,
         "funding": card.funding,
         "country": card.country,
+        # In the row's own insert: a card the vault gave with its account's fingerprint costs
+        # the conversion nothing, and a payment with a new card no statement more.
+        "fingerprint_scope": ACCOUNT_SCOPE if card.account_fingerprint else AS_GIVEN_SCOPE,
     }
 
 
@@ -105,6 +115,7 @@ def _card(m: Mapping[Any, Any]) -> CardSummary:
         fingerprint=m["fingerprint"],
         funding=m["funding"],
         country=m["country"],
+        account_fingerprint=m["fingerprint_scope"] == ACCOUNT_SCOPE,
     )
 
 

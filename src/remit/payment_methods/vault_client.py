@@ -88,6 +88,7 @@ def summary_from_message(card: vault_pb2.CardDetails) -> CardSummary:
         fingerprint=card.fingerprint,
         funding=_FUNDING.get(card.funding) or "unknown",
         country=card.country or None,
+        account_fingerprint=card.account_fingerprint,
     )
 
 

@@ -14,6 +14,7 @@ from remit.core.told_text import unprintable_character
 from remit.grpcutil.protoconv import filter_bound, request_datetime, timestamp
 from remit.grpcutil.server import ServiceRegistration
 from remit.vault.cards import Brand, Funding
+from remit.vault.crypto import FingerprintScope
 from remit.vault.domain import (
     MAX_TOLD_LENGTH,
     AuditAction,
@@ -46,7 +47,7 @@ _FINGERPRINT_CHECKS = {
 DEFAULT_CARD_LISTING = 100
 
 
-def card_details_message(summary: CardSummary) -> vault_pb2.CardDetails:
+def card_details_message(summary: CardSummary, scope: FingerprintScope) -> vault_pb2.CardDetails:
     return vault_pb2.CardDetails(
         brand=_BRANDS[summary.brand],
         last4=summary.last4,
@@ -55,6 +56,7 @@ def card_details_message(summary: CardSummary) -> vault_pb2.CardDetails:
         fingerprint=summary.fingerprint,
         funding=_FUNDING[summary.funding],
         country=summary.country,
+        account_fingerprint=scope is FingerprintScope.ACCOUNT,
     )
 
 
@@ -130,7 +132,8 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             livemode=request.livemode,
         )
         return vault_pb2.TokenizeCardResponse(
-            vault_token=tokenized.token, card=card_details_message(tokenized.summary)
+            vault_token=tokenized.token,
+            card=card_details_message(tokenized.summary, tokenized.fingerprint_scope),
         )
 
     async def ResolveTestCard(
@@ -140,7 +143,8 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             _account(request), request.test_id, requester=_requester(request)
         )
         return vault_pb2.ResolveTestCardResponse(
-            vault_token=resolved.token, card=card_details_message(resolved.summary)
+            vault_token=resolved.token,
+            card=card_details_message(resolved.summary, resolved.fingerprint_scope),
         )
 
     async def GetCardDetails(
@@ -150,7 +154,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             _account(request), request.vault_token, requester=_requester(request)
         )
         return vault_pb2.GetCardDetailsResponse(
-            card=card_details_message(details.summary),
+            card=card_details_message(details.summary, details.fingerprint_scope),
             cvc_present=details.cvc_present,
             billing_details=billing_details_message(dict(details.billing_details)),
             test_id=details.test_id or "",
@@ -209,7 +213,7 @@ class VaultServicer(vault_pb2_grpc.VaultServiceServicer):
             requester=_requester(request),
         )
         return vault_pb2.UpdateCardDetailsResponse(
-            card=card_details_message(updated.summary),
+            card=card_details_message(updated.summary, updated.fingerprint_scope),
             billing_details=billing_details_message(dict(updated.billing_details)),
             changed=updated.changed,
         )

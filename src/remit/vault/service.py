@@ -322,6 +322,8 @@ def _forward_refusal(request: ForwardRequest, *, allowed: bool) -> RemitError | 
 class Tokenized:
     token: str
     summary: CardSummary
+    # Whose fingerprint `summary.fingerprint` is (`StoredCard.fingerprint_scope`).
+    fingerprint_scope: FingerprintScope
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,8 @@ class CardDetails:
     summary: CardSummary
     cvc_present: bool
     billing_details: Mapping[str, object]
+    # Whose fingerprint `summary.fingerprint` is (`StoredCard.fingerprint_scope`).
+    fingerprint_scope: FingerprintScope
     # The Stripe test id the card's number stands for (test mode only; `test_numbers`).
     test_id: str | None = None
 
@@ -340,6 +344,8 @@ class UpdatedCard:
     summary: CardSummary
     billing_details: Mapping[str, object]
     changed: bool
+    # Whose fingerprint `summary.fingerprint` is (`StoredCard.fingerprint_scope`).
+    fingerprint_scope: FingerprintScope
 
 
 @dataclass(frozen=True)
@@ -586,7 +592,7 @@ class VaultService:
             )
         for hour in created:
             await self._audit(self._cvc_key_event(AuditAction.CREATE_CVC_KEY, requester, hour))
-        return Tokenized(token, summary)
+        return Tokenized(token, summary, stored.fingerprint_scope)
 
     def _cvc_key(self, ring: KeyRing, hour: int, now: datetime) -> tuple[CvcKey, list[int]]:
         """The CVC key of `hour` (a CVC stored at `now` is sealed under `now`'s), and the hours
@@ -623,7 +629,7 @@ class VaultService:
                 await self._check_binding(
                     found, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
                 )
-                return Tokenized(token, found.summary)
+                return Tokenized(token, found.summary, found.fingerprint_scope)
             # The test id's card was deleted through the admin API: the test id still names
             # a card, so a new token takes the old one's place.
             stale = token
@@ -650,7 +656,7 @@ class VaultService:
         await self._check_binding(
             card, AuditAction.RESOLVE_TEST_CARD, requester, f"resolve {test_id}"
         )
-        return Tokenized(winner, card.summary)
+        return Tokenized(winner, card.summary, card.fingerprint_scope)
 
     async def _shred_unclaimed(
         self, repo: SqlVaultRepository, token: str, test_id: str, requester: str, now: datetime
@@ -689,6 +695,7 @@ class VaultService:
             summary=card.summary,
             cvc_present=card.cvc_held(self._clock.now()),
             billing_details=card.billing_details,
+            fingerprint_scope=card.fingerprint_scope,
             test_id=card_test_id(self._keys.load(), card),
         )
 
@@ -842,13 +849,23 @@ class VaultService:
                         # Audited as any look at a card's details is: the answer holds them.
                         purpose, answer = (
                             "update_details: unchanged",
-                            UpdatedCard(card.summary, card.billing_details, changed=False),
+                            UpdatedCard(
+                                card.summary,
+                                card.billing_details,
+                                changed=False,
+                                fingerprint_scope=card.fingerprint_scope,
+                            ),
                         )
                     else:
                         await repo.save_details_resealed(updated)
                         purpose, answer = (
                             _details_purpose(new),
-                            UpdatedCard(updated.summary, updated.billing_details, changed=True),
+                            UpdatedCard(
+                                updated.summary,
+                                updated.billing_details,
+                                changed=True,
+                                fingerprint_scope=updated.fingerprint_scope,
+                            ),
                         )
                     await repo.insert_audit_event(
                         self._event(AuditAction.UPDATE_DETAILS, requester, purpose, updated or card)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.fingerprint_conversion import ConversionCounts
+from remit.payment_methods.service import PaymentMethodsService
 from remit.radar.domain import ItemType, RuleAction
 from tests.integration.payment_methods.fingerprint_bench import VISA, Bench, fingerprint_bench_for
 from tests.support.postgres import WorkerDatabases
@@ -52,6 +53,13 @@ async def test_a_row_already_holding_the_account_s_fingerprint_is_only_marked_ch
         bench.account_id,
         NewPaymentMethod(vault_token=await bench.store_card()),
     )
+    # As a core before the vault said whose a fingerprint is stored a card re-sealed already.
+    async with bench.core_engine.begin() as db:
+        await db.execute(
+            text("UPDATE payment_methods SET fingerprint_scope = DEFAULT WHERE id = :id"),
+            {"id": method.id},
+        )
+    assert await bench.held("payment_methods", method.id) == (bench.own, 1)
 
     counts = await bench.conversion().run()
 
@@ -181,3 +189,56 @@ async def test_the_conversion_logs_no_card_number_and_no_fingerprint(
     assert "1 given their account's fingerprint" in caplog.text
     for secret in (VISA, VISA[6:], bench.shared, bench.own):
         assert secret not in caplog.text
+
+
+async def test_new_payment_methods_and_tokens_hold_the_account_s_fingerprint_for_good(
+    bench: Bench,
+) -> None:
+    """The vault says with a card's details that its fingerprint is the account's own: every
+    way the core stores a card keeps it so, and the conversion has nothing to ask about."""
+    methods, account_id = bench.payment_methods, bench.account_id
+    token = await methods.create_token(account_id, await bench.store_card())
+    from_card = await methods.create(
+        account_id, NewPaymentMethod(vault_token=await bench.store_card())
+    )
+    from_token = await methods.create(account_id, NewPaymentMethod(token_id=token.id))
+    copied = await methods.create(account_id, NewPaymentMethod(payment_method_id=from_card.id))
+    test_token = await methods.get_token(account_id, "tok_visa")
+    of_test_token = await methods.create(account_id, NewPaymentMethod(token_id="tok_mastercard"))
+    test_method = await methods.get(account_id, "pm_card_amex")
+    # A payment with a test id: its payment method goes out with the payment's own writes.
+    to_charge = await methods.to_charge(account_id, "pm_card_discover")
+    async with bench.core_engine.begin() as db:
+        await PaymentMethodsService.save_named_in(db, to_charge)
+
+    for table, row_id in [
+        ("tokens", token.id),
+        ("tokens", test_token.id),
+        ("payment_methods", from_card.id),
+        ("payment_methods", from_token.id),
+        ("payment_methods", copied.id),
+        ("payment_methods", of_test_token.id),
+        ("payment_methods", test_method.id),
+        ("payment_methods", to_charge.method.id),
+    ]:
+        assert (await bench.held(table, row_id))[1] == 2, (table, row_id)
+    assert (await bench.held("payment_methods", from_card.id))[0] == bench.own
+    assert (await methods.get(account_id, from_token.id)).card.account_fingerprint
+    assert await bench.conversion().run() == ConversionCounts()
+
+
+async def test_a_card_the_vault_has_not_re_fingerprinted_is_stored_for_the_conversion(
+    bench: Bench,
+) -> None:
+    vault_token = await bench.store_card()
+    await bench.set_vault_scope(vault_token, 1)
+    methods, account_id = bench.payment_methods, bench.account_id
+    token = await methods.create_token(account_id, vault_token)
+    method = await methods.create(account_id, NewPaymentMethod(vault_token=vault_token))
+    from_token = await methods.create(account_id, NewPaymentMethod(token_id=token.id))
+
+    assert (await bench.held("tokens", token.id))[1] == 1
+    assert (await bench.held("payment_methods", method.id))[1] == 1
+    assert (await bench.held("payment_methods", from_token.id))[1] == 1
+    assert not (await methods.get(account_id, method.id)).card.account_fingerprint
+    assert await bench.conversion().run() == ConversionCounts(checked=3, pending=3)

@@ -230,3 +230,45 @@ async def test_a_forward_whose_card_is_refingerprinted_before_it_takes_the_cvc_s
     stored = await _stored(harness, token)
     assert stored.fingerprint_scope is FingerprintScope.ACCOUNT
     assert stored.sealed.cvc_ciphertext is None  # spent by this forward
+
+
+async def test_card_details_say_whether_the_fingerprint_is_the_account_s_own(
+    harness: VaultHarness,
+) -> None:
+    """The core keeps a card's fingerprint as its account's for good when the vault says so,
+    with no check of its own: every answer holding a card's details says it, and a card the
+    re-seal has not re-fingerprinted yet is not said to be the account's."""
+    stub = harness.vault.stub
+    tokenized = await stub.TokenizeCard(
+        vault_pb2.TokenizeCardRequest(
+            account_id="acct_1", number=VISA, exp_month=12, exp_year=2030, requester=REQUESTER
+        )
+    )
+    resolved = await stub.ResolveTestCard(
+        vault_pb2.ResolveTestCardRequest(
+            account_id="acct_1", test_id="pm_card_mastercard", requester=REQUESTER
+        )
+    )
+    token = tokenized.vault_token
+    details = vault_pb2.GetCardDetailsRequest(
+        account_id="acct_1", vault_token=token, requester=REQUESTER
+    )
+    update = vault_pb2.UpdateCardDetailsRequest(
+        account_id="acct_1", vault_token=token, requester=REQUESTER, exp_month=1, exp_year=2031
+    )
+    assert tokenized.card.account_fingerprint
+    assert resolved.card.account_fingerprint
+    assert (await stub.GetCardDetails(details)).card.account_fingerprint
+    assert (await stub.UpdateCardDetails(update)).card.account_fingerprint
+
+    shared = await _as_before_0010(harness, token, VISA)
+
+    before_reseal = (await stub.GetCardDetails(details)).card
+    assert before_reseal.fingerprint == shared
+    assert not before_reseal.account_fingerprint
+    update.exp_month = 2
+    assert not (await stub.UpdateCardDetails(update)).card.account_fingerprint
+    assert await harness.vault.service.reseal_all(requester=REQUESTER) == 1
+    resealed = (await stub.GetCardDetails(details)).card
+    assert resealed.fingerprint == fingerprint(harness.keys.load(), "acct_1", Secret(VISA))
+    assert resealed.account_fingerprint

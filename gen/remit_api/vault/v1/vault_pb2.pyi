@@ -181,17 +181,24 @@ class CardDetails(_message.Message):
     FINGERPRINT_FIELD_NUMBER: _builtins.int
     FUNDING_FIELD_NUMBER: _builtins.int
     COUNTRY_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FINGERPRINT_FIELD_NUMBER: _builtins.int
     brand: _common_pb2.CardBrand.ValueType
     last4: _builtins.str
     exp_month: _builtins.int
     exp_year: _builtins.int
     fingerprint: _builtins.str
-    """Keyed hash of the card number (HMAC under a vault secret): equal numbers, equal
-    fingerprints, within the platform.
+    """Keyed hash of the card number (HMAC under a key of the card's account): equal numbers,
+    equal fingerprints, within an account.
     """
     funding: _common_pb2.CardFunding.ValueType
     country: _builtins.str
     """Two-letter issuing country; empty when unknown."""
+    account_fingerprint: _builtins.bool
+    """Whether `fingerprint` is the card's account's own (vault migration 0010): false for a card
+    stored before it that the re-seal has not re-fingerprinted yet, whose fingerprint is the
+    one every account shared, and from a vault before this field. Once true, a card's
+    fingerprint never changes again: a caller may keep it as its account's for good.
+    """
     def __init__(
         self,
         *,
@@ -202,10 +209,11 @@ class CardDetails(_message.Message):
         fingerprint: _builtins.str = ...,
         funding: _common_pb2.CardFunding.ValueType = ...,
         country: _builtins.str = ...,
+        account_fingerprint: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brand", b"brand", "country", b"country", "exp_month", b"exp_month", "exp_year", b"exp_year", "fingerprint", b"fingerprint", "funding", b"funding", "last4", b"last4"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_fingerprint", b"account_fingerprint", "brand", b"brand", "country", b"country", "exp_month", b"exp_month", "exp_year", b"exp_year", "fingerprint", b"fingerprint", "funding", b"funding", "last4", b"last4"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
