@@ -14,7 +14,9 @@ re-sealed yet (PENDING), or one the vault cannot answer for (UNKNOWN: a card del
 re-seal, or one that does not open), is left as it is and asked about again on the next run.
 The old-to-new pairs the vault answered for an account are exactly what its Radar data is
 rewritten by, in the same transaction as the rows: list items and counters under an old
-fingerprint of a card of that account, and no other account's.
+fingerprint of a card of that account, and no other account's. The charges of each payment
+method converted are rewritten there too where they still show its old fingerprint
+(`remit.payments.charge_fingerprints`): a charge keeps a copy of its card as it was made.
 
 Idempotent and resumable: a row once converted leaves the partial index it is read through,
 each account's batch commits on its own, and a run that stops (the vault out of reach) leaves
@@ -35,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.payment_methods.repository import HeldFingerprintRow, SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import MAX_FINGERPRINT_CHECKS, FingerprintVault
+from remit.payments.charge_fingerprints import replace_charge_fingerprints
 from remit.radar.repository import replace_card_fingerprints
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class ConversionCounts:
     pending: int = 0
     unknown: int = 0
     list_items: int = 0
+    # Charges of the payment methods converted that showed their old fingerprint.
+    charges: int = 0
 
     def __add__(self, other: "ConversionCounts") -> "ConversionCounts":
         return ConversionCounts(
@@ -64,6 +69,7 @@ class ConversionCounts:
             self.pending + other.pending,
             self.unknown + other.unknown,
             self.list_items + other.list_items,
+            self.charges + other.charges,
         )
 
 
@@ -99,8 +105,9 @@ class FingerprintConversion:
             log.info(
                 "card fingerprints: %d payment methods and tokens checked with the vault, %d "
                 "given their account's fingerprint, %d of cards the vault has not re-sealed "
-                "yet, %d it could not answer for; %d Radar list items rewritten",
+                "yet, %d it could not answer for; %d Radar list items and %d charges rewritten",
                 total.checked, total.converted, total.pending, total.unknown, total.list_items,
+                total.charges,
             )  # fmt: skip
         return total
 
@@ -138,10 +145,18 @@ class FingerprintConversion:
                 pending += 1
             else:
                 unknown += 1
+        changed = [row for row in checked if row[1] != row[2]]
         async with self._core.begin() as db:
             await SqlPaymentMethodRepository(db).record_account_fingerprints(
                 table, account_id, checked
             )
             items = await replace_card_fingerprints(db, account_id, replaced)
-        converted = sum(1 for _, held, new in checked if held != new)
-        return ConversionCounts(len(rows), converted, pending, unknown, items)
+            # After the payment methods' rows: a payment holding one's row lock
+            # (`use_for_payment`) commits its charge before that row's update goes on, and this
+            # statement, which starts after it, sees the charge.
+            charges = (
+                await replace_charge_fingerprints(db, account_id, changed)
+                if table == "payment_methods"
+                else 0
+            )
+        return ConversionCounts(len(rows), len(changed), pending, unknown, items, charges)

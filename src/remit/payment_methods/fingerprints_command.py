@@ -28,6 +28,7 @@ def render_counts(counts: ConversionCounts) -> str:
         f"checked {counts.checked} payment methods and tokens with the vault",
         f"gave {counts.converted} their account's own fingerprint",
         f"rewrote {counts.list_items} Radar card_fingerprint list items",
+        f"rewrote the fingerprint {counts.charges} charges show",
     ]
     if counts.pending:
         lines.append(

@@ -118,6 +118,9 @@ charges = Table(
     Column("dispute_id", Text, nullable=True),
     Index("ix_charges_account_created", "account_id", "created_at", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
+    # The charges of a payment method whose card fingerprint the conversion rewrites
+    # (`remit.payments.charge_fingerprints`, core migration 0090).
+    Index("ix_charges_payment_method", "payment_method_id"),
 )
 
 refunds = Table(

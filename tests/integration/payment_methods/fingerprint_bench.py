@@ -12,11 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.accounts.service import AccountsService
 from remit.core.clock import FixedClock
+from remit.core.ids import new_id
 from remit.core.secrets import Secret
 from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.fingerprint_conversion import FingerprintConversion
 from remit.payment_methods.service import PaymentMethodsService
 from remit.payment_methods.vault_client import GrpcCardVault
+from remit.payments.charges import CardSnapshot, Charge, ChargeStatus
+from remit.payments.domain import CaptureMethod, ConfirmationMethod, PaymentIntent, Status
+from remit.payments.repository import ChargeRepository, PaymentIntentRepository
 from remit.radar.service import RadarService
 from remit.storage.engine import dispose, make_engine
 from remit.vault.crypto import fingerprint, platform_fingerprint
@@ -90,6 +94,38 @@ class Bench:
                 )
             ).one()
         return row.fingerprint, row.fingerprint_scope
+
+    async def charge_showing(self, method_id: str, card_fingerprint: str) -> str:
+        """A succeeded charge of the account's payment method, its card showing
+        `card_fingerprint` (as a charge made before the upgrade shows the shared one)."""
+        async with self.core_engine.begin() as db:
+            method = await self.payment_methods.get(self.account_id, method_id)
+            intent = PaymentIntent(
+                id=new_id("pi"), account_id=self.account_id, amount_minor=1000, currency="usd",
+                status=Status.SUCCEEDED, capture_method=CaptureMethod.AUTOMATIC,
+                confirmation_method=ConfirmationMethod.AUTOMATIC, client_secret="secret",
+                created_at=START, updated_at=START, payment_method_id=method_id,
+            )  # fmt: skip
+            await PaymentIntentRepository(db).insert(intent)
+            card = method.card
+            charge = Charge(
+                id=new_id("ch"), account_id=self.account_id, payment_intent_id=intent.id,
+                amount_minor=1000, currency="usd", status=ChargeStatus.SUCCEEDED,
+                payment_method_id=method_id,
+                card=CardSnapshot(
+                    card.brand, card.last4, card.exp_month, card.exp_year, card_fingerprint,
+                    card.funding, card.country,
+                ),
+                created_at=START, updated_at=START,
+            )  # fmt: skip
+            await ChargeRepository(db).insert(charge)
+        return charge.id
+
+    async def charge_card(self, charge_id: str) -> CardSnapshot:
+        async with self.core_engine.connect() as db:
+            charge = await ChargeRepository(db).get(self.account_id, charge_id)
+        assert charge is not None
+        return charge.card
 
     async def set_vault_scope(self, vault_token: str, scope: int) -> None:
         async with self.vault_engine.begin() as db:

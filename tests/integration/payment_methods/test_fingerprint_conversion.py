@@ -5,6 +5,7 @@ counters made of it."""
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,43 @@ async def test_a_card_the_vault_has_not_re_fingerprinted_is_stored_for_the_conve
     assert (await bench.held("payment_methods", from_token.id))[1] == 1
     assert not (await methods.get(account_id, method.id)).card.account_fingerprint
     assert await bench.conversion().run() == ConversionCounts(checked=3, pending=3)
+
+
+async def test_the_charges_of_a_converted_payment_method_show_the_account_s_fingerprint(
+    bench: Bench,
+) -> None:
+    method_id = await bench.method_made_before_the_upgrade()
+    old_charge = await bench.charge_showing(method_id, bench.shared)
+    other_value = await bench.charge_showing(method_id, "NotTheOldOne")
+    # A charge of a payment method the conversion has nothing to do for keeps what it shows.
+    current = await bench.payment_methods.create(
+        bench.account_id, NewPaymentMethod(vault_token=await bench.store_card())
+    )
+    of_current = await bench.charge_showing(current.id, bench.shared)
+    shown_before = await bench.charge_card(old_charge)
+
+    counts = await bench.conversion().run()
+
+    assert counts == ConversionCounts(checked=1, converted=1, charges=1)
+    assert await bench.charge_card(old_charge) == replace(shown_before, fingerprint=bench.own)
+    assert (await bench.charge_card(other_value)).fingerprint == "NotTheOldOne"
+    assert (await bench.charge_card(of_current)).fingerprint == bench.shared
+    # Run again: nothing is left, and the charge stays converted.
+    assert await bench.conversion().run() == ConversionCounts()
+    assert (await bench.charge_card(old_charge)).fingerprint == bench.own
+
+
+async def test_a_charge_is_converted_with_its_payment_method_once_the_vault_re_seals_its_card(
+    bench: Bench,
+) -> None:
+    method_id = await bench.method_made_before_the_upgrade()
+    charge_id = await bench.charge_showing(method_id, bench.shared)
+    method = await bench.payment_methods.get(bench.account_id, method_id)
+    await bench.set_vault_scope(method.vault_token, 1)
+
+    assert await bench.conversion().run() == ConversionCounts(checked=1, pending=1)
+    assert (await bench.charge_card(charge_id)).fingerprint == bench.shared
+
+    await bench.set_vault_scope(method.vault_token, 2)
+    assert (await bench.conversion().run()).charges == 1
+    assert (await bench.charge_card(charge_id)).fingerprint == bench.own
