@@ -135,6 +135,8 @@ class Operand:
     read: Callable[[Signals], object]
     kind: Kind
     attribute: str | None = None
+    # The token of a string literal, where the text spells it (`replace_compared_strings`).
+    string: _Token | None = None
 
 
 # Attributes whose values have one spelling (remit.radar.ip_addresses): a literal compared with
@@ -183,6 +185,8 @@ class _Parser:
         self.lists: set[str] = set()
         self.attributes: set[str] = set()
         self.list_attributes: dict[str, set[str]] = {}
+        # Each string literal compared with an attribute (by =, != or in a set), with it.
+        self.compared_strings: list[tuple[str, _Token]] = []
         self.depth = 0
 
     def peek(self) -> _Token | None:
@@ -266,7 +270,7 @@ class _Parser:
             return Operand(lambda s: s.get(name), kind, name)
         if token.kind == "string":
             text = _unquote(token.text)
-            return Operand(lambda _s: text, Kind.STRING)
+            return Operand(lambda _s: text, Kind.STRING, string=token)
         if token.kind == "number":
             number = _number(token.text)
             return Operand(lambda _s: number, Kind.NUMBER)
@@ -308,6 +312,8 @@ class _Parser:
         if kind is not Kind.NUMBER and op not in ("=", "!="):
             raise RuleSyntaxError(f"{op} compares numbers only; use = or != for a {kind.value}.")
         test = _COMPARE[op]
+        self.compare_string(left_operand, right_operand)
+        self.compare_string(right_operand, left_operand)
         left = _compared(left_operand, right_operand)
         right = _compared(right_operand, left_operand)
 
@@ -352,6 +358,7 @@ class _Parser:
             if item.attribute is not None or item.kind is not kind:
                 raise RuleSyntaxError(f"A set of {kind.value} values holds {kind.value} literals.")
             members.add(_normal(_compared(item, tested)({})))
+            self.compare_string(tested, item)
             closing = self.take()
             if closing.text == ")":
                 break
@@ -363,6 +370,10 @@ class _Parser:
             return _known(read(s), lambda value: _normal(value) in frozen)
 
         return in_set
+
+    def compare_string(self, tested: Operand, literal: Operand) -> None:
+        if tested.attribute is not None and literal.string is not None:
+            self.compared_strings.append((tested.attribute, literal.string))
 
 
 def _known(value: object, test: Callable[[object], bool]) -> bool | None:
@@ -418,6 +429,31 @@ def parse_predicate(text: str) -> ParsedPredicate:
         frozenset(parser.attributes),
         {alias: frozenset(names) for alias, names in parser.list_attributes.items()},
     )
+
+
+def _quoted(value: str) -> str:
+    return "'" + re.sub(r"(['\\])", r"\\\1", value) + "'"
+
+
+def replace_compared_strings(text: str, attribute: str, replaced: Mapping[str, str]) -> str:
+    """The predicate `text` with each string literal compared with `:attribute:` (by `=`, `!=`
+    or in a set tested with `in`) that `replaced` maps (old to new, matched as the rule compares
+    them: casefolded) written as the new value instead; every other character as it was. The
+    same string elsewhere (compared with another attribute, a list's alias) is left as it is.
+    A predicate that does not parse raises RuleSyntaxError."""
+    stripped = text.strip()
+    parser = _Parser(stripped)
+    parser.parse()
+    wanted = {old.casefold(): new for old, new in replaced.items()}
+    pieces: list[str] = []
+    kept = 0
+    for name, token in sorted(parser.compared_strings, key=lambda pair: pair[1].at):
+        new = wanted.get(_unquote(token.text).casefold())
+        if name != attribute or new is None:
+            continue
+        pieces += [stripped[kept : token.at], _quoted(new)]
+        kept = token.at + len(token.text)
+    return "".join(pieces) + stripped[kept:]
 
 
 def parse_rule(text: str) -> ParsedRule:
