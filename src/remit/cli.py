@@ -784,17 +784,17 @@ def _add_card_fingerprint_commands(
     actions = group.add_subparsers(dest="card_fingerprints_command", required=True)
     convert = actions.add_parser(
         "convert",
-        help="give payment methods, tokens and Radar lists each account's own fingerprints now",
+        help="give payment methods, tokens, charges and Radar lists and rules each account's own fingerprints now",
         description=(
             "Since vault migration 0010 a card's fingerprint is its account's own; the payment "
             "methods and tokens made before the vault re-sealed their card hold the fingerprint "
-            "every account shared, as do the Radar card_fingerprint list items and velocity "
-            "counters made of it. The worker converts them every ten minutes; this runs one "
-            "pass now: it asks the vault about each payment method and token not yet known to "
-            "hold its account's fingerprint (the vault answers from the card's number, which "
-            "never leaves it), rewrites those whose fingerprint was replaced, and the "
-            "account's Radar list items and counters of the old one, in batches of 500. It "
-            "reads the core database itself and calls the vault: a core database not migrated "
+            "every account shared, as do the Radar card_fingerprint list items, velocity "
+            "counters and rules naming it. The worker converts them every ten minutes; this "
+            "runs one pass now: it asks the vault about each payment method and token not yet "
+            "known to hold its account's fingerprint (the vault answers from the card's number, "
+            "which never leaves it), rewrites those whose fingerprint was replaced, and the "
+            "account's Radar list items, counters and rules of the old one, in batches of 500. "
+            "It reads the core database itself and calls the vault: a core database not migrated "
             "to this version (remit migrate) is refused. Safe to run again, or beside the "
             "worker. Prints counts only. Exits 0 when every payment method and token holds "
             "its account's fingerprint, 1 when some are left (cards the vault has not "

@@ -17,6 +17,8 @@ rewritten by, in the same transaction as the rows: list items and counters under
 fingerprint of a card of that account, and no other account's. The charges of each payment
 method converted are rewritten there too where they still show its old fingerprint
 (`remit.payments.charge_fingerprints`): a charge keeps a copy of its card as it was made.
+The strings the account's rules compare `:card_fingerprint:` with are rewritten there too
+(remit.radar.fingerprint_rules).
 
 Idempotent and resumable: a row once converted leaves the partial index it is read through,
 each account's batch commits on its own, and a run that stops (the vault out of reach) leaves
@@ -35,9 +37,11 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from remit.core.clock import Clock, SystemClock
 from remit.payment_methods.repository import HeldFingerprintRow, SqlPaymentMethodRepository
 from remit.payment_methods.vault_client import MAX_FINGERPRINT_CHECKS, FingerprintVault
 from remit.payments.charge_fingerprints import replace_charge_fingerprints
+from remit.radar.fingerprint_rules import replace_rule_fingerprints
 from remit.radar.repository import replace_card_fingerprints
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ class ConversionCounts:
     list_items: int = 0
     # Charges of the payment methods converted that showed their old fingerprint.
     charges: int = 0
+    rules: int = 0
 
     def __add__(self, other: "ConversionCounts") -> "ConversionCounts":
         return ConversionCounts(
@@ -70,6 +75,7 @@ class ConversionCounts:
             self.unknown + other.unknown,
             self.list_items + other.list_items,
             self.charges + other.charges,
+            self.rules + other.rules,
         )
 
 
@@ -77,13 +83,19 @@ class FingerprintConversion:
     """Rewrites the payment methods, tokens and Radar data of old fingerprints (above)."""
 
     def __init__(
-        self, vault: FingerprintVault, core: AsyncEngine, *, batch_size: int = BATCH_SIZE
+        self,
+        vault: FingerprintVault,
+        core: AsyncEngine,
+        *,
+        batch_size: int = BATCH_SIZE,
+        clock: Clock | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_FINGERPRINT_CHECKS:
             raise ValueError(f"batch_size must be 1 to {MAX_FINGERPRINT_CHECKS}")
         self._vault = vault
         self._core = core
         self._batch_size = batch_size
+        self._clock = clock or SystemClock()
 
     async def run(self) -> ConversionCounts:
         """One pass over every row not yet known to hold its account's fingerprint."""
@@ -105,9 +117,10 @@ class FingerprintConversion:
             log.info(
                 "card fingerprints: %d payment methods and tokens checked with the vault, %d "
                 "given their account's fingerprint, %d of cards the vault has not re-sealed "
-                "yet, %d it could not answer for; %d Radar list items and %d charges rewritten",
+                "yet, %d it could not answer for; %d Radar list items, %d rules and %d charges "
+                "rewritten",
                 total.checked, total.converted, total.pending, total.unknown, total.list_items,
-                total.charges,
+                total.rules, total.charges,
             )  # fmt: skip
         return total
 
@@ -151,6 +164,7 @@ class FingerprintConversion:
                 table, account_id, checked
             )
             items = await replace_card_fingerprints(db, account_id, replaced)
+            rules = await replace_rule_fingerprints(db, account_id, replaced, self._clock.now())
             # After the payment methods' rows: a payment holding one's row lock
             # (`use_for_payment`) commits its charge before that row's update goes on, and this
             # statement, which starts after it, sees the charge.
@@ -159,4 +173,4 @@ class FingerprintConversion:
                 if table == "payment_methods"
                 else 0
             )
-        return ConversionCounts(len(rows), len(changed), pending, unknown, items, charges)
+        return ConversionCounts(len(rows), len(changed), pending, unknown, items, charges, rules)

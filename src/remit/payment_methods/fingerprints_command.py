@@ -29,6 +29,7 @@ def render_counts(counts: ConversionCounts) -> str:
         f"gave {counts.converted} their account's own fingerprint",
         f"rewrote {counts.list_items} Radar card_fingerprint list items",
         f"rewrote the fingerprint {counts.charges} charges show",
+        f"rewrote {counts.rules} Radar rules naming a card_fingerprint",
     ]
     if counts.pending:
         lines.append(

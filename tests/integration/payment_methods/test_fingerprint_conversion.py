@@ -1,7 +1,7 @@
 """The worker's conversion of the core's card fingerprints to each account's own, with a real
 vault over gRPC and the core's database: payment methods and tokens made before the vault's
-re-seal hold the fingerprint every account shared, as do the Radar list items and velocity
-counters made of it."""
+re-seal hold the fingerprint every account shared, as do the Radar list items, velocity
+counters and rules made of it."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -16,6 +16,7 @@ from remit.payment_methods.domain import NewPaymentMethod
 from remit.payment_methods.fingerprint_conversion import ConversionCounts
 from remit.payment_methods.service import PaymentMethodsService
 from remit.radar.domain import ItemType, RuleAction
+from remit.radar.history import ChangeAction
 from tests.integration.payment_methods.fingerprint_bench import VISA, Bench, fingerprint_bench_for
 from tests.support.postgres import WorkerDatabases
 
@@ -149,6 +150,87 @@ async def test_a_card_fingerprint_list_item_follows_the_card_and_matches_it_agai
     assert after.action is RuleAction.BLOCK
     their_items, _ = await bench.radar.list_items(bench.other_account_id, theirs.id, limit=10)
     assert [item.value for item in their_items] == [bench.shared]
+
+
+async def test_a_rule_naming_the_card_s_fingerprint_still_blocks_it_after_the_conversion(
+    bench: Bench,
+) -> None:
+    method_id = await bench.method_made_before_the_upgrade()
+    # The same card as a token too: the second of its rows converted finds the rule rewritten.
+    token = await bench.payment_methods.create_token(bench.account_id, await bench.store_card())
+    await bench.as_before_the_upgrade("tokens", token.id)
+    block = await bench.radar.create_rule(
+        bench.account_id, RuleAction.BLOCK, f":card_fingerprint: = '{bench.shared}'"
+    )
+    in_set = await bench.radar.create_rule(
+        bench.account_id, RuleAction.REVIEW,
+        f":card_fingerprint: in ('NotThisCardsOne', '{bench.shared.lower()}')",
+    )  # fmt: skip
+    # The same string compared with another attribute, or in another account, is no card's.
+    by_email = await bench.radar.create_rule(
+        bench.account_id, RuleAction.REVIEW, f":email: = '{bench.shared}'"
+    )
+    theirs = await bench.radar.create_rule(
+        bench.other_account_id, RuleAction.BLOCK, f":card_fingerprint: = '{bench.shared}'"
+    )
+
+    async def decided() -> RuleAction:
+        method = await bench.payment_methods.get(bench.account_id, method_id)
+        signals: dict[str, object] = {"card_fingerprint": method.card.fingerprint}
+        return (await bench.radar.evaluate(bench.account_id, signals)).action
+
+    assert await decided() is RuleAction.BLOCK
+
+    counts = await bench.conversion().run()
+
+    assert counts == ConversionCounts(checked=2, converted=2, rules=2)
+    assert await bench.held("payment_methods", method_id) == (bench.own, 2)
+    assert await decided() is RuleAction.BLOCK
+    rewritten = await bench.radar.get_rule(bench.account_id, block.id)
+    assert (rewritten.predicate, rewritten.version) == (f":card_fingerprint: = '{bench.own}'", 2)
+    in_set_now = await bench.radar.get_rule(bench.account_id, in_set.id)
+    assert in_set_now.predicate == f":card_fingerprint: in ('NotThisCardsOne', '{bench.own}')"
+    assert in_set_now.version == 2
+    assert await bench.radar.get_rule(bench.account_id, by_email.id) == by_email
+    assert await bench.radar.get_rule(bench.other_account_id, theirs.id) == theirs
+    changes, _ = await bench.radar.list_changes(bench.account_id, limit=10, object_id=block.id)
+    assert [(c.action, c.rule_version, c.changed_by) for c in changes] == [
+        (ChangeAction.UPDATED, 2, "remit"),
+        (ChangeAction.CREATED, 1, "remit"),
+    ]
+    assert changes[0].before is not None
+    assert changes[0].after is not None
+    assert changes[0].before["predicate"] == block.predicate
+    assert changes[0].after["predicate"] == rewritten.predicate
+
+    assert await bench.conversion().run() == ConversionCounts()
+    assert await bench.radar.get_rule(bench.account_id, block.id) == rewritten
+
+
+async def test_a_stored_rule_that_no_longer_parses_is_left_as_it_is(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+) -> None:
+    await bench.method_made_before_the_upgrade()
+    # Saved by an older parser, which took an address with a zone (core migration 0069).
+    predicate = f":card_fingerprint: = '{bench.shared}' and :ip_address: = 'fe80::1%eth0'"
+    async with bench.core_engine.begin() as db:
+        await db.execute(
+            text(
+                "INSERT INTO radar_rules (id, account_id, action, predicate, position, "
+                "created_at) VALUES ('rule_old', :account, 'block', :predicate, 0, now())"
+            ),
+            {"account": bench.account_id, "predicate": predicate},
+        )
+
+    with caplog.at_level(logging.WARNING):
+        counts = await bench.conversion().run()
+
+    assert (counts.converted, counts.rules) == (1, 0)
+    # Its id, never the fingerprints it names.
+    assert "rule_old" in caplog.text
+    assert bench.shared not in caplog.text
+    rule = await bench.radar.get_rule(bench.account_id, "rule_old")
+    assert (rule.predicate, rule.version) == (predicate, 1)
 
 
 async def test_a_list_holding_both_fingerprints_keeps_the_account_s_once(
