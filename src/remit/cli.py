@@ -784,7 +784,8 @@ def _add_card_fingerprint_commands(
     actions = group.add_subparsers(dest="card_fingerprints_command", required=True)
     convert = actions.add_parser(
         "convert",
-        help="give payment methods, tokens, charges and Radar lists and rules each account's own fingerprints now",
+        help="give payment methods, tokens, charges, Radar lists and rules each account's own "
+        "fingerprints now",
         description=(
             "Since vault migration 0010 a card's fingerprint is its account's own; the payment "
             "methods and tokens made before the vault re-sealed their card hold the fingerprint "
