@@ -4,8 +4,10 @@ Card numbers must never reach a log line, whatever code wrote it: the filter rew
 record's final message, its traceback and its stack, masking each card number (typed whole, or
 in groups with spaces or dashes between them, as the vault accepts one) and the CVC and expiry
 typed right after it, keeping only the number's last four digits (`mask_card_numbers`): after
-spaces, dashes or slashes (`12/30 123`, `12/30/123`, `/1230/123`, `123/12/30`) or as the
-fields after it of a CSV line or a log format (`,12,30,123`, `|12/2030|123`, `;123;12/30`).
+spaces, dashes or slashes (`12/30 123`, `12/30/123`, `/1230/123`, `123/12/30`), masked with
+the card, or as the fields after it of a CSV line, a log format or a repr (`,12,30,123`,
+`|12/2030|123`, `\t"123"\t"12/30"`), each masked in its place so that the columns after it
+keep theirs (`[card ****4242],[expiry],[expiry],[cvc],usd`).
 Each security code written after its name is masked wherever it stands, in a text with a card
 number or without one (`cvc=123`, `"cvc": "123"`, `cvc is 123`), and an expiry written after
 its name at most a few words from a card number, before or after it, with the CVC typed right
@@ -31,7 +33,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Final, NamedTuple
 
@@ -137,8 +139,9 @@ def luhn_valid(digits: str) -> bool:
 def mask_card_numbers(text: str) -> str:
     """`text` with each card number in it replaced by `[card ****4242]`, the CVC and expiry
     typed right after it (either or both, in either order, the CVC maybe after a slash) with
-    it (`_cards_in` says which digits are one), and those typed after it with commas,
-    semicolons, pipes or slashes between (`_end_of_typed_after`); each security code written
+    it (`_cards_in` says which digits are one), and those typed after it as fields (after
+    commas, semicolons, pipes or tabs, maybe quoted) or with slashes between
+    (`_typed_after_masked`); each security code written
     after its name masked (`mask_labelled_security_codes`), and an expiry written after its
     name near a card number, with the CVC after it (`mask_labelled_expiries_near_cards`); the
     rest of the text, digits next to a card number included, is kept (the module's docstring
@@ -165,12 +168,15 @@ def mask_card_numbers(text: str) -> str:
 
 def _masked_digit_runs(text: str) -> str:
     """`text` with the card numbers in each run of `_DIGIT_RUN` masked, and what a card ending
-    a run takes of the groups typed after it with other separators (`_end_of_typed_after`)."""
+    a run takes of the groups typed after it with other separators (`_typed_after_masked`)."""
     pieces, kept_from = [], 0
     while (match := _DIGIT_RUN.search(text, kept_from)) is not None:
         masked, card = _masked_run(match)
         pieces += [text[kept_from : match.start()], masked]
-        kept_from = match.end() if card is None else _end_of_typed_after(text, match.end(), card)
+        kept_from = match.end()
+        if card is not None:
+            kept_from, fields = _typed_after_masked(text, kept_from, card)
+            pieces.append(fields)
     pieces.append(text[kept_from:])
     return "".join(pieces)
 
@@ -195,50 +201,76 @@ def _masked_run(match: re.Match[str]) -> tuple[str, "_Card | None"]:
     return before + text[expiry : match.end()], None
 
 
-# One group typed after a card with another separator than a run's: a comma, semicolon or
-# pipe, as CSV files and log formats put them (`4242424242424242,12,30,123`,
-# `4242424242424242|12/2030|123`), or a slash (`4242424242424242/1230/123`,
-# `4242424242424242 123/12/30`); then an expiry written with a slash (M/YY, MM/YY, MM/YYYY)
-# or 2 to 4 digits, and no more: a field that goes on as a date, time, decimal or word
-# (`2026-12-07`, `12:30`, `12.50`, `30d`) is none. Separators and digits share no character,
-# and at most 3 steps are tried after a card: constant time.
+# One group typed after a card as a field: after a comma, semicolon, pipe or tab, as CSV files,
+# log formats and reprs put them (`4242424242424242,12,30,123`, `4242424242424242|12/2030|123`,
+# `"4242424242424242","12","2030","123"`, `('4242424242424242', 12, 2030, '123')`), each field
+# maybe quoted (the quote before the separator closing the field before, the one after it
+# opening this one, which must close right after its digits), or after a slash
+# (`4242424242424242/1230/123`, `4242424242424242 123/12/30`); then an expiry written with a
+# slash (M/YY, MM/YY, MM/YYYY) or 2 to 4 digits, and no more: a field that goes on as a date,
+# time, decimal or word (`2026-12-07`, `12:30`, `12.50`, `30d`) is none. Separators, quotes and
+# digits share no character, and at most 3 steps are tried after a card: constant time.
 _TYPED_AFTER_STEP: Final = re.compile(
-    r" *(?P<separator>[,;|/]) *"
-    r"(?:(?P<month>0?[1-9]|1[0-2]) */ *(?P<year>(?:20)?[0-9]{2})|(?P<group>[0-9]{2,4}))"
-    r"(?![0-9a-zA-Z_]|[.:-][0-9])"
+    r"""(?:(?P<closing>["'])? *(?P<separator>[,;|\t]) *(?P<opening>["'])?| *(?P<slash>/) *)"""
+    r"(?P<field>(?P<month>0?[1-9]|1[0-2]) */ *(?P<year>(?:20)?[0-9]{2})|(?P<group>[0-9]{2,4}))"
+    r"(?(opening)(?=(?P=opening))|(?![0-9a-zA-Z_]|[.:-][0-9]))"
 )
 _SLASH_AND_DIGIT: Final = re.compile(r" */ *[0-9]")
+# What a CVC or an expiry typed after a card is masked as where it stands as a field of its
+# own, as `mask_labelled_security_codes` and `mask_labelled_expiries_near_cards` mask one.
+_CVC_MASK: Final = "[cvc]"
+_EXPIRY_MASK: Final = "[expiry]"
 
 
-def _end_of_typed_after(text: str, end: int, card: "_Card") -> int:
+def _typed_after_masked(text: str, end: int, card: "_Card") -> tuple[int, str]:
     """Where what `card`, whose mask ends a run at `end` in `text`, takes of the groups typed
-    after it with other separators (`_TYPED_AFTER_STEP`) ends: the most of them that are, with
-    what it took in the run, its CVC and expiry (`_cvc_and_expiry_taken`), and after which no
-    slash and digit go on (a date or a ratio: `12/30/2026`, `12/30/456`). Groups after a
-    slash are taken only with the CVC among what the card took (an expiry alone after a slash
-    may start a date: `4242424242424242/12/30` is kept, as `4242424242424242 12/30/2026` is)
-    and when they do not end with a month and a 4-digit year after a slash, written as a
-    date's are (`4242424242424242 123/12/2026`: the CVC is masked, `/12/2026` kept)."""
+    after it with other separators (`_TYPED_AFTER_STEP`) ends, and what stands in their place.
+    It takes the most of them that are, with what it took in the run, its CVC and expiry
+    (`_cvc_and_expiry_read`), and after which no slash and digit go on (a date or a ratio:
+    `12/30/2026`, `12/30/456`). Groups after a slash are taken only with the CVC among what the
+    card took (an expiry alone after a slash may start a date: `4242424242424242/12/30` is
+    kept, as `4242424242424242 12/30/2026` is) and when they do not end with a month and a
+    4-digit year after a slash, written as a date's are (`4242424242424242 123/12/2026`: the
+    CVC is masked, `/12/2026` kept).
+    A field keeps its separator and quotes, its digits replaced by `[cvc]` or `[expiry]`, so
+    that a CSV line or a log format keeps its columns (`[card ****4242],[expiry],[expiry],
+    [cvc],usd`); a group after a slash goes with the slash, as in a run. A field of 4 digits
+    alone (no month field before it) is read as an expiry only with a CVC next to it: 20YY
+    or MMYY before one (`,1230,123`, `,2030,123`), or MMYY after one (`,123,1230`); else it
+    is an amount, a year or an id (`4242424242424242,2000,usd`, `|2024|2025|2026`) and kept."""
     steps: list[re.Match[str]] = []
     for _ in range(_MOST_GROUPS_TYPED_AFTER):
         step = _TYPED_AFTER_STEP.match(text, steps[-1].end() if steps else end)
         if step is None:
             break
         steps.append(step)
+    first = len(card.typed_after)  # the index in what the card took of the first step's group
+    slashed = {first + at for at, step in enumerate(steps) if step.group("month") is not None}
+    alone = {
+        first + at
+        for at, step in enumerate(steps)
+        if step.group("separator") is not None and len(step.group("group") or "") == 4
+    }
     for count in range(len(steps), 0, -1):
         taken = steps[:count]
         typed = [*card.typed_after, *(_typed_after_step(step) for step in taken)]
-        if len(typed) > _cvc_and_expiry_taken(card.number, typed) or _SLASH_AND_DIGIT.match(
-            text, taken[-1].end()
+        read = _cvc_and_expiry_read(card.number, typed, slashed=slashed, alone=alone)
+        if len(typed) > len(read) or _SLASH_AND_DIGIT.match(text, taken[-1].end()):
+            continue
+        if any(step.group("slash") is not None for step in taken) and (
+            len(_cvc_and_expiry_read(card.number, typed, cvc=False, slashed=slashed, alone=alone))
+            == len(typed)
+            or (taken[-1].group("slash") is not None and len(taken[-1].group("year") or "") == 4)
         ):
             continue
-        if any(step.group("separator") == "/" for step in taken) and (
-            _cvc_and_expiry_taken(card.number, typed, cvc=False) == len(typed)
-            or (taken[-1].group("separator") == "/" and len(taken[-1].group("year") or "") == 4)
-        ):
-            continue
-        return taken[-1].end()
-    return end
+        fields = [
+            ""
+            if step.group("slash") is not None
+            else text[step.start() : step.start("field")] + mask
+            for step, mask in zip(taken, read[first:], strict=True)
+        ]
+        return taken[-1].end(), "".join(fields)
+    return end, ""
 
 
 def _typed_after_step(step: re.Match[str]) -> str:
@@ -465,34 +497,61 @@ def _groups_after(digits: str, ends: list[int], last: int) -> list[str]:
 
 
 def _cvc_and_expiry_taken(number: str, typed: list[str], *, cvc: bool = True) -> int:
-    """How many of the groups `typed` right after the card number `number` are its CVC (3
-    digits, 4 for an Amex; none when not `cvc`) and its expiry, in either order, each at most
-    once: the month (01-12) alone, with the year in the same group (its last two digits) or
-    the next (its last two, or 20YY), or a year 20YY. (`4242424242424242 5000` reads as a
-    card number, then something else.) The most such groups that follow each other from the
-    first; at most 3 (of at most 6 groups), so constant time."""
+    """How many of the groups `typed` right after the card number `number` are its CVC and
+    expiry (`_cvc_and_expiry_read`)."""
+    return len(_cvc_and_expiry_read(number, typed, cvc=cvc))
+
+
+def _cvc_and_expiry_read(
+    number: str,
+    typed: list[str],
+    *,
+    cvc: bool = True,
+    slashed: Collection[int] = (),
+    alone: Collection[int] = (),
+) -> tuple[str, ...]:
+    """What each of the most groups `typed` right after the card number `number` that follow
+    each other from the first are: its CVC (3 digits, 4 for an Amex; none when not `cvc`) or
+    its expiry (`[cvc]`, `[expiry]`), in either order, each at most once. The expiry is the
+    month (01-12) alone, with the year in the same group (its last two digits) or the next
+    (its last two, or 20YY), or a year 20YY. (`4242424242424242 5000` reads as a card number,
+    then something else.) The groups `slashed` were written with a slash (an expiry, never a
+    CVC); those `alone`, fields of 4 digits, are an expiry only next to a CVC: before it, or
+    after it when they read MMYY (`_typed_after_masked`). Where two readings take as many
+    groups, the expiry is read first, as forms ask for it. At most 3 groups (of at most 6),
+    so constant time."""
     amex = len(number) == 15 and number.startswith(_FOUR_DIGIT_CVC_PREFIXES)
 
-    def expiry_sizes(at: int) -> tuple[int, ...]:  # how many groups an expiry at `at` takes
-        group = typed[at]
+    def is_cvc(at: int) -> bool:
+        return at not in slashed and (len(typed[at]) == 3 or (amex and len(typed[at]) == 4))
+
+    def expiry_sizes(at: int, cvc_left: bool, after_cvc: bool) -> tuple[int, ...]:
+        group = typed[at]  # (how many groups an expiry at `at` takes)
         if len(group) == 2 and "01" <= group <= "12":
             year = typed[at + 1] if at + 1 < len(typed) else ""
             return (1, 2) if len(year) == 2 or (len(year) == 4 and year[:2] == "20") else (1,)
-        if len(group) == 4 and ("01" <= group[:2] <= "12" or group[:2] == "20"):
-            return (1,)
-        return ()
+        month = "01" <= group[:2] <= "12"
+        if len(group) != 4 or not (month or group[:2] == "20"):
+            return ()
+        if at in alone and not (
+            (cvc_left and at + 1 < len(typed) and is_cvc(at + 1)) or (after_cvc and month)
+        ):
+            return ()
+        return (1,)
 
-    def most_from(at: int, cvc_left: bool, expiry_left: bool) -> int:
+    def most_from(at: int, cvc_left: bool, expiry_left: bool, after_cvc: bool) -> tuple[str, ...]:
         if at == len(typed):
-            return 0
-        most = 0
-        if cvc_left and (len(typed[at]) == 3 or (amex and len(typed[at]) == 4)):
-            most = 1 + most_from(at + 1, False, expiry_left)
-        for size in expiry_sizes(at) if expiry_left else ():
-            most = max(most, size + most_from(at + size, cvc_left, False))
+            return ()
+        most: tuple[str, ...] = ()
+        for size in expiry_sizes(at, cvc_left, after_cvc) if expiry_left else ():
+            read = (_EXPIRY_MASK,) * size + most_from(at + size, cvc_left, False, False)
+            most = max(most, read, key=len)
+        if cvc_left and is_cvc(at):
+            read = (_CVC_MASK, *most_from(at + 1, False, expiry_left, True))
+            most = max(most, read, key=len)
         return most
 
-    return most_from(0, cvc, True)
+    return most_from(0, cvc, True, False)
 
 
 def _luhn_check_of_stretches(digits: str) -> Callable[[int, int], bool]:
@@ -540,8 +599,18 @@ _SECURITY_CODE_FOLLOWS: Final = (
     rf"(?:(?:is|was|number|num|no|code|value|entered|provided|given){_SECURITY_CODE_SEPARATOR}+)"
     r"{0,2}"
 )
+# A CVC or expiry typed after a card as a field is masked `[cvc]` or `[expiry]` in its place
+# (`_typed_after_masked`), right after a separator (a space or a quote maybe between) and
+# before the next: that mask is no name for the field after it (`[card ****4242]\t[cvc]\t1999`,
+# `[card ****4242],[expiry],[expiry],1230` keep their amounts), as `card[cvc]=123`,
+# `{'[cvc]': '123'}` or `fields: [cvc]\t123` are.
+_NOT_A_FIELDS_MASK: Final = (
+    r"(?!(?:(?<=[,;|\t]\[{name})|(?<=[,;|\t][\"' ]\[{name})|(?<=[,;|\t] [\"']\[{name}))"
+    r"\][\"']? *[,;|\t])"
+)
 _LABELLED_SECURITY_CODE: Final = re.compile(
-    rf"({_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS})"
+    rf"({_SECURITY_CODE_NAME}{_NOT_A_FIELDS_MASK.format(name='cvc')}"
+    rf"{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS})"
     r"[0-9]{3,4}(?![0-9])",
     re.IGNORECASE | re.ASCII,
 )
@@ -588,7 +657,8 @@ _EXPIRY_NAME: Final = (
     r"(?![a-z])"
 )
 _LABELLED_EXPIRY: Final = (
-    rf"(?P<name>{_EXPIRY_NAME}(?:{_SECURITY_CODE_SEPARATOR}|[,.])*"
+    rf"(?P<name>{_EXPIRY_NAME}{_NOT_A_FIELDS_MASK.format(name='expiry')}"
+    rf"(?:{_SECURITY_CODE_SEPARATOR}|[,.])*"
     rf"(?:(?:is|was|on){_SECURITY_CODE_SEPARATOR}+)?)"
     r"(?:(?:0?[1-9]|1[0-2])(?: */ *| *- *| +)(?:20)?[0-9]{2}|(?:0[1-9]|1[0-2])(?:20)?[0-9]{2})"
     r"(?![0-9])"

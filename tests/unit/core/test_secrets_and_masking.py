@@ -1,5 +1,7 @@
+import csv
 import io
 import itertools
+import json
 import logging
 import pickle
 import random
@@ -439,6 +441,9 @@ def test_a_slash_does_not_join_other_numbers(text: str) -> None:
         ("security code (123)", "security code ([cvc])"),
         ("cvc%23123", "cvc%23[cvc]"),
         ("cvc%28123%29", "cvc%28[cvc]%29"),
+        # A name in brackets, as a form's key is written, with nothing before it.
+        ("{'[cvc]': '123'}", "{'[cvc]': '[cvc]'}"),
+        ("fields: [cvc]\t123", "fields: [cvc]\t[cvc]"),
     ],
 )
 def test_a_security_code_written_after_its_name_is_masked(text: str, masked: str) -> None:
@@ -745,25 +750,28 @@ def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
         (f"{PAN}/123/1230", "[card ****4242]"),
         (f"{PAN} 1230 123", "[card ****4242]"),
         # Card, expiry and CVC as fields of a CSV line or a log format.
-        (f"{PAN}|12|30|123", "[card ****4242]"),
-        (f"{PAN},12,30,123", "[card ****4242]"),
-        (f"{PAN};12/30;123", "[card ****4242]"),
-        (f"{PAN}, 12, 30, 123", "[card ****4242]"),
-        (f"{PAN}|1230|123", "[card ****4242]"),
-        (f"{PAN},12/30,123", "[card ****4242]"),
-        (f"{PAN};123;12/30", "[card ****4242]"),
-        (f"{PAN},123", "[card ****4242]"),
-        ("4242 4242 4242 4242|123", "[card ****4242]"),
-        (f"{PAN} 12/30;123", "[card ****4242]"),
+        (f"{PAN}|12|30|123", "[card ****4242]|[expiry]|[expiry]|[cvc]"),
+        (f"{PAN},12,30,123", "[card ****4242],[expiry],[expiry],[cvc]"),
+        (f"{PAN};12/30;123", "[card ****4242];[expiry];[cvc]"),
+        (f"{PAN}, 12, 30, 123", "[card ****4242], [expiry], [expiry], [cvc]"),
+        (f"{PAN}|1230|123", "[card ****4242]|[expiry]|[cvc]"),
+        (f"{PAN},12/30,123", "[card ****4242],[expiry],[cvc]"),
+        (f"{PAN};123;12/30", "[card ****4242];[cvc];[expiry]"),
+        (f"{PAN},123", "[card ****4242],[cvc]"),
+        ("4242 4242 4242 4242|123", "[card ****4242]|[cvc]"),
+        (f"{PAN} 12/30;123", "[card ****4242];[cvc]"),
         # The year written whole, as Stripe's exp_year is.
-        (f"{PAN},12,2030,123", "[card ****4242]"),
-        (f"{PAN};12/2030;123", "[card ****4242]"),
+        (f"{PAN},12,2030,123", "[card ****4242],[expiry],[expiry],[cvc]"),
+        (f"{PAN};12/2030;123", "[card ****4242];[expiry];[cvc]"),
         (f"{PAN} 12 2030 123", "[card ****4242]"),
-        ("378282246310005|12|30|1234", "[card ****0005]"),
+        ("378282246310005|12|30|1234", "[card ****0005]|[expiry]|[expiry]|[cvc]"),
         # What follows them is kept.
-        (f"row {PAN},12,30,123,usd,1999", "row [card ****4242],usd,1999"),
-        (f"{PAN}|12|30|123|ok", "[card ****4242]|ok"),
-        (f"{PAN},123 4242 4242 4242 4242", "[card ****4242] [card ****4242]"),
+        (
+            f"row {PAN},12,30,123,usd,1999",
+            "row [card ****4242],[expiry],[expiry],[cvc],usd,1999",
+        ),
+        (f"{PAN}|12|30|123|ok", "[card ****4242]|[expiry]|[expiry]|[cvc]|ok"),
+        (f"{PAN},123 4242 4242 4242 4242", "[card ****4242],[cvc] [card ****4242]"),
     ],
 )
 def test_a_cvc_and_expiry_after_a_card_with_other_separators_are_masked_with_it(
@@ -771,6 +779,74 @@ def test_a_cvc_and_expiry_after_a_card_with_other_separators_are_masked_with_it(
 ) -> None:
     assert mask_card_numbers(text) == masked
     assert "123" not in masked
+
+
+def _csv_row(fields: list[str], *, quote_all: bool) -> str:
+    written = io.StringIO()
+    csv.writer(written, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(fields)
+    return written.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # Each field quoted, as a CSV writer quoting all, JSON or a repr writes it.
+        (
+            _csv_row([PAN, "12", "2030", "123"], quote_all=True),
+            '"[card ****4242]","[expiry]","[expiry]","[cvc]"\r\n',
+        ),
+        (
+            json.dumps([PAN, "12", "2030", "123"]),
+            '["[card ****4242]", "[expiry]", "[expiry]", "[cvc]"]',
+        ),
+        (repr((PAN, 12, 2030, "123")), "('[card ****4242]', [expiry], [expiry], '[cvc]')"),
+        (repr([PAN, "12", "30", 123]), "['[card ****4242]', '[expiry]', '[expiry]', [cvc]]"),
+        (f'"{PAN}",12,2030,123', '"[card ****4242]",[expiry],[expiry],[cvc]'),
+        (f"'{PAN}'|'1230'|'123'", "'[card ****4242]'|'[expiry]'|'[cvc]'"),
+        # Separated by tabs.
+        (f"{PAN}\t12\t2030\t123", "[card ****4242]\t[expiry]\t[expiry]\t[cvc]"),
+        (
+            _csv_row([PAN, "12", "30", "123", "usd"], quote_all=False).replace(",", "\t"),
+            "[card ****4242]\t[expiry]\t[expiry]\t[cvc]\tusd\r\n",
+        ),
+        # A quote opened must close right after the digits for them to be a field.
+        (f'{PAN},"123abc"', '[card ****4242],"123abc"'),
+    ],
+)
+def test_a_cvc_and_expiry_after_a_card_as_quoted_or_tab_separated_fields_are_masked(
+    text: str, masked: str
+) -> None:
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # Amounts, years and ids after a card keep their place and their value: a field of 4
+        # digits is an expiry only after a month or next to a CVC.
+        (f"{PAN},2000,usd", "[card ****4242],2000,usd"),
+        (f"pm_123,{PAN},1234,eur", "pm_123,[card ****4242],1234,eur"),
+        (f"line {PAN}|2024|2025|2026", "line [card ****4242]|2024|2025|2026"),
+        (f"{PAN},123,2030", "[card ****4242],[cvc],2030"),
+        (f"{PAN}\t1999\tusd", "[card ****4242]\t1999\tusd"),
+        # A field that may be a CVC is masked, but keeps its column.
+        (f"{PAN},500,usd,ch_123", "[card ****4242],[cvc],usd,ch_123"),
+        ("378282246310005,2000,usd", "[card ****0005],[cvc],usd"),
+        # Next to a CVC, 4 digits are read as the expiry.
+        (f"{PAN},1230,123,usd", "[card ****4242],[expiry],[cvc],usd"),
+        (f"{PAN},2030,123", "[card ****4242],[expiry],[cvc]"),
+        (f"{PAN},123,1230", "[card ****4242],[cvc],[expiry]"),
+        (f"{PAN},12,2030", "[card ****4242],[expiry],[expiry]"),
+        # The mask of a field is no name for the field after it.
+        (f"{PAN}\t123\t1999", "[card ****4242]\t[cvc]\t1999"),
+        (f'"{PAN}"\t"123"\t"456"', '"[card ****4242]"\t"[cvc]"\t"456"'),
+        (f"{PAN},12,30,1230,123", "[card ****4242],[expiry],[expiry],1230,123"),
+    ],
+)
+def test_fields_after_a_card_keep_their_columns(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+    for separator in ",|\t":
+        assert masked.count(separator) == text.count(separator)
 
 
 @pytest.mark.parametrize(
@@ -782,7 +858,7 @@ def test_a_cvc_and_expiry_after_a_card_with_other_separators_are_masked_with_it(
         (f"{PAN}-123/12/30", "[card ****4242]"),
         (f"{PAN} 123 / 12/30", "[card ****4242]"),
         (f"{PAN} 123/1/30", "[card ****4242]"),
-        (f"{PAN}|123|12/30", "[card ****4242]"),
+        (f"{PAN}|123|12/30", "[card ****4242]|[cvc]|[expiry]"),
         (f"{PAN}123/12/30", "[card ****4242]"),  # the CVC typed on with no space
         ("378282246310005 1234/12/30", "[card ****0005]"),
     ],
@@ -803,7 +879,7 @@ def test_an_expiry_after_a_cards_cvc_and_a_slash_is_masked_with_it(text: str, ma
         (f"{PAN},30d,123", "[card ****4242],30d,123"),
         (f"{PAN},pi_123,1999", "[card ****4242],pi_123,1999"),
         (f"{PAN};12/30/2026;x", "[card ****4242];12/30/2026;x"),
-        (f"{PAN},123,12/30/2026", "[card ****4242],12/30/2026"),
+        (f"{PAN},123,12/30/2026", "[card ****4242],[cvc],12/30/2026"),
         (f"{PAN}|5000/123", "[card ****4242]|5000/123"),
         # An expiry alone after a slash may start a date, as before; a month and a 4-digit
         # year after the CVC are written as a date's are.
@@ -820,36 +896,40 @@ def test_what_no_card_takes_after_it_is_kept_whatever_the_separator(text: str, m
 
 
 def test_a_card_in_a_csv_or_log_line_is_masked_with_its_cvc_and_expiry() -> None:
+    """Each field keeps its place, its separator and its quotes, its digits masked."""
     rng = random.Random(1230123)
     cards = ("4242424242424242", "5555555555554444", "378282246310005", "6011111111111117")
+    expiry, cvc_mask = "[expiry]", "[cvc]"
     for _ in range(1000):
         card = rng.choice(cards)
         cvc = "".join(rng.choice("0123456789") for _ in range(4 if len(card) == 15 else 3))
         month, year = f"{rng.randint(1, 12):02d}", f"{rng.randint(26, 40)}"
-        separator = rng.choice([",", ";", "|", ", ", " | "])
+        separator = rng.choice([",", ";", "|", "\t", ", ", " | "])
+        quote = rng.choice(["", "", '"', "'"])
         fields = rng.choice(
             [
-                [month, year, cvc],
-                [month, f"20{year}", cvc],
-                [f"{month}/{year}", cvc],
-                [f"{month}{year}", cvc],
-                [cvc, f"{month}/{year}"],
-                [cvc],
+                [(month, expiry), (year, expiry), (cvc, cvc_mask)],
+                [(month, expiry), (f"20{year}", expiry), (cvc, cvc_mask)],
+                [(f"{month}/{year}", expiry), (cvc, cvc_mask)],
+                [(f"{month}{year}", expiry), (cvc, cvc_mask)],
+                [(cvc, cvc_mask), (f"{month}/{year}", expiry)],
+                [(cvc, cvc_mask)],
             ]
         )
-        typed = separator.join([card, *fields])
+        typed = [card, *(field for field, _ in fields)]
+        masked = [f"[card ****{card[-4:]}]", *(mask for _, mask in fields)]
         if rng.random() < 0.3:  # slashes instead: an expiry MMYY and the CVC, or the reverse
             slashed = [f"{card}/{month}{year}/{cvc}", f"{card}/{cvc}/{month}/{year}"]
             # (Not an Amex's CVC that reads as a year before a month and a day, `2026/12/31`:
             # that is kept whole as a date, as dates after a card are.)
             if cvc[:2] not in ("19", "20"):
                 slashed.append(f"{card} {cvc}/{month}/{year}")
-            typed = rng.choice(slashed)
+            typed, masked = [rng.choice(slashed)], masked[:1]
         after = rng.choice(["", f"{separator}usd", f"{separator}ok.", " declined"])
-        text = f"ref 1234567{separator}{typed}{after}"
-        assert mask_card_numbers(text) == (
-            f"ref 1234567{separator}[card ****{card[-4:]}]{after}"
-        ), text
+        text = f"ref 1234567{separator}" + separator.join(f"{quote}{f}{quote}" for f in typed)
+        assert mask_card_numbers(text + after) == (
+            f"ref 1234567{separator}" + separator.join(f"{quote}{m}{quote}" for m in masked) + after
+        ), text + after
 
 
 @pytest.mark.parametrize(
@@ -928,11 +1008,11 @@ def test_unlabelled_numbers_away_from_a_card_are_left_alone(text: str) -> None:
 def test_long_texts_of_cards_with_separators_and_labelled_expiries_are_masked_whole() -> None:
     """Inputs that would make a backtracking regex take time quadratic in their length."""
     csv = f"{PAN},12,30,123;" * 5_000
-    assert mask_card_numbers(csv) == "[card ****4242];" * 5_000
+    assert mask_card_numbers(csv) == "[card ****4242],[expiry],[expiry],[cvc];" * 5_000
     slashed = f"{PAN}/1230/123 {PAN} 123/12/30 " * 3_000
     assert mask_card_numbers(slashed) == "[card ****4242] " * 6_000
     commas = f"{PAN}" + ",123" * 50_000
-    assert mask_card_numbers(commas) == "[card ****4242]" + ",123" * 49_999
+    assert mask_card_numbers(commas) == "[card ****4242],[cvc]" + ",123" * 49_999
     separators = "=" * 100_000
     assert mask_card_numbers(f"exp 12/30 {separators} {PAN}") == (
         f"exp [expiry] {separators} [card ****4242]"
