@@ -5,6 +5,7 @@ from remit.core import confirm_rules
 from remit.core.jsonview import JsonObject, enum_numbers, to_json
 from remit.core.return_urls import refuse_invalid_return_url
 from remit.rest.amounts import amount_field
+from remit.rest.client_secrets import refuse_a_mismatched_client_secret
 from remit.rest.context import ApiContext
 from remit.rest.dependencies import Dependencies
 from remit.rest.errors import StripeError
@@ -433,10 +434,26 @@ async def create(context: ApiContext, deps: Dependencies) -> JsonObject:
 async def retrieve(context: ApiContext, deps: Dependencies) -> JsonObject:
     request = pb.GetPaymentIntentRequest(id=context.path["intent"])
     client_secret = context.optional_str("client_secret")
-    if client_secret is not None:
+    publishable = context.principal.key_kind is KeyKind.PUBLISHABLE
+    if client_secret is not None and publishable:
+        # The core checks a publishable key's secret, answering a mismatch with a 404.
         request.client_secret = client_secret
     reply = await call(deps.payments.GetPaymentIntent, request, context)
+    if client_secret is not None and not publishable:
+        refuse_a_mismatched_client_secret(client_secret, reply.payment_intent)
     return to_json(reply.payment_intent)
+
+
+async def _check_a_secret_keys_client_secret(context: ApiContext, deps: Dependencies) -> None:
+    """A client_secret a secret key sends to confirm must be the intent's (a publishable key's
+    goes to the core, which checks it). Checked before anything is stored or forwarded under
+    the request's idempotency key, so the refusal is not replayed to a corrected retry."""
+    presented = context.optional_str("client_secret")
+    if presented is None or context.principal.key_kind is KeyKind.PUBLISHABLE:
+        return
+    request = pb.GetPaymentIntentRequest(id=context.path["intent"])
+    reply = await call(deps.payments.GetPaymentIntent, request, context)
+    refuse_a_mismatched_client_secret(presented, reply.payment_intent)
 
 
 async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
@@ -473,10 +490,11 @@ async def update(context: ApiContext, deps: Dependencies) -> JsonObject:
 
 async def confirm(context: ApiContext, deps: Dependencies) -> JsonObject:
     _check_payment_method_types(context)
+    await _check_a_secret_keys_client_secret(context, deps)
     request = pb.ConfirmPaymentIntentRequest(id=context.path["intent"])
     _set_strings(request, context, ("payment_method", "return_url"))
     if context.principal.key_kind is KeyKind.PUBLISHABLE:
-        # Tells the core a payment page is confirming (a secret key's is not checked).
+        # Tells the core a payment page is confirming (a secret key's was checked above).
         _set_strings(request, context, ("client_secret",))
     if "receipt_email" in context.params:
         # `receipt_email=` clears it: sent as "".
