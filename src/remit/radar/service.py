@@ -232,6 +232,9 @@ class RadarService:
     ) -> tuple[list[Rule], bool]:
         """Rules by position; cursors are rule ids."""
         _check_limit(limit)
+        # Refused before the cursors are looked up, as every other list refuses them.
+        if starting_after is not None and ending_before is not None:
+            raise invalid("starting_after and ending_before cannot be used together.")
         async with self._engine.begin() as db:
             rules = await rules_as_listed(
                 db, account_id, await RuleRepository(db).in_order(account_id)
