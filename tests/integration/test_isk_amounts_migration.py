@@ -1,6 +1,7 @@
 """Core migration 0089 and acquirer migration 0007 stop the upgrade of a database that holds
-isk amounts stored while isk was counted in whole krónur, changing nothing, until the operator
-sets REMIT_STORED_ISK_AMOUNTS=read-as-hundredths; a database without any passes."""
+isk amounts stored while isk was counted in whole krónur, until the operator sets
+REMIT_STORED_ISK_AMOUNTS=read-as-hundredths; a database without any passes. The migration that
+stops changes nothing, and the ones before it, of every database migrated before, stay applied."""
 
 import asyncio
 import logging
@@ -11,9 +12,12 @@ import psycopg
 import pytest
 from alembic import command
 
+from remit.databases import migrate
 from remit.storage.embedded import EmbeddedCluster
 from remit.storage.migrate import Tree, alembic_config, upgrade
 from remit.storage.migration_stops import MigrationStoppedError
+from remit.storage.reachability import PlatformDatabase
+from remit.storage.schema_check import shipped_revisions
 from tests.support.commands import remit
 from tests.support.migration_modules import migration_module
 from tests.support.postgres import scratch_database
@@ -22,6 +26,7 @@ CORE_BEFORE = "0088_card_fingerprint_scope"
 CORE_AFTER = "0089_isk_amounts_in_hundredths"
 ACQUIRER_BEFORE = "0006_authorization_amounts"
 ACQUIRER_AFTER = "0007_isk_amounts_in_hundredths"
+ACQUIRER_0005 = "0005_released_remainders"
 
 _ACCOUNT = (
     "INSERT INTO accounts (id, created_at, default_currency, raw_card_access, fee_percent_bps, "
@@ -75,6 +80,19 @@ def _revision(url: str) -> str:
     return str(row[0])
 
 
+def _never_migrated(url: str) -> bool:
+    with psycopg.connect(url) as db:
+        return db.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,)
+
+
+def _left_applied(migration: str) -> str:
+    return (
+        f"{migration} changed nothing; the migrations before it stay applied (each commits on "
+        "its own, and the databases migrate in the order core, vault, acquirer), and the "
+        "earlier version runs on that schema, leaving it as it is."
+    )
+
+
 def _rows(url: str, table: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url) as db:
         return db.execute(f"SELECT * FROM {table} ORDER BY id").fetchall()  # noqa: S608
@@ -111,7 +129,7 @@ def test_a_core_database_with_an_isk_intent_is_not_upgraded_and_says_what_to_dec
     assert "pay out every isk balance" in message
     assert "REMIT_STORED_ISK_AMOUNTS=read-as-hundredths" in message
     assert "README, Upgrading, core migration 0089" in message
-    assert message.endswith("Nothing was changed.")
+    assert message.endswith(_left_applied("Core migration 0089"))
     assert _rows(core_before, "payment_intents") == intents
     assert _revision(core_before) == CORE_BEFORE
 
@@ -151,8 +169,11 @@ def test_a_malformed_decision_stops_the_upgrade_even_without_isk_amounts(
     core_before: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REMIT_STORED_ISK_AMOUNTS", "yes")
-    with pytest.raises(MigrationStoppedError, match="must be 'read-as-hundredths' or unset"):
+    with pytest.raises(
+        MigrationStoppedError, match="must be 'read-as-hundredths' or unset"
+    ) as stopped:
         upgrade("core", core_before, CORE_AFTER)
+    assert str(stopped.value).endswith(_left_applied("Core migration 0089"))
     assert _revision(core_before) == CORE_BEFORE
 
 
@@ -187,6 +208,7 @@ def test_an_acquirer_database_with_an_isk_authorization_is_not_upgraded(
     assert message.startswith("The acquirer database holds isk amounts (authorizations) ")
     assert "REMIT_STORED_ISK_AMOUNTS=read-as-hundredths" in message
     assert "README, Upgrading, acquirer migration 0007" in message
+    assert message.endswith(_left_applied("Acquirer migration 0007"))
     assert _rows(acquirer_before, "authorizations") == authorizations
     assert _revision(acquirer_before) == ACQUIRER_BEFORE
 
@@ -245,6 +267,9 @@ def test_remit_migrate_reports_the_stop_in_one_line_and_exits_refused(
             "remit migrate: The core database holds isk amounts (payment_intents)"
         )
         assert _revision(core_before) == CORE_BEFORE
+        # The core is migrated first: the stop leaves the other two as they were.
+        assert _never_migrated(vault_url)
+        assert _never_migrated(acquirer_url)
 
         decided = asyncio.run(
             remit(
@@ -259,3 +284,32 @@ def test_remit_migrate_reports_the_stop_in_one_line_and_exits_refused(
     assert decided.returncode == 0, decided.stderr
     assert "migrations applied" in decided.stdout
     assert _revision(core_before) != CORE_BEFORE
+
+
+def test_a_stop_in_the_acquirer_leaves_the_migrations_before_it_applied(
+    pg_cluster: EmbeddedCluster,
+) -> None:
+    """The databases migrate in order, each migration committed on its own: isk held by the
+    acquirer alone leaves the core and the vault at their heads, and the acquirer's own
+    migrations before 0007 applied."""
+    with (
+        scratch_database(pg_cluster, "isk_amounts_order_core") as core_url,
+        scratch_database(pg_cluster, "isk_amounts_order_vault") as vault_url,
+        scratch_database(pg_cluster, "isk_amounts_order_acquirer") as acquirer_url,
+    ):
+        upgrade("acquirer", acquirer_url, ACQUIRER_0005)
+        with psycopg.connect(acquirer_url, autocommit=True) as db:
+            db.execute(_AUTHORIZATION, ("auth_isk", "isk", 500))
+        databases = [
+            PlatformDatabase("core", "DATABASE_URL", core_url, ("core",)),
+            PlatformDatabase("vault", "VAULT_DATABASE_URL", vault_url, ("vault",)),
+            PlatformDatabase("acquirer", "ACQUIRER_DATABASE_URL", acquirer_url, ("acquirer",)),
+        ]
+
+        with pytest.raises(MigrationStoppedError) as stopped:
+            migrate(databases)
+
+        assert str(stopped.value).endswith(_left_applied("Acquirer migration 0007"))
+        assert _revision(core_url) == shipped_revisions("core")[-1]
+        assert _revision(vault_url) == shipped_revisions("vault")[-1]
+        assert _revision(acquirer_url) == ACQUIRER_BEFORE

@@ -72,3 +72,26 @@ def test_a_failed_migration_s_exit_says_the_migrations_before_it_stay_applied(
     ]
     assert "For `remit migrate`, a migration failed" in row
     assert "so those before it stay applied" in row
+
+
+def test_the_card_fingerprints_help_names_charges_and_the_rows_left_for_good(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exit 1 is not only cards to re-seal: rows the vault cannot answer for, and cards under
+    a key version lost or missing, are left on every run, as README's row says too."""
+    with pytest.raises(SystemExit):
+        main(["card-fingerprints", "convert", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "rewrites those whose fingerprint was replaced, the fingerprint their charges show" in (
+        shown
+    )
+    assert "but also, on every run, cards it cannot answer for" in shown
+    assert "under a key version lost or missing from the key file" in shown
+    (row,) = [
+        line
+        for line in README.read_text().splitlines()
+        if line.startswith("| `remit card-fingerprints convert` |")
+    ]
+    assert "the fingerprint the payment methods' charges show" in row
+    assert "but also, run after run, rows the vault cannot answer for" in row
+    assert "cards under a key version lost or missing from the key file" in row

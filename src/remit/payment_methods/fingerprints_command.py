@@ -7,8 +7,11 @@ core database not migrated to this version (remit migrate) is refused. It prints
 did, counts only. Exit codes (`remit.command_exits`): 0 when every payment method and token is
 known to hold its account's own fingerprint; 1 when some are left, of cards the vault has not
 re-sealed yet (run `remit vault reseal-cards`, then this again) or that it could not answer
-for; 2 on a schema not at this version's or a call the vault refused; 75 when the database or
-the vault was out of reach. Running it again, or beside the worker, is safe: a row converted is
+for. Some stay, run after run: a card deleted before its re-seal, one that does not open, and
+one under a key version lost or missing from the key file, which the re-seal cannot open (it
+is answered as not re-sealed yet until the missing version is back, and for good if lost).
+2 on a schema not at this version's or a call the vault refused; 75 when the database or the
+vault was out of reach. Running it again, or beside the worker, is safe: a row converted is
 never read again.
 """
 
@@ -34,12 +37,14 @@ def render_counts(counts: ConversionCounts) -> str:
     if counts.pending:
         lines.append(
             f"left {counts.pending} whose cards the vault has not re-sealed yet: run "
-            "`remit vault reseal-cards`, then this again"
+            "`remit vault reseal-cards`, then this again (a card under a key version lost or "
+            "missing from the key file is re-sealed only once that version is back)"
         )
     if counts.unknown:
         lines.append(
             f"left {counts.unknown} the vault could not answer for (a card deleted before its "
-            "re-seal, or one it cannot open: see the vault's log)"
+            "re-seal, or one it cannot open: see the vault's log); they keep the fingerprint "
+            "every account shared, and are left on every run"
         )
     return "".join(f"{line}\n" for line in lines)
 

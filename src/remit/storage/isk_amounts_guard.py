@@ -8,7 +8,8 @@ can take on its own: the ledger's postings are in its hash chain (and in the che
 outside the database), the balances must stay the sums of the postings, and the acquirer's
 records and settlement reports must keep agreeing with the core's. So a migration (core 0089,
 acquirer 0007) stops the upgrade of a database holding any isk amount, naming the tables that
-hold them, until the operator has decided what they become (README, Upgrading) and says so with
+hold them (the migrations before it, each committed on its own, stay applied), until the
+operator has decided what they become (README, Upgrading) and says so with
 REMIT_STORED_ISK_AMOUNTS=read-as-hundredths. A database with none passes, and nothing is
 recorded.
 
@@ -46,15 +47,27 @@ def tables_holding_isk(tables: Sequence[str]) -> list[str]:
     return [table for table in tables if _holds_isk(table)]
 
 
+def _left_applied(migration: str) -> str:
+    """What a stop leaves: nothing of this migration, but every migration before it, since
+    each commits on its own and the databases migrate in order (`remit.databases.migrate`);
+    the earlier version, which leaves a database a newer one migrated as it is, runs on that."""
+    return (
+        f"{migration[0].upper()}{migration[1:]} changed nothing; the migrations before it stay "
+        "applied (each commits on its own, and the databases migrate in the order core, "
+        "vault, acquirer), and the earlier version runs on that schema, leaving it as it is."
+    )
+
+
 def stop_on_stored_isk_amounts(database: str, tables: Sequence[str], migration: str) -> None:
-    """Stop the migration (`MigrationStoppedError`, nothing of it applied) if any of `tables`
-    of the `database` ("core", "acquirer") holds an isk amount and the operator has not
-    decided to read them as hundredths; `migration` names it for the README's note."""
+    """Stop the migration (`MigrationStoppedError`, nothing of it applied; the migrations
+    before it stay applied) if any of `tables` of the `database` ("core", "acquirer") holds an
+    isk amount and the operator has not decided to read them as hundredths; `migration` names
+    it for the README's note."""
     # Read first: a malformed setting stops the upgrade before any table is read.
     try:
         decided = stored_isk_amounts_read_as_hundredths()
     except ConfigError as error:
-        raise MigrationStoppedError(f"{error}. Nothing was changed.") from error
+        raise MigrationStoppedError(f"{error}. {_left_applied(migration)}") from error
     found = tables_holding_isk(tables)
     if not found:
         return
@@ -78,5 +91,5 @@ def stop_on_stored_isk_amounts(database: str, tables: Sequence[str], migration: 
         "stored amounts yourself. Then run the upgrade again with "
         f"{STORED_ISK_AMOUNTS}={ISK_AMOUNTS_READ_AS_HUNDREDTHS}, which reads every isk amount "
         f"stored before as hundredths. README, Upgrading, {migration}, explains both and what "
-        "each leaves behind. Nothing was changed."
+        f"each leaves behind. {_left_applied(migration)}"
     )

@@ -105,4 +105,7 @@ def test_rows_left_unconverted_are_reported_and_exit_one() -> None:
 
     assert "gave 1 their account's own fingerprint" in rendered
     assert "left 1 whose cards the vault has not re-sealed yet" in rendered
+    # Exit 1 can last: what re-sealing cannot mend is said so.
+    assert "re-sealed only once that version is back" in rendered
     assert "left 1 the vault could not answer for" in rendered
+    assert "are left on every run" in rendered

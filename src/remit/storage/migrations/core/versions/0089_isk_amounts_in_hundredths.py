@@ -3,10 +3,11 @@
 From this version isk is counted in hundredths of a króna, as on Stripe's API (`amount=500` is
 5 kr), where remit counted whole krónur before: each isk amount stored so far would be read as
 a hundredth of what it was, and a balance of 500 kr paid out as 5 kr. Rescaling them in place
-would rewrite the ledger's hash-chained history, so the upgrade stops instead, changing
-nothing, if any table holding amounts holds one in isk, until the operator decides
-(README, Upgrading) and sets REMIT_STORED_ISK_AMOUNTS=read-as-hundredths
-(`remit.storage.isk_amounts_guard`). A database with none passes, and nothing is recorded.
+would rewrite the ledger's hash-chained history, so the upgrade stops here instead, this
+migration changing nothing (those before it stay applied), if any table holding amounts holds
+one in isk, until the operator decides (README, Upgrading) and sets
+REMIT_STORED_ISK_AMOUNTS=read-as-hundredths (`remit.storage.isk_amounts_guard`). A database
+with none passes, and nothing is recorded.
 
 These are the tables with a currency at 0088, the ledger's accounts first: they are few (one
 per merchant, name and currency), and every isk payment captured moved money on one. The
