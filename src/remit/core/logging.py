@@ -162,8 +162,9 @@ def mask_card_numbers(text: str) -> str:
     digits or in more than 5 groups, joined to digits before it with no space, or followed
     with no space by digits that are neither its CVC nor an expiry."""
 
-    masked = mask_labelled_security_codes(_masked_digit_runs(text))
-    return mask_labelled_expiries_near_cards(masked)
+    masked = _masked_digit_runs(text)
+    masked, read = _labelled_security_codes_masked(masked, _as_labels_read(masked))
+    return _labelled_expiries_masked(masked, read)
 
 
 def _masked_digit_runs(text: str) -> str:
@@ -203,15 +204,17 @@ def _masked_run(match: re.Match[str]) -> tuple[str, "_Card | None"]:
 
 # One group typed after a card as a field: after a comma, semicolon, pipe or tab, as CSV files,
 # log formats and reprs put them (`4242424242424242,12,30,123`, `4242424242424242|12/2030|123`,
-# `"4242424242424242","12","2030","123"`, `('4242424242424242', 12, 2030, '123')`), each field
-# maybe quoted (the quote before the separator closing the field before, the one after it
+# `"4242424242424242","12","2030","123"`, `('4242424242424242', 12, 2030, '123')`), with
+# spaces after the separator or, after a comma, semicolon or pipe, tabs (`4242424242424242,\t123`),
+# each field maybe quoted (the quote before the separator closing the field before, the one after it
 # opening this one, which must close right after its digits), or after a slash
 # (`4242424242424242/1230/123`, `4242424242424242 123/12/30`); then an expiry written with a
 # slash (M/YY, MM/YY, MM/YYYY) or 2 to 4 digits, and no more: a field that goes on as a date,
 # time, decimal or word (`2026-12-07`, `12:30`, `12.50`, `30d`) is none. Separators, quotes and
 # digits share no character, and at most 3 steps are tried after a card: constant time.
 _TYPED_AFTER_STEP: Final = re.compile(
-    r"""(?:(?P<closing>["'])? *(?P<separator>[,;|\t]) *(?P<opening>["'])?| *(?P<slash>/) *)"""
+    r"""(?:(?P<closing>["'])? *(?P<separator>[,;|\t])(?:(?<=\t) *|(?<!\t)[ \t]*)"""
+    r"""(?P<opening>["'])?| *(?P<slash>/) *)"""
     r"(?P<field>(?P<month>0?[1-9]|1[0-2]) */ *(?P<year>(?:20)?[0-9]{2})|(?P<group>[0-9]{2,4}))"
     r"(?(opening)(?=(?P=opening))|(?![0-9a-zA-Z_]|[.:-][0-9]))"
 )
@@ -599,18 +602,8 @@ _SECURITY_CODE_FOLLOWS: Final = (
     rf"(?:(?:is|was|number|num|no|code|value|entered|provided|given){_SECURITY_CODE_SEPARATOR}+)"
     r"{0,2}"
 )
-# A CVC or expiry typed after a card as a field is masked `[cvc]` or `[expiry]` in its place
-# (`_typed_after_masked`), right after a separator (a space or a quote maybe between) and
-# before the next: that mask is no name for the field after it (`[card ****4242]\t[cvc]\t1999`,
-# `[card ****4242],[expiry],[expiry],1230` keep their amounts), as `card[cvc]=123`,
-# `{'[cvc]': '123'}` or `fields: [cvc]\t123` are.
-_NOT_A_FIELDS_MASK: Final = (
-    r"(?!(?:(?<=[,;|\t]\[{name})|(?<=[,;|\t][\"' ]\[{name})|(?<=[,;|\t] [\"']\[{name}))"
-    r"\][\"']? *[,;|\t])"
-)
 _LABELLED_SECURITY_CODE: Final = re.compile(
-    rf"({_SECURITY_CODE_NAME}{_NOT_A_FIELDS_MASK.format(name='cvc')}"
-    rf"{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS})"
+    rf"({_SECURITY_CODE_NAME}{_SECURITY_CODE_SEPARATOR}+{_SECURITY_CODE_FOLLOWS})"
     r"[0-9]{3,4}(?![0-9])",
     re.IGNORECASE | re.ASCII,
 )
@@ -620,12 +613,70 @@ def mask_labelled_security_codes(text: str) -> str:
     """`text` with each security code written after its name replaced, the name kept:
     `cvc=[cvc]`, with or without a card number near it (`mask_card_numbers` masks one typed
     right after a card number with it)."""
+    return _labelled_security_codes_masked(text, _as_labels_read(text))[0]
+
+
+def _labelled_security_codes_masked(text: str, read: str) -> tuple[str, str]:
+    """`text` and `read` (`_as_labels_read`) with the security codes that `read` has after
+    their names masked."""
     # Every name holds one of these: a text with none (most log lines) is told apart by
     # substring searches, many times faster than the regex's scan.
-    lowered = text.lower()
+    lowered = read.lower()
     if not ("cv" in lowered or "csc" in lowered or "cid" in lowered or "security" in lowered):
+        return text, read
+    edits = [
+        (code.end(1), code.end(), _CVC_MASK) for code in _LABELLED_SECURITY_CODE.finditer(read)
+    ]
+    return _edited(text, edits), _edited(read, edits)
+
+
+# A CVC or expiry typed after a card as a field is masked `[cvc]` or `[expiry]` in its place
+# (`_typed_after_masked`), right after a separator (any spaces and tabs, then maybe a quote,
+# between) and before the next: that mask is no name for the field after it
+# (`[card ****4242]\t  [cvc]\t  1999`, `[card ****4242],[expiry],[expiry],1230` keep their
+# amounts), as `card[cvc]=123`, `{'[cvc]': '123'}` or `fields: [cvc]\t123` are. Told by the text
+# before and after it, not by which pass wrote it, so that a text masked twice (a refusal
+# masked, then logged) comes out as it did the first time. What stands before it has no bound
+# on its length, which no lookbehind can check (`_stands_as_a_field` does).
+_FIELDS_MASK: Final = re.compile(r"\[(?:cvc|expiry)\](?=[\"']? *[,;|\t])", re.IGNORECASE)
+
+
+def _as_labels_read(text: str) -> str:
+    """`text` as the passes that mask a CVC or an expiry after its name read it: each mask of
+    a field (`_FIELDS_MASK`) with its name's letters replaced by `x`s, so that it is a word but
+    no name (`[card ****4242],  [xxxxxx],  [xxxxxx],  1230`). Of the same length as `text`,
+    for what those passes find in it to be masked at the same places in `text`."""
+    if "[" not in text:
         return text
-    return _LABELLED_SECURITY_CODE.sub(r"\1[cvc]", text)
+
+    def unnamed(mask: re.Match[str]) -> str:
+        if not _stands_as_a_field(text, mask.start()):
+            return mask.group(0)
+        return f"[{'x' * (len(mask.group(0)) - 2)}]"
+
+    return _FIELDS_MASK.sub(unnamed, text)
+
+
+def _stands_as_a_field(text: str, at: int) -> bool:
+    """Whether a separator stands before `at` in `text`, with only spaces and tabs and maybe a
+    quote between. In time linear in those spaces and tabs (which stand before no other
+    mask)."""
+    before = at - 1 if at > 0 and text[at - 1] in "\"'" else at
+    padded = before
+    while before > 0 and text[before - 1] in " \t":
+        before -= 1
+    return (before > 0 and text[before - 1] in ",;|") or "\t" in text[before:padded]
+
+
+def _edited(text: str, edits: Iterable[tuple[int, int, str]]) -> str:
+    """`text` with each of `edits` (start, end, what replaces what stands there), in order
+    and apart from each other, made."""
+    pieces, kept_from = [], 0
+    for start, end, replacement in edits:
+        pieces += [text[kept_from:start], replacement]
+        kept_from = end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
 
 
 # An expiry written after its name near a card number, as a sentence or a form gives it:
@@ -657,7 +708,7 @@ _EXPIRY_NAME: Final = (
     r"(?![a-z])"
 )
 _LABELLED_EXPIRY: Final = (
-    rf"(?P<name>{_EXPIRY_NAME}{_NOT_A_FIELDS_MASK.format(name='expiry')}"
+    rf"(?P<name>{_EXPIRY_NAME}"
     rf"(?:{_SECURITY_CODE_SEPARATOR}|[,.])*"
     rf"(?:(?:is|was|on){_SECURITY_CODE_SEPARATOR}+)?)"
     r"(?:(?:0?[1-9]|1[0-2])(?: */ *| *- *| +)(?:20)?[0-9]{2}|(?:0[1-9]|1[0-2])(?:20)?[0-9]{2})"
@@ -678,18 +729,32 @@ def mask_labelled_expiries_near_cards(text: str) -> str:
     """`text` with each expiry written after its name near a masked card number (`[card
     ****4242] exp 12/30`, `exp 12/30 [card ****4242]`) replaced, the name kept (`exp
     [expiry]`), and the CVC typed right after it too (`exp [expiry] [cvc]`)."""
-    if "[card ****" not in text:
+    return _labelled_expiries_masked(text, _as_labels_read(text))
+
+
+def _labelled_expiries_masked(text: str, read: str) -> str:
+    """`text` with the expiries that `read` (`_as_labels_read`) has after their names near a
+    masked card number masked, with the CVC typed right after them."""
+    if "[card ****" not in read:
         return text
-    lowered = text.lower()
+    lowered = read.lower()
     if "exp" not in lowered and "valid" not in lowered:
         return text
+    for labelled in (_LABELLED_EXPIRY_AFTER_CARD, _LABELLED_EXPIRY_BEFORE_CARD):
+        edits = list(itertools.chain.from_iterable(map(_expiry_edits, labelled.finditer(read))))
+        text, read = _edited(text, edits), _edited(read, edits)
+    return text
 
-    def replace(match: re.Match[str]) -> str:
-        cvc = f"{match.group('before_cvc')}[cvc]" if match.group("cvc") else ""
-        return f"{match.group('card')}{match.group('name')}[expiry]{cvc}"
 
-    masked = _LABELLED_EXPIRY_AFTER_CARD.sub(replace, text)
-    return _LABELLED_EXPIRY_BEFORE_CARD.sub(replace, masked)
+def _expiry_edits(match: re.Match[str]) -> list[tuple[int, int, str]]:
+    """Where an expiry after its name (`_LABELLED_EXPIRY`), and the CVC after it, stand in the
+    text, and their masks."""
+    if match.group("cvc") is None:
+        return [(match.end("name"), match.end(), _EXPIRY_MASK)]
+    return [
+        (match.end("name"), match.start("before_cvc"), _EXPIRY_MASK),
+        (match.start("cvc"), match.end("cvc"), _CVC_MASK),
+    ]
 
 
 _MASK: Final = "********"

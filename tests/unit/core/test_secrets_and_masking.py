@@ -14,6 +14,8 @@ from remit.core.logging import (
     configure_logging,
     luhn_valid,
     mask_card_numbers,
+    mask_labelled_expiries_near_cards,
+    mask_labelled_security_codes,
     mask_secrets,
     mask_url_credentials,
 )
@@ -841,12 +843,44 @@ def test_a_cvc_and_expiry_after_a_card_as_quoted_or_tab_separated_fields_are_mas
         (f"{PAN}\t123\t1999", "[card ****4242]\t[cvc]\t1999"),
         (f'"{PAN}"\t"123"\t"456"', '"[card ****4242]"\t"[cvc]"\t"456"'),
         (f"{PAN},12,30,1230,123", "[card ****4242],[expiry],[expiry],1230,123"),
+        # However much padding stands between a field's separator and its mask.
+        (f"{PAN},  12,  30,  1225,  usd", "[card ****4242],  [expiry],  [expiry],  1225,  usd"),
+        (f"{PAN},   123,   1999", "[card ****4242],   [cvc],   1999"),
+        (
+            f'{PAN},  "12",  "30",  "0950",  "usd"',
+            '[card ****4242],  "[expiry]",  "[expiry]",  "0950",  "usd"',
+        ),
+        (f"{PAN}\t  123\t  1999", "[card ****4242]\t  [cvc]\t  1999"),
+        (f'{PAN}\t  "123"\t  "1999"', '[card ****4242]\t  "[cvc]"\t  "1999"'),
+        (f"{PAN} \t 12 \t 30 \t 1230", "[card ****4242] \t [expiry] \t [expiry] \t 1230"),
+        (f"{PAN}|  '123'|  '1999'", "[card ****4242]|  '[cvc]'|  '1999'"),
+        # A tab after a comma, semicolon or pipe is padding too.
+        (f"{PAN},\t123,\t1999", "[card ****4242],\t[cvc],\t1999"),
+        (f"{PAN};\t 12;\t 30;\t 1230", "[card ****4242];\t [expiry];\t [expiry];\t 1230"),
+        (f"{PAN}|\t\t'123'|\t\t'1999'", "[card ****4242]|\t\t'[cvc]'|\t\t'1999'"),
     ],
 )
 def test_fields_after_a_card_keep_their_columns(text: str, masked: str) -> None:
     assert mask_card_numbers(text) == masked
     for separator in ",|\t":
         assert masked.count(separator) == text.count(separator)
+
+
+@pytest.mark.parametrize(
+    "masked",
+    [
+        "[card ****4242],[expiry],[expiry],1230,usd",
+        "[card ****4242],  [expiry],  [expiry],  1225,  usd",
+        "[card ****4242]\t  [cvc]\t  1999",
+        '[card ****4242],\t"[cvc]",\t"1999"',
+    ],
+)
+def test_a_text_whose_fields_are_masked_is_masked_again_unchanged(masked: str) -> None:
+    """A text masked once (a refusal) is masked again where it is logged: the masks of its
+    fields are no names for the fields after them, whatever pads them."""
+    assert mask_card_numbers(masked) == masked
+    assert mask_labelled_security_codes(masked) == masked
+    assert mask_labelled_expiries_near_cards(masked) == masked
 
 
 @pytest.mark.parametrize(
@@ -904,7 +938,7 @@ def test_a_card_in_a_csv_or_log_line_is_masked_with_its_cvc_and_expiry() -> None
         card = rng.choice(cards)
         cvc = "".join(rng.choice("0123456789") for _ in range(4 if len(card) == 15 else 3))
         month, year = f"{rng.randint(1, 12):02d}", f"{rng.randint(26, 40)}"
-        separator = rng.choice([",", ";", "|", "\t", ", ", " | "])
+        separator = rng.choice([",", ";", "|", "\t", ", ", " | ", ",   ", "\t  ", ",\t"])
         quote = rng.choice(["", "", '"', "'"])
         fields = rng.choice(
             [
