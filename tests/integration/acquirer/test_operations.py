@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remit.acquirer.domain import AuthorizationState, OperationKind
@@ -213,16 +213,20 @@ async def test_an_authorization_that_loses_the_race_on_its_reference_replays_the
     # loser's statement waits on the unique index and its snapshot never sees the winner.
     request = authorization_request(reference="raced-auth")
     winner, held = service._decide_authorization(request, request.fingerprint())
+    written = asyncio.Event()
     release = asyncio.Event()
 
     async def win() -> None:
         async with acquirer_engine.begin() as db:
             outcome = await SqlAcquirerRepository(db).record_authorization(winner, held)
             assert outcome.recorded
+            written.set()
             await release.wait()
 
     holding = asyncio.create_task(win())
-    await _until_a_session_holds_the_reference(acquirer_engine)
+    # Told by the winner itself once its writes are done: a session seen idle in its
+    # transaction may be between two of them, before the reference is held.
+    await _until_written(written, holding)
     loser = authorization_request(reference="raced-auth", amount_minor=1000 if same_request else 7)
     losing = asyncio.create_task(service.authorize(loser))
     await until_a_session_waits_on_a_lock(acquirer_engine, contender=losing)
@@ -241,22 +245,14 @@ async def test_an_authorization_that_loses_the_race_on_its_reference_replays_the
     assert await _count(acquirer_engine, authorizations) == 1
 
 
-async def _until_a_session_holds_the_reference(engine: AsyncEngine) -> None:
-    deadline = asyncio.get_running_loop().time() + 30  # only a winner that never writes
-    while asyncio.get_running_loop().time() < deadline:
-        async with engine.begin() as db:
-            holding = (
-                await db.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND state = 'idle in transaction'"
-                    )
-                )
-            ).scalar_one()
-        if holding:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the winner never wrote its operation")
+async def _until_written(written: asyncio.Event, winner: "asyncio.Task[None]") -> None:
+    waiting = asyncio.create_task(written.wait())
+    done, _ = await asyncio.wait({waiting, winner}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if waiting not in done:
+        waiting.cancel()
+        if winner.done():
+            winner.result()  # raises what stopped the winner
+        raise AssertionError("the winner never wrote its operation")
 
 
 async def test_fifty_concurrent_identical_captures_capture_once(
