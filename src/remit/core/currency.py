@@ -105,8 +105,10 @@ def minor_unit_exponent(currency: str) -> int:
 
 # What an amount must be a multiple of, in minor units, where that is more than 1 (a currency
 # not listed here: any whole number of minor units).
+# A three-decimal currency is charged in hundredths, so its step follows from its exponent: a
+# three-decimal currency added above needs no entry of its own here.
 CHARGE_STEPS: Final[Mapping[str, int]] = MappingProxyType(
-    {"isk": 100, "bhd": 10, "jod": 10, "kwd": 10, "omr": 10, "tnd": 10}
+    {"isk": 100} | {code: 10 for code, exponent in SUPPORTED_CURRENCIES.items() if exponent == 3}
 )
 PAYOUT_STEPS: Final[Mapping[str, int]] = MappingProxyType({"huf": 100, "isk": 100, "twd": 100})
 
@@ -134,13 +136,18 @@ def require_whole_charge_amount(amount_minor: int, currency: str, param: str) ->
         raise fractional_charge_amount(amount_minor, currency, param)
 
 
+def nearest_multiples(amount_minor: int, step: int) -> str:
+    """The multiples of `step` either side of `amount_minor` (the positive ones), for a refusal's
+    message: "5120 or 5130"."""
+    lower = amount_minor - amount_minor % step
+    return " or ".join(str(near) for near in (lower, lower + step) if near > 0)
+
+
 def fractional_charge_amount(amount_minor: int, currency: str, param: str) -> RemitError:
     step = charge_amount_step(currency)
-    lower = amount_minor - amount_minor % step
-    nearest = " or ".join(str(near) for near in (lower, lower + step) if near > 0)
     return invalid(
         f"Invalid {param} ({amount_minor}): an amount in {currency} must be a multiple of "
-        f"{step}, such as {nearest}.",
+        f"{step}, such as {nearest_multiples(amount_minor, step)}.",
         param,
         code=FRACTIONAL_CHARGE_AMOUNT,
     )

@@ -36,7 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from remit.accounts.tables import accounts
-from remit.core.currency import PAYOUT_STEPS, SUPPORTED_CURRENCIES, payout_amount_step
+from remit.core.currency import (
+    PAYOUT_STEPS,
+    SUPPORTED_CURRENCIES,
+    nearest_multiples,
+    payout_amount_step,
+)
 from remit.core.errors import ErrorKind, echoed, not_found
 from remit.core.ids import new_id
 from remit.core.metadata import updated_metadata
@@ -213,11 +218,9 @@ async def create_payout(
         raise ledger_invalid(f"Invalid currency: {currency}.", "currency", code="invalid_currency")
     step = payout_amount_step(currency)
     if amount % step:
-        lower = amount - amount % step
-        nearest = " or ".join(str(near) for near in (lower, lower + step) if near > 0)
         raise ledger_invalid(
             f"Invalid amount ({amount}): a payout in {currency} must be a multiple of {step} "
-            f"(whole units of the currency), such as {nearest}.",
+            f"(whole units of the currency), such as {nearest_multiples(amount, step)}.",
             "amount",
         )
     _refuse_invalid_descriptor(statement_descriptor)
