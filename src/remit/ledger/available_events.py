@@ -18,9 +18,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.accounts.repository import SqlAccountRepository
-from remit.core.errors import not_found
 from remit.ledger import events
+from remit.ledger.accounts import account_for
 from remit.ledger.balances import balance_of, read_balance_accounts
 from remit.ledger.messages import balance_message
 
@@ -32,7 +31,9 @@ async def announce_available(db: AsyncConnection, account_id: str, now: datetime
     # After a move the account has ledger accounts, whose currencies the balance shows: the
     # default currency, shown only by an account without any, is then not read (one statement
     # less in the transaction of the move).
-    default = accounts[0].currency if accounts else await _default_currency(db, account_id)
+    default = (
+        accounts[0].currency if accounts else (await account_for(db, account_id)).default_currency
+    )
     balance = balance_of(accounts, default)
     await events.record_event(
         db,
@@ -42,10 +43,3 @@ async def announce_available(db: AsyncConnection, account_id: str, now: datetime
         object_id=None,
         now=now,
     )
-
-
-async def _default_currency(db: AsyncConnection, account_id: str) -> str:
-    account = await SqlAccountRepository(db).get_account(account_id)
-    if account is None:
-        raise not_found("account", account_id, param="account")
-    return account.default_currency

@@ -63,8 +63,6 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from remit.accounts.domain import Account
-from remit.accounts.repository import SqlAccountRepository
 from remit.core.errors import ErrorKind, not_found
 from remit.core.ids import new_id
 from remit.ledger import journal
@@ -113,13 +111,6 @@ def _postings(*legs: tuple[str, int, str]) -> tuple[Posting, ...]:
 def _positive(amount_minor: int, param: str) -> None:
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor <= 0:
         raise ledger_invalid(f"{param} must be a positive integer in minor units.", param)
-
-
-async def account_for(db: AsyncConnection, account_id: str) -> Account:
-    account = await SqlAccountRepository(db).get_account(account_id)
-    if account is None:
-        raise not_found("account", account_id, param="account")
-    return account
 
 
 def _differs(what: str, object_id: str) -> LedgerError:

@@ -30,6 +30,7 @@ from remit.ledger import (
     reconciliation_runs,
     settlement_report,
 )
+from remit.ledger.accounts import account_for
 from remit.ledger.anchoring import CheckpointFile, write_checkpoints
 from remit.ledger.balance_range import balances_in_range
 from remit.ledger.balance_repository import BalanceRepository, TimeRange
@@ -51,7 +52,6 @@ from remit.ledger.objects import (
     PayoutMethod,
     PayoutStatus,
 )
-from remit.ledger.postings import account_for
 from remit.ledger.reconcile import AcquirerAnswer, Reconciliation, RowStatus, SettledItem
 from remit.ledger.reconciliation_pages import RowCursor, RowsPage
 from remit.ledger.reconciliation_runs import ReconciliationRun
