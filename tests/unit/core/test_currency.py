@@ -60,13 +60,6 @@ _STORED_EXPONENTS = {
 }  # fmt: skip
 
 
-# isk amounts stored before exponent 2 were whole krónur; the upgrade to it stops on them
-# (`remit.storage.isk_amounts_guard`). Another exponent for isk needs another such guard.
-def test_isk_is_counted_in_hundredths_as_stored_since_the_guard() -> None:
-    assert SUPPORTED_CURRENCIES["isk"] == 2
-    assert _STORED_EXPONENTS["isk"] == 2
-
-
 def test_no_currency_changes_the_exponent_its_amounts_are_stored_with() -> None:
     changed = {
         currency: (exponent, SUPPORTED_CURRENCIES.get(currency))

@@ -779,8 +779,9 @@ def test_a_form_body_logged_with_its_cvc_reaches_the_log_without_it(
 def test_a_cvc_and_expiry_after_a_card_with_other_separators_are_masked_with_it(
     text: str, masked: str
 ) -> None:
-    assert mask_card_numbers(text) == masked
-    assert "123" not in masked
+    got = mask_card_numbers(text)
+    assert got == masked
+    assert "123" not in got
 
 
 def _csv_row(fields: list[str], *, quote_all: bool) -> str:
@@ -861,9 +862,10 @@ def test_a_cvc_and_expiry_after_a_card_as_quoted_or_tab_separated_fields_are_mas
     ],
 )
 def test_fields_after_a_card_keep_their_columns(text: str, masked: str) -> None:
-    assert mask_card_numbers(text) == masked
+    got = mask_card_numbers(text)
+    assert got == masked
     for separator in ",|\t":
-        assert masked.count(separator) == text.count(separator)
+        assert got.count(separator) == text.count(separator)
 
 
 @pytest.mark.parametrize(
