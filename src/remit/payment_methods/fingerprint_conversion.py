@@ -32,7 +32,7 @@ tells the shared fingerprint of a card, only whether the one held is it.
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,14 +68,12 @@ class ConversionCounts:
     rules: int = 0
 
     def __add__(self, other: "ConversionCounts") -> "ConversionCounts":
+        # Field by field by name, so a count added to the class is summed without a line here.
         return ConversionCounts(
-            self.checked + other.checked,
-            self.converted + other.converted,
-            self.pending + other.pending,
-            self.unknown + other.unknown,
-            self.list_items + other.list_items,
-            self.charges + other.charges,
-            self.rules + other.rules,
+            **{
+                field.name: getattr(self, field.name) + getattr(other, field.name)
+                for field in fields(self)
+            }
         )
 
 
@@ -159,6 +157,10 @@ class FingerprintConversion:
             else:
                 unknown += 1
         changed = [row for row in checked if row[1] != row[2]]
+        if not checked:
+            # Nothing the vault confirmed (every card pending or unanswerable), so nothing to
+            # write: no transaction.
+            return ConversionCounts(checked=len(rows), pending=pending, unknown=unknown)
         async with self._core.begin() as db:
             await SqlPaymentMethodRepository(db).record_account_fingerprints(
                 table, account_id, checked
@@ -173,4 +175,12 @@ class FingerprintConversion:
                 if table == "payment_methods"
                 else 0
             )
-        return ConversionCounts(len(rows), len(changed), pending, unknown, items, charges, rules)
+        return ConversionCounts(
+            checked=len(rows),
+            converted=len(changed),
+            pending=pending,
+            unknown=unknown,
+            list_items=items,
+            charges=charges,
+            rules=rules,
+        )

@@ -914,13 +914,6 @@ class PaymentMethodsService:
         return found
 
 
-def _by_card(keyed: Keyed[T] | None, card: VaultCard) -> Keyed[T] | None:
-    """The keyed call identified by its card (`_call_by_card`)."""
-    if keyed is None:
-        return None
-    return replace(keyed, call=_call_by_card(keyed.call, card))
-
-
 def _call_by_card(call: KeyedCall, card: VaultCard, *, fingerprint: str | None = None) -> KeyedCall:
     """The call identified by its card: fingerprint (the card's, unless another is given) and
     expiry stand in for the vault token, which is new each time the facade tokenizes the same
