@@ -65,17 +65,6 @@ async def replace_rule_fingerprints(
             continue
         saved = replace(rule, predicate=predicate, version=(rule.version or 0) + 1)
         await repo.save(saved)
-        await history.record(
-            db,
-            account_id=account_id,
-            actor=NOBODY_NAMED,
-            object_type=history.RULE,
-            object_id=rule.id,
-            action=ChangeAction.UPDATED,
-            at=at,
-            before=history.rule_state(rule),
-            after=history.rule_state(saved),
-            rule_version=saved.version,
-        )
+        await history.record_rule(db, NOBODY_NAMED, ChangeAction.UPDATED, rule, saved, at=at)
         changed += 1
     return changed

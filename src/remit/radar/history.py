@@ -132,6 +132,33 @@ async def record(
     )
 
 
+async def record_rule(
+    db: AsyncConnection,
+    actor: Actor,
+    action: ChangeAction,
+    before: Rule | None,
+    after: Rule | None,
+    *,
+    at: datetime,
+) -> None:
+    """Record a rule's creation (no `before`), change or deletion (no `after`), at the version
+    it then has."""
+    rule = after or before
+    assert rule is not None
+    await record(
+        db,
+        account_id=rule.account_id,
+        actor=actor,
+        object_type=RULE,
+        object_id=rule.id,
+        action=action,
+        at=at,
+        before=None if before is None else rule_state(before),
+        after=None if after is None else rule_state(after),
+        rule_version=rule.version,
+    )
+
+
 def _change(row: Any) -> Change:
     m = row._mapping
     return Change(

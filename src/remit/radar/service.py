@@ -579,20 +579,7 @@ class RadarService:
         before: Rule | None,
         after: Rule | None,
     ) -> None:
-        rule = after or before
-        assert rule is not None
-        await history.record(
-            db,
-            account_id=rule.account_id,
-            actor=actor,
-            object_type=history.RULE,
-            object_id=rule.id,
-            action=action,
-            at=self._now(),
-            before=None if before is None else history.rule_state(before),
-            after=None if after is None else history.rule_state(after),
-            rule_version=rule.version,
-        )
+        await history.record_rule(db, actor, action, before, after, at=self._now())
 
     async def _record_item(
         self, db: AsyncConnection, actor: Actor, action: ChangeAction, item: ValueListItem
